@@ -1,0 +1,58 @@
+"""LLaVA (CLIP vision tower + Llama-family decoder); llava_next / llava_onevision share the paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Adapter
+
+LLAMA_CHAT = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] == 'system' %}SYSTEM: {% elif message['role'] == 'user' %}USER: {% else %}ASSISTANT: {% endif %}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' %}<image>\n"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}\n{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+
+class LlavaAdapter(Adapter):
+    family = "llava"
+    model_types = ("llava", "llava_next", "llava_onevision")
+
+    @staticmethod
+    def tiny(model_type: str = "llava", **sizes: int) -> tuple[Any, Any]:
+        """Config and processor of a tiny LLaVA: 28×28 image, patch 14 → 4 image tokens."""
+        from transformers import CLIPImageProcessor, LlavaConfig, LlavaProcessor
+
+        from ..tiny_tokenizer import fast_tokenizer
+
+        tokenizer = fast_tokenizer(["<image>"], chat_template=LLAMA_CHAT, bos="<s>", eos="</s>", pad="<pad>")
+        ids = tokenizer.convert_tokens_to_ids
+        config = LlavaConfig(
+            vision_config=dict(
+                model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=2, image_size=28, patch_size=14, projection_dim=32,
+            ),
+            text_config=dict(
+                model_type="llama", vocab_size=len(tokenizer), hidden_size=sizes.get("hidden_size", 64),
+                intermediate_size=sizes.get("intermediate_size", 128),
+                num_hidden_layers=sizes.get("num_hidden_layers", 3),
+                num_attention_heads=sizes.get("num_attention_heads", 4),
+                num_key_value_heads=sizes.get("num_key_value_heads", 2), max_position_embeddings=512,
+                bos_token_id=ids("<s>"), eos_token_id=ids("</s>"), pad_token_id=ids("<pad>"),
+            ),
+            image_token_index=ids("<image>"),
+            image_seq_length=4,
+            vision_feature_layer=-1,
+            vision_feature_select_strategy="default",
+        )
+        processor = LlavaProcessor(
+            image_processor=CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}),
+            tokenizer=tokenizer,
+            patch_size=14,
+            vision_feature_select_strategy="default",
+            num_additional_image_tokens=1,
+            chat_template=LLAMA_CHAT,
+        )
+        return config, processor

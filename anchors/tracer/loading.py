@@ -1,0 +1,86 @@
+"""Load a model (Hub id or local folder) as an nnsight model plus its adapter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .adapters import ATTENTION_IMPLEMENTATIONS, Adapter, AdapterError, adapter_class, hf_module
+
+
+@dataclass
+class LoadedModel:
+    """The nnsight model, its adapter and what is needed to reproduce the load."""
+
+    model: Any
+    adapter: Adapter
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The plain Hugging Face module (for reference computations with hooks)."""
+        return hf_module(self.model)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+
+def _check_attention(attn_implementation: str) -> None:
+    if attn_implementation not in ATTENTION_IMPLEMENTATIONS:
+        raise AdapterError(
+            f"attn_implementation={attn_implementation!r} is not supported: attention knockout edits the 4-D "
+            f"attention mask, which only {' and '.join(ATTENTION_IMPLEMENTATIONS)} receive "
+            "(flash attention gets a 2-D padding mask or None). Use 'eager' or 'sdpa'."
+        )
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    dtype: torch.dtype | str = torch.float32,
+    device_map: str | dict | None = None,
+    attn_implementation: str = "eager",
+    revision: str | None = None,
+) -> LoadedModel:
+    """Load e.g. ``"Qwen/Qwen2.5-VL-7B-Instruct"`` or a local folder for tracing.
+
+    Vision-language checkpoints load through nnsight's transformers wrapper with
+    ``task="image-text-to-text"`` and their processor; text-only ones with their tokenizer.
+    The attention implementation is pinned and verified after loading.
+    """
+    from nnsight import LanguageModel, TransformersModel
+    from transformers import AutoConfig, AutoProcessor, AutoTokenizer
+
+    _check_attention(attn_implementation)
+    config = AutoConfig.from_pretrained(name_or_path, revision=revision)
+    cls = adapter_class(config.model_type)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    kwargs: dict[str, Any] = dict(dtype=dtype, attn_implementation=attn_implementation, revision=revision, dispatch=True)
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    if cls.multimodal:
+        processor = AutoProcessor.from_pretrained(name_or_path, revision=revision)
+        model = TransformersModel(name_or_path, task="image-text-to-text", processor=processor, **kwargs)
+    else:
+        processor = AutoTokenizer.from_pretrained(name_or_path, revision=revision)
+        model = LanguageModel(name_or_path, tokenizer=processor, **kwargs)
+    module = hf_module(model)
+    module.eval()
+    adapter = cls(module.config, processor)
+    adapter.check(module)
+    actual = module.config.get_text_config()._attn_implementation
+    if actual != attn_implementation:
+        raise AdapterError(f"asked for attn_implementation={attn_implementation!r} but the model uses {actual!r}")
+    provenance = {
+        "model": str(name_or_path),
+        "revision": revision or getattr(module.config, "_commit_hash", None) or "local",
+        "model_type": config.model_type,
+        "adapter": adapter.family,
+        "attn_implementation": attn_implementation,
+        "dtype": str(dtype).removeprefix("torch."),
+    }
+    return LoadedModel(model=model, adapter=adapter, provenance=provenance)
