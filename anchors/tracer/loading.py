@@ -51,7 +51,7 @@ def load_model(
     ``task="image-text-to-text"`` and their processor; text-only ones with their tokenizer.
     The attention implementation is pinned and verified after loading.
     """
-    from nnsight import LanguageModel, TransformersModel
+    from nnsight import TransformersModel
     from transformers import AutoConfig, AutoProcessor, AutoTokenizer
 
     _check_attention(attn_implementation)
@@ -67,7 +67,7 @@ def load_model(
         model = TransformersModel(name_or_path, task="image-text-to-text", processor=processor, **kwargs)
     else:
         processor = AutoTokenizer.from_pretrained(name_or_path, revision=revision)
-        model = LanguageModel(name_or_path, tokenizer=processor, **kwargs)
+        model = TransformersModel(name_or_path, task="text-generation", tokenizer=processor, **kwargs)
     module = hf_module(model)
     module.eval()
     adapter = cls(module.config, processor)

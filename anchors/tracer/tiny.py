@@ -18,6 +18,9 @@ from .loading import LoadedModel, load_model
 def build_tiny(model_type: str, folder: str | Path, seed: int = 0, **sizes: int) -> Path:
     """Write a tiny ``model_type`` checkpoint with its processor to ``folder``."""
     from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     cls = adapter_class(model_type)
     config, processor = cls.tiny(model_type, **sizes)

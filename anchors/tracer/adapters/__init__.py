@@ -36,6 +36,7 @@ def adapter_for(config: Any, processor: Any) -> Adapter:
 
 
 __all__ = [
-    "ADAPTERS", "ATTENTION_IMPLEMENTATIONS", "Adapter", "AdapterError", "Shape", "TINY_MODEL_TYPES",
+    "ADAPTERS", "ATTENTION_IMPLEMENTATIONS", "Adapter", "Gemma3Adapter", "InternVLAdapter", "LlavaAdapter",
+    "QwenVLAdapter", "TextAdapter", "AdapterError", "Shape", "TINY_MODEL_TYPES",
     "adapter_class", "adapter_for", "hf_module", "resolve",
 ]

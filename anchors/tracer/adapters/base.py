@@ -64,7 +64,11 @@ class Adapter:
     attention_name: ClassVar[str] = "self_attn"
     out_proj_name: ClassVar[str] = "o_proj"
     mid_norm_name: ClassVar[str] = "post_attention_layernorm"
+    # The module whose output the layer adds to the residual as "the attention output".
+    attn_out_name: ClassVar[str] = "self_attn"
     mlp_name: ClassVar[str] = "mlp"
+    # Whether the model's own forward applies the config's final logit soft-cap.
+    applies_final_softcap: ClassVar[bool] = True
 
     def __init__(self, config: Any, processor: Any) -> None:
         self.config = config
@@ -79,9 +83,8 @@ class Adapter:
             hidden_size=text.hidden_size,
             vocab_size=text.vocab_size,
         )
-        self.logit_softcap: float | None = getattr(text, "final_logit_softcapping", None) or getattr(
-            config, "final_logit_softcapping", None
-        )
+        softcap = getattr(text, "final_logit_softcapping", None) or getattr(config, "final_logit_softcapping", None)
+        self.logit_softcap: float | None = softcap if self.applies_final_softcap else None
 
     # -- tokens -------------------------------------------------------------------------------
     @property
@@ -117,6 +120,10 @@ class Adapter:
         """The module whose *input* is the residual stream after the attention sublayer."""
         return getattr(self.layer(root, index), self.mid_norm_name)
 
+    def attn_out(self, root: Any, index: int) -> Any:
+        """The module whose (first) output is the attention sublayer's residual update."""
+        return getattr(self.layer(root, index), self.attn_out_name)
+
     def mlp(self, root: Any, index: int) -> Any:
         return getattr(self.layer(root, index), self.mlp_name)
 
@@ -136,6 +143,24 @@ class Adapter:
     def out_proj_bias(self, root: Any, index: int) -> torch.Tensor | None:
         module = getattr(getattr(self.layers(hf_module(root))[index], self.attention_name), self.out_proj_name)
         return module.bias
+
+    def lens_logits(self, root: Any, residual: torch.Tensor, token_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Logit lens (Eq 1): final norm, then unembedding restricted to ``token_ids`` (all if None).
+
+        Pure torch on ``residual`` (..., hidden); never materialises the full vocabulary when ids
+        are given. Applies the family's final logit soft-cap where the config sets one.
+        """
+        normed = self.final_norm(root)(residual)
+        weight = self.unembed_weight(root)
+        if token_ids is not None:
+            weight = weight[token_ids]
+        logits = normed @ weight.T.to(normed.dtype)
+        bias = resolve(hf_module(root), self.unembed_path).bias
+        if bias is not None:
+            logits = logits + (bias if token_ids is None else bias[token_ids])
+        if self.logit_softcap:
+            logits = torch.tanh(logits / self.logit_softcap) * self.logit_softcap
+        return logits
 
     # -- prompts ------------------------------------------------------------------------------
     def messages(self, user_text: str, has_image: bool, system: str | None) -> list[dict]:

@@ -22,6 +22,10 @@ class Gemma3Adapter(Adapter):
     # Gemma3 normalises the attention output (post_attention_layernorm) before adding it to the
     # residual; the residual after attention is the input of the pre-MLP norm.
     mid_norm_name = "pre_feedforward_layernorm"
+    attn_out_name = "post_attention_layernorm"
+    # Gemma3ForConditionalGeneration (transformers 5) returns un-capped logits even when the text
+    # config sets final_logit_softcapping (only Gemma3ForCausalLM caps); the lens mirrors the model.
+    applies_final_softcap = False
 
     def processor_kwargs(self) -> dict[str, Any]:
         # token_type_ids mark image tokens, which attend bidirectionally among themselves.
@@ -33,7 +37,7 @@ class Gemma3Adapter(Adapter):
 
     @staticmethod
     def tiny(model_type: str = "gemma3", **sizes: int) -> tuple[Any, Any]:
-        """Config and processor of a tiny Gemma 3: 28×28 image, patch 14 → 4 image tokens, soft-cap 30."""
+        """Config and processor of a tiny Gemma 3: 28×28 image, patch 14 → 4 image tokens."""
         from transformers import Gemma3Config, Gemma3ImageProcessor, Gemma3Processor
 
         from ..tiny_tokenizer import fast_tokenizer
@@ -51,7 +55,7 @@ class Gemma3Adapter(Adapter):
                 num_hidden_layers=sizes.get("num_hidden_layers", 3),
                 num_attention_heads=sizes.get("num_attention_heads", 4),
                 num_key_value_heads=sizes.get("num_key_value_heads", 2), head_dim=16, query_pre_attn_scalar=16,
-                max_position_embeddings=512, sliding_window=512, final_logit_softcapping=30.0,
+                max_position_embeddings=512, sliding_window=512, final_logit_softcapping=30.0,  # ignored by the VLM
                 bos_token_id=ids("<bos>"), eos_token_id=ids("<eos>"), pad_token_id=ids("<pad>"),
             ),
             vision_config=dict(
