@@ -162,6 +162,14 @@ class Adapter:
             logits = torch.tanh(logits / self.logit_softcap) * self.logit_softcap
         return logits
 
+    def head_contributions(self, root: Any, index: int, z: torch.Tensor) -> torch.Tensor:
+        """Each head's update to the residual stream, (..., heads, hidden), from the o_proj input
+        ``z`` (..., heads·head_dim) at the positions read (Eq 9). Summed over heads, plus the
+        o_proj bias, this is the attention update ``attn_out``."""
+        weight = self.out_proj_weight(root, index).unflatten(1, (self.shape.n_heads, self.shape.head_dim))
+        z = z.unflatten(-1, (self.shape.n_heads, self.shape.head_dim))
+        return torch.einsum("...hd,ohd->...ho", z, weight.to(z.dtype))
+
     # -- prompts ------------------------------------------------------------------------------
     def messages(self, user_text: str, has_image: bool, system: str | None) -> list[dict]:
         """Chat messages in the processor's content-list format, image first."""

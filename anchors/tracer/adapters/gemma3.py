@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Adapter
+import torch
+
+from .base import Adapter, hf_module
 
 GEMMA_CHAT = (
     "{{ bos_token }}{% for message in messages %}"
@@ -30,6 +32,16 @@ class Gemma3Adapter(Adapter):
     def processor_kwargs(self) -> dict[str, Any]:
         # token_type_ids mark image tokens, which attend bidirectionally among themselves.
         return {"return_token_type_ids": True}
+
+    def head_contributions(self, root: Any, index: int, z: torch.Tensor) -> torch.Tensor:
+        """Gemma3 normalises the attention output (RMSNorm with weight 1 + w) before adding it; with
+        the normaliser's scale taken from the whole attention output the map is linear, so the
+        heads' shares still sum exactly to the residual update."""
+        heads = super().head_contributions(root, index, z)
+        norm = getattr(self.layers(hf_module(root))[index], self.attn_out_name)
+        total = heads.sum(-2, keepdim=True).float()
+        scale = torch.rsqrt(total.pow(2).mean(-1, keepdim=True) + norm.eps) * (1.0 + norm.weight.float())
+        return (heads.float() * scale).to(heads.dtype)
 
     def batch_images(self, images: list[Any] | None) -> Any:
         # Gemma3's processor pairs a list of images with each prompt.
