@@ -1,0 +1,75 @@
+"""NSSD, LDAR, MFR and top-k readouts on hand-computed cases, with sign conventions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from anchors.readouts.metrics import (
+    answer_from_text, compliant_probability, decide, ldar, margin, modality_following_ratio, nssd,
+    synchronisation_rate, topk_readout,
+)
+from anchors.tracer.run import DictionaryError, Subspaces
+
+
+@pytest.fixture
+def space():
+    # union ids [5, 7, 9]; sample 0: compliant {5}, competing {7}; 9 (another sample's) is outside
+    return Subspaces(torch.tensor([5, 7, 9]), torch.tensor([[True, False, False]]), torch.tensor([[False, True, False]]))
+
+
+def test_nssd_hand_computed(space):
+    before = torch.tensor([[math.log(3.0), 0.0, 10.0]])  # P̂ = (0.75, 0.25); id 9 ignored
+    after = torch.tensor([[0.0, 0.0, -3.0]])  # P̂ = (0.5, 0.5)
+    expected = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert compliant_probability(before, space).item() == pytest.approx(0.75)
+    value = nssd(before, after, space).item()
+    assert value == pytest.approx(-expected, abs=1e-7)  # float32 inputs; compliant mass fell → negative
+    assert nssd(after, before, space).item() > 0  # and the reverse is positive
+    assert nssd(before, before, space).item() == 0.0
+
+
+def test_nssd_ignores_logits_outside_the_subspace(space):
+    before = torch.tensor([[1.0, 0.0, 0.0]])
+    after = torch.tensor([[1.0, 0.0, 50.0]])
+    assert nssd(before, after, space).item() == 0.0
+
+
+def test_dictionaries_that_overlap_or_are_empty_are_refused():
+    with pytest.raises(DictionaryError, match="sample s3: compliant and competing dictionaries share token ids \\[4\\]"):
+        Subspaces.from_ids(["s3"], [[4, 5]], [[4]])
+    with pytest.raises(DictionaryError, match="sample s4: field 'competing_ids' is empty"):
+        Subspaces.from_ids(["s4"], [[4]], [[]])
+
+
+def test_topk_readout_respects_validity_and_k():
+    per_position = torch.tensor([[[1.0, 0.0], [3.0, 5.0], [2.0, 9.0]], [[4.0, 1.0], [0.0, 0.0], [0.0, 0.0]]])
+    valid = torch.tensor([[True, True, True], [True, False, False]])
+    out = topk_readout(per_position, valid, 2)
+    assert out.tolist() == [[2.5, 7.0], [4.0, 1.0]]
+    assert margin(out).tolist() == [-4.5, 3.0]
+
+
+def test_decide_and_mfr():
+    space = Subspaces.from_ids(["a", "b", "c"], [[5], [5], [5]], [[7], [7], [7]])
+    answers = decide(torch.tensor([5, 7, 11]), space)
+    assert answers == ["compliant", "competing", "other"]
+    assert modality_following_ratio(answers) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError):
+        modality_following_ratio([])
+
+
+def test_answer_from_text():
+    assert answer_from_text("It is Crimson.", ["red", "crimson"], ["blue"]) == "compliant"
+    assert answer_from_text("blue, not red", ["red"], ["blue"]) == "competing"
+    assert answer_from_text("reddish", ["red"], ["blue"]) == "other"
+
+
+def test_ldar_and_synchronisation():
+    layer_margin = torch.tensor([[-1.0, 2.0], [1.0, 3.0], [-2.0, -1.0], [0.5, -0.5]])
+    final = torch.tensor([1.0, 1.0, -1.0, 1.0])
+    assert ldar(layer_margin, final).tolist() == [0.75, 0.75]
+    generated = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])
+    assert synchronisation_rate(layer_margin, generated).tolist() == [0.5, 0.75]
