@@ -51,3 +51,70 @@ def run_hooked(module: torch.nn.Module, adapter: Adapter, inputs: Any) -> tuple[
     with torch.no_grad(), hooked(module, adapter) as store:
         logits = module(**inputs).logits
     return store, logits
+
+
+def reference_mask(mask, roles: list[list[str]], source: set[str], target: set[str], dtype) -> torch.Tensor:
+    """The knockout mask built element by element (loops, no vectorised shortcut)."""
+    batch = len(roles)
+    length = len(roles[0])
+    if mask is None:
+        allowed = torch.zeros(batch, 1, length, length, dtype=torch.bool)
+        for b in range(batch):
+            for q in range(length):
+                for k in range(q + 1):
+                    allowed[b, 0, q, k] = True
+        mask = allowed
+    new = mask.clone().expand(batch, -1, -1, -1).clone()
+    for b in range(batch):
+        for q in range(length):
+            if roles[b][q] not in target:
+                continue
+            for k in range(length):
+                if roles[b][k] in source:
+                    new[b, 0, q, k] = False if new.dtype == torch.bool else torch.finfo(dtype).min
+    return new
+
+
+@contextmanager
+def knockout_hooks(module, adapter: Adapter, layers, roles, source, target) -> Iterator[None]:
+    def hook(mod, args, kwargs):
+        kwargs = dict(kwargs)
+        kwargs["attention_mask"] = reference_mask(kwargs.get("attention_mask"), roles, source, target,
+                                                  kwargs["hidden_states"].dtype)
+        return args, kwargs
+
+    handles = [adapter.attention(module, i).register_forward_pre_hook(hook, with_kwargs=True) for i in layers]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def head_scale_hooks(module, adapter: Adapter, layer: int, heads, alpha: float, positions) -> Iterator[None]:
+    d = adapter.shape.head_dim
+
+    def hook(mod, args, kwargs):
+        z = (args[0] if args else kwargs["hidden_states"]).clone()
+        for b, t in positions:
+            for h in heads:
+                z[b, t, h * d:(h + 1) * d] = z[b, t, h * d:(h + 1) * d] * alpha
+        return (z,) + tuple(args[1:]), kwargs
+
+    handle = adapter.out_proj(module, layer).register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def reference_subspace_logits(adapter: Adapter, module, hidden: torch.Tensor, positions, compliant, competing):
+    """(B, P, 2) subspace max logits at explicit positions, one sample at a time."""
+    out = torch.zeros(len(positions), max(len(p) for p in positions), 2)
+    with torch.no_grad():
+        for b, row in enumerate(positions):
+            logits = adapter.lens_logits(module, hidden[b, row])
+            out[b, : len(row), 0] = logits[:, compliant[b]].amax(-1)
+            out[b, : len(row), 1] = logits[:, competing[b]].amax(-1)
+    return out

@@ -1,0 +1,161 @@
+"""Knockout, head scaling and the logit-lens readouts of ``trace_batch`` checked against plain
+PyTorch hooks and element-wise reference computations (not nnsight). Tolerance 1e-5."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from anchors.interventions import HeadScale, Knockout, from_json, to_json
+from anchors.interventions.specs import expand_role
+from anchors.tracer.roles import ROLES, encode_batch
+from anchors.tracer.run import Subspaces, trace_batch
+
+from .helpers import prompts
+from .reference import (
+    head_scale_hooks, knockout_hooks, reference_subspace_logits, run_hooked,
+)
+
+TOL = 1e-5
+COMPLIANT = list(range(10, 60))
+COMPETING = list(range(60, 110))
+
+
+def _setup(tiny, n):
+    batch = encode_batch(tiny.adapter, prompts(n, tiny.adapter.multimodal, seed=7))
+    space = Subspaces.from_ids(batch.sample_ids, [COMPLIANT] * n, [COMPETING] * n)
+    roles = [[ROLES[c] for c in row] for row in batch.roles.tolist()]
+    positions = [batch.positions(b, "instruction_semantic") + batch.positions(b, "instruction_format") for b in range(n)]
+    positions = [sorted(p) for p in positions]
+    return batch, space, roles, positions
+
+
+def _hooked_readout(tiny, store, positions, n, site):
+    key = {"pre": "resid_pre", "mid": "resid_mid", "post": "resid_post"}[site]
+    return torch.stack(
+        [reference_subspace_logits(tiny.adapter, tiny.module, store[(key, i)], positions, [COMPLIANT] * n, [COMPETING] * n)
+         for i in range(tiny.adapter.shape.n_layers)], dim=1)
+
+
+@pytest.mark.parametrize("n", [3, 1], ids=["padded", "unpadded"])
+def test_knockout_matches_hook_reference(tiny, n):
+    batch, space, roles, positions = _setup(tiny, n)
+    spec = Knockout(("visual", "context"), "instruction", layer=1, window=3)
+    layers = spec.layers(tiny.adapter.shape.n_layers)
+    with knockout_hooks(tiny.module, tiny.adapter, layers, roles, set(expand_role(spec.source)), set(expand_role(spec.target))):
+        store, logits = run_hooked(tiny.module, tiny.adapter, batch.inputs)
+    got = trace_batch(tiny, batch, space, [spec], lens=True)
+    torch.testing.assert_close(got["answer_logits"], logits[:, -1, space.union], atol=TOL, rtol=0)
+    for s, site in enumerate(("pre", "mid", "post")):
+        expected = _hooked_readout(tiny, store, positions, n, site)
+        torch.testing.assert_close(torch.where(got["valid"][:, None], got["readout"][:, :, s, :, 0], 0.0),
+                                   expected[..., 0], atol=TOL, rtol=0)
+    baseline = trace_batch(tiny, batch, space)
+    assert (baseline["answer_logits"] - got["answer_logits"]).abs().max() > 1e-4, "knockout had no effect"
+
+
+def test_knockout_only_changes_layers_from_the_window_start(tiny):
+    batch, space, _, _ = _setup(tiny, 3)
+    base = trace_batch(tiny, batch, space, lens=True)
+    cut = trace_batch(tiny, batch, space, [Knockout("cues", "instruction", layer=2, window=3)], lens=True)
+    # window 3 around layer 2 starts at layer 1: layer 0 and layer 1's input are untouched
+    assert torch.equal(base["readout"][:, 0], cut["readout"][:, 0])
+    assert torch.equal(base["readout"][:, 1, 0], cut["readout"][:, 1, 0])
+    assert (base["readout"][:, 1, 1] - cut["readout"][:, 1, 1]).abs().max() > 0
+
+
+def test_head_scale_matches_hook_reference_and_formula(tiny):
+    batch, space, _, positions = _setup(tiny, 3)
+    layer, heads, alpha = 1, [0, 2], 3.0
+    where = [(b, t) for b in range(3) for t in positions[b]]
+    base_store, _ = run_hooked(tiny.module, tiny.adapter, batch.inputs)
+    with head_scale_hooks(tiny.module, tiny.adapter, layer, heads, alpha, where):
+        store, logits = run_hooked(tiny.module, tiny.adapter, batch.inputs)
+    got = trace_batch(tiny, batch, space, [HeadScale(tuple((layer, h) for h in heads), alpha)], lens=True)
+    torch.testing.assert_close(got["answer_logits"], logits[:, -1, space.union], atol=TOL, rtol=0)
+    # o_proj output = out + (alpha − 1) · Σ selected heads, at instruction positions only
+    shape = tiny.adapter.shape
+    z = base_store[("z", layer)].unflatten(-1, (shape.n_heads, shape.head_dim))
+    w_o = tiny.adapter.out_proj_weight(tiny.module, layer).unflatten(1, (shape.n_heads, shape.head_dim))
+    selected = torch.einsum("bthd,ohd->bto", z[:, :, heads], w_o[:, heads])
+    at = torch.zeros(z.shape[:2], dtype=torch.bool)
+    for b, t in where:
+        at[b, t] = True
+    expected = base_store[("o_proj_out", layer)] + (alpha - 1) * selected * at[..., None]
+    torch.testing.assert_close(store[("o_proj_out", layer)], expected, atol=TOL, rtol=0)
+
+
+def test_block_all_heads_equals_zero_attention_at_instruction(tiny):
+    batch, space, _, _ = _setup(tiny, 2)
+    shape = tiny.adapter.shape
+    all_heads = tuple((l, h) for l in range(shape.n_layers) for h in range(shape.n_heads))
+    blocked = trace_batch(tiny, batch, space, [HeadScale(all_heads, 0.0)], lens=True, heads=True)
+    # with every head zeroed at instruction positions the attention update there is zero (none of
+    # the tiny models has an o_proj bias), so the residual after attention equals the layer input
+    assert all(tiny.adapter.out_proj_bias(tiny.module, i) is None for i in range(shape.n_layers))
+    torch.testing.assert_close(blocked["readout"][:, :, 1], blocked["readout"][:, :, 0], atol=TOL, rtol=0)
+    # and each head's own readout equals the layer-input readout (its contribution is zero)
+    torch.testing.assert_close(blocked["head_readout"], blocked["readout"][:, :, 0, :, None].expand_as(blocked["head_readout"]),
+                               atol=TOL, rtol=0)
+
+
+def test_lens_readout_equals_hooks_and_final_logits(tiny):
+    batch, space, _, positions = _setup(tiny, 3)
+    store, logits = run_hooked(tiny.module, tiny.adapter, batch.inputs)
+    got = trace_batch(tiny, batch, space, lens=True)
+    for s, site in enumerate(("pre", "mid", "post")):
+        expected = _hooked_readout(tiny, store, positions, 3, site)
+        masked = torch.where(got["valid"][:, None, :, None], got["readout"][:, :, s], 0.0)
+        torch.testing.assert_close(masked, expected, atol=TOL, rtol=0)
+    # at the last layer, the lens at the answer position is the model's own output
+    final = logits[:, -1]
+    expected_final = torch.stack([final[:, COMPLIANT].amax(-1), final[:, COMPETING].amax(-1)], -1)
+    torch.testing.assert_close(got["readout_generated"][:, -1, 2], expected_final, atol=TOL, rtol=0)
+    torch.testing.assert_close(got["answer_logits"], final[:, space.union], atol=TOL, rtol=0)
+
+
+def test_attention_and_mlp_deltas_add_up_along_the_residual(tiny):
+    batch, space, _, positions = _setup(tiny, 3)
+    store, _ = run_hooked(tiny.module, tiny.adapter, batch.inputs)
+    got = trace_batch(tiny, batch, space, lens=True)
+    readout = got["readout"]
+    # the next layer's input is this layer's output
+    torch.testing.assert_close(readout[:, 1:, 0], readout[:, :-1, 2], atol=0, rtol=0)
+    attn = readout[:, :, 1] - readout[:, :, 0]
+    mlp = readout[:, :, 2] - readout[:, :, 1]
+    total = readout[:, -1, 2] - readout[:, 0, 0]
+    torch.testing.assert_close((attn + mlp).sum(1), total, atol=TOL, rtol=0)
+    # the attention delta is the lens of (layer input + attention update), from hooks
+    for i in range(tiny.adapter.shape.n_layers):
+        hidden = store[("resid_pre", i)] + store[("attn_out", i)]
+        expected = reference_subspace_logits(tiny.adapter, tiny.module, hidden, positions, [COMPLIANT] * 3, [COMPETING] * 3)
+        masked = torch.where(got["valid"][..., None], readout[:, i, 1], 0.0)
+        torch.testing.assert_close(masked, expected, atol=TOL, rtol=0)
+
+
+def test_head_contributions_sum_to_attention_update_and_feed_head_readout(tiny):
+    batch, space, _, positions = _setup(tiny, 3)
+    store, _ = run_hooked(tiny.module, tiny.adapter, batch.inputs)
+    got = trace_batch(tiny, batch, space, heads=True)
+    for i in range(tiny.adapter.shape.n_layers):
+        with torch.no_grad():
+            contributions = tiny.adapter.head_contributions(tiny.module, i, store[("z", i)])
+        total = contributions.sum(-2)
+        bias = tiny.adapter.out_proj_bias(tiny.module, i)
+        if bias is not None:
+            total = total + bias
+        torch.testing.assert_close(total, store[("attn_out", i)], atol=TOL, rtol=0)
+        for h in range(tiny.adapter.shape.n_heads):
+            hidden = store[("resid_pre", i)] + contributions[:, :, h]
+            expected = reference_subspace_logits(tiny.adapter, tiny.module, hidden, positions, [COMPLIANT] * 3, [COMPETING] * 3)
+            masked = torch.where(got["valid"][..., None], got["head_readout"][:, i, :, h], 0.0)
+            torch.testing.assert_close(masked, expected, atol=TOL, rtol=0)
+
+
+def test_specs_round_trip_through_json():
+    items = [Knockout(("visual", "context"), "instruction", 4, 9), HeadScale(((3, 1), (5, 0)), 2.5, "instruction", "all")]
+    assert from_json(to_json(items)) == items
+    with pytest.raises(ValueError, match="unknown role 'vision'"):
+        Knockout("vision", "instruction", 1)
+    with pytest.raises(ValueError, match="knockout layer 7 outside"):
+        Knockout("visual", "instruction", 7).layers(3)
