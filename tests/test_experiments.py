@@ -1,0 +1,144 @@
+"""Each experiment runs on a tiny model, returns the documented dims and round-trips NetCDF."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from anchors.tracer import experiments as ex
+from anchors.tracer.results import load, save
+from anchors.tracer.roles import encode_batch
+from anchors.tracer.run import SITES, Subspaces, trace_batch
+from anchors.tracer.samples import TracedSample
+from anchors.tracer.tiny import tiny_model
+
+from .helpers import prompts
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return tiny_model("qwen2_5_vl", "sdpa")
+
+
+@pytest.fixture(scope="module")
+def samples(loaded):
+    """Six samples whose compliant dictionary holds the model's greedy token for half of them, so
+    that both followed and failed samples exist."""
+    base = prompts(6, True, seed=11)
+    batch = encode_batch(loaded.adapter, base)
+    space = Subspaces.from_ids(batch.sample_ids, [[1]] * 6, [[2]] * 6)
+    top = trace_batch(loaded, batch, space)["top_token"].tolist()
+    out = []
+    for i, (prompt, token) in enumerate(zip(base, top)):
+        others = [t for t in range(20, 400) if t != token]
+        if i % 2 == 0:
+            compliant, competing = (token, *others[:5]), tuple(others[5:10])
+        else:
+            compliant, competing = tuple(others[:5]), (token, *others[5:10])
+        out.append(TracedSample(prompt, compliant, competing, task="color", instructed=("text", "vision")[i // 3]))
+    return out
+
+
+def _round_trip(dataset: xr.Dataset, tmp_path) -> None:
+    path = save(dataset, tmp_path / "result.nc")
+    xr.testing.assert_identical(load(path), dataset)
+    assert not (tmp_path / "result.nc.tmp").exists()
+
+
+def test_knockout_profile(loaded, samples, tmp_path):
+    ds = ex.knockout_profile(loaded, samples, windows=(1, 3), batch_size=4)
+    assert ds.nssd.dims == ("sample", "pathway", "window", "layer")
+    assert list(ds.pathway.values) == list(ex.DEFAULT_PATHWAYS)
+    assert ds.followed.values.tolist() == [True, False, True, False, True, False]
+    assert np.isfinite(ds.nssd).all()
+    assert (np.abs(ds.nssd) > 0).any()
+    assert "window" not in ds.attrs  # a window sweep records the list in the config only
+    assert json.loads(ds.attrs["config"])["windows"] == [1, 3]
+    for key in ("model", "model_revision", "adapter", "attn_implementation", "dtype", "dictionary_hash", "versions"):
+        assert key in ds.attrs
+    _round_trip(ds, tmp_path)
+
+
+def test_lens_profile(loaded, samples, tmp_path):
+    ds = ex.lens_profile(loaded, samples, top_k=3, batch_size=4)
+    assert ds.readout.dims == ("sample", "layer", "site", "subspace")
+    assert list(ds.site.values) == list(SITES) and list(ds.subspace.values) == ["compliant", "competing"]
+    assert ds.head_attribution.dims == ("sample", "layer", "head")
+    assert ds.ldar.dims == ("outcome", "layer")
+    # the answer-position readout at the last layer is the model's own decision margin
+    np.testing.assert_allclose(
+        (ds.readout_generated.sel(site="post", subspace="compliant") - ds.readout_generated.sel(site="post", subspace="competing"))
+        .isel(layer=-1).values, ds.final_margin.values, atol=1e-5)
+    # LDAR at the last layer on followed samples: their final margin is positive by construction
+    assert ds.followed.sum() == 3
+    _round_trip(ds, tmp_path)
+
+
+def test_head_intervention(loaded, samples, tmp_path):
+    lens = ex.lens_profile(loaded, samples, top_k=3, batch_size=4)
+    ds = ex.head_intervention(loaded, samples, lens, ks=(1, 4), n_random=2, alphas=(1.0, 3.0), batch_size=4)
+    assert ds.mfr.dims == ("mode", "selection", "k")
+    assert ds.mfr_random_draw.dims == ("mode", "draw", "k")
+    assert ds.head_score.dims == ("modality", "layer", "head")
+    # blocking is evaluated on followed samples (MFR 1 before), amplifying on failed ones (MFR 0)
+    assert ds.mfr_original.sel(mode="block") == 1.0 and ds.mfr_original.sel(mode="amplify") == 0.0
+    assert ds.n_evaluated.values.tolist() == [3, 3]
+    # alpha = 1 is the identity
+    assert ds.mfr_alpha.sel(alpha=1.0) == 0.0
+    np.testing.assert_allclose(ds.mfr.sel(selection="random").values, ds.mfr_random_draw.mean("draw").values)
+    # the ranking is the descending order of the scores
+    for modality in ("text", "vision"):
+        flat = ds.head_score.sel(modality=modality).values.reshape(-1)
+        assert np.all(np.diff(flat[ds.ranking.sel(modality=modality).values]) <= 0)
+    _round_trip(ds, tmp_path)
+
+
+def test_head_intervention_alpha_sweep_matches_direct_scaling(loaded, samples):
+    lens = ex.lens_profile(loaded, samples, top_k=3, batch_size=4)
+    ds = ex.head_intervention(loaded, samples, lens, ks=(2,), n_random=1, alphas=(5.0,), batch_size=4)
+    ranking = ds.ranking.values
+    n_heads = loaded.adapter.shape.n_heads
+    failed = [s for s, f in zip(samples, lens.followed.values) if not f]
+    followed = 0
+    from anchors.interventions import HeadScale
+    from anchors.readouts.metrics import decide
+
+    for sample in failed:
+        flat = ranking[0 if sample.instructed == "text" else 1][:2]
+        spec = HeadScale(tuple((int(f) // n_heads, int(f) % n_heads) for f in flat), 5.0)
+        batch = encode_batch(loaded.adapter, [sample.prompt])
+        space = Subspaces.from_ids(batch.sample_ids, [sample.compliant_ids], [sample.competing_ids])
+        followed += decide(trace_batch(loaded, batch, space, [spec])["top_token"], space)[0] == "compliant"
+    assert ds.mfr_alpha.sel(alpha=5.0) == pytest.approx(followed / len(failed))
+
+
+def test_position_controls(loaded, samples, tmp_path):
+    swapped = []
+    for s in samples:
+        parts = dict(s.prompt.segments)
+        order = ("context", "question", "instruction_format", "instruction_semantic")
+        swapped.append(dataclasses.replace(s, prompt=dataclasses.replace(s.prompt, segments=tuple((r, parts[r]) for r in order))))
+    ds = ex.position_controls(loaded, {"default": samples, "swapped": swapped}, window=3, batch_size=4)
+    assert ds.nssd.dims == ("variant", "sample", "target", "layer")
+    assert list(ds.target.values) == ["semantic", "format"]
+    assert ds.followed.dims == ("variant", "sample")
+    _round_trip(ds, tmp_path)
+    with pytest.raises(ValueError, match="variant 'short' must hold the same samples"):
+        ex.position_controls(loaded, {"default": samples, "short": samples[:2]})
+
+
+def test_bad_options_are_refused(loaded, samples):
+    with pytest.raises(ValueError, match=r"layers \[7\] outside 0…2"):
+        ex.knockout_profile(loaded, samples, layers=[7])
+    with pytest.raises(ValueError, match="batch_size must be ≥ 1"):
+        ex.lens_profile(loaded, samples, batch_size=0)
+    with pytest.raises(ValueError, match="sample ids must be unique"):
+        ex.lens_profile(loaded, samples[:2] + samples[:1])
+    lens = ex.lens_profile(loaded, samples, heads=False)
+    with pytest.raises(ValueError, match="no head_attribution"):
+        ex.head_intervention(loaded, samples, lens)
