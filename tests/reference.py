@@ -53,37 +53,47 @@ def run_hooked(module: torch.nn.Module, adapter: Adapter, inputs: Any) -> tuple[
     return store, logits
 
 
-def reference_mask(mask, roles: list[list[str]], source: set[str], target: set[str], dtype) -> torch.Tensor:
-    """The knockout mask built element by element (loops, no vectorised shortcut)."""
+def reference_mask(mask, roles: list[list[str]], source: set[str], target: set[str], dtype,
+                   queries: int | None = None, keys: int | None = None) -> torch.Tensor:
+    """The knockout mask built element by element (loops, no vectorised shortcut). ``roles`` are the
+    prompt's; key positions past the prompt (decode steps) are 'generated'."""
     batch = len(roles)
-    length = len(roles[0])
+    keys = keys or (mask.shape[-1] if mask is not None else len(roles[0]))
+    queries = queries or keys
+    key_roles = [row[:keys] + ["generated"] * (keys - len(row)) for row in roles]
     if mask is None:
-        allowed = torch.zeros(batch, 1, length, length, dtype=torch.bool)
+        allowed = torch.zeros(batch, 1, queries, keys, dtype=torch.bool)
         for b in range(batch):
-            for q in range(length):
-                for k in range(q + 1):
+            for q in range(queries):
+                for k in range(keys - queries + q + 1):
                     allowed[b, 0, q, k] = True
         mask = allowed
     new = mask.clone().expand(batch, -1, -1, -1).clone()
     for b in range(batch):
-        for q in range(length):
-            if roles[b][q] not in target:
+        for q in range(queries):
+            if key_roles[b][keys - queries + q] not in target:
                 continue
-            for k in range(length):
-                if roles[b][k] in source:
+            for k in range(keys):
+                if key_roles[b][k] in source:
                     new[b, 0, q, k] = False if new.dtype == torch.bool else torch.finfo(dtype).min
     return new
 
 
 @contextmanager
 def knockout_hooks(module, adapter: Adapter, layers, roles, source, target) -> Iterator[None]:
-    def hook(mod, args, kwargs):
-        kwargs = dict(kwargs)
-        kwargs["attention_mask"] = reference_mask(kwargs.get("attention_mask"), roles, source, target,
-                                                  kwargs["hidden_states"].dtype)
-        return args, kwargs
+    def make(layer: int):
+        def hook(mod, args, kwargs):
+            kwargs = dict(kwargs)
+            queries = kwargs["hidden_states"].shape[1]
+            mask = kwargs.get("attention_mask")
+            cache = kwargs.get("past_key_values")
+            past = cache.get_seq_length(layer) if cache is not None else 0
+            keys = mask.shape[-1] if mask is not None else past + queries
+            kwargs["attention_mask"] = reference_mask(mask, roles, source, target, kwargs["hidden_states"].dtype, queries, keys)
+            return args, kwargs
+        return hook
 
-    handles = [adapter.attention(module, i).register_forward_pre_hook(hook, with_kwargs=True) for i in layers]
+    handles = [adapter.attention(module, i).register_forward_pre_hook(make(i), with_kwargs=True) for i in layers]
     try:
         yield
     finally:
@@ -92,11 +102,19 @@ def knockout_hooks(module, adapter: Adapter, layers, roles, source, target) -> I
 
 
 @contextmanager
-def head_scale_hooks(module, adapter: Adapter, layer: int, heads, alpha: float, positions) -> Iterator[None]:
+def head_scale_hooks(module, adapter: Adapter, layer: int, heads, alpha: float, positions,
+                     decode_alpha: float | None = None) -> Iterator[None]:
+    """Scale heads at prompt ``positions`` in the prefill; with ``decode_alpha``, also every decode
+    step's (single, generated) position."""
     d = adapter.shape.head_dim
 
     def hook(mod, args, kwargs):
         z = (args[0] if args else kwargs["hidden_states"]).clone()
+        if z.shape[1] == 1 and positions and max(t for _, t in positions) > 0:  # a decode step
+            if decode_alpha is not None:
+                for h in heads:
+                    z[:, 0, h * d:(h + 1) * d] = z[:, 0, h * d:(h + 1) * d] * decode_alpha
+            return (z,) + tuple(args[1:]), kwargs
         for b, t in positions:
             for h in heads:
                 z[b, t, h * d:(h + 1) * d] = z[b, t, h * d:(h + 1) * d] * alpha

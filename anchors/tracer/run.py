@@ -15,7 +15,7 @@ import nnsight
 import torch
 
 from ..interventions.edits import extend_roles, knockout_mask, role_mask, scale_heads
-from ..interventions.specs import Intervention, expand_role, plan_layers
+from ..interventions.specs import Intervention, LayerPlan, expand_role, plan_layers
 from .loading import LoadedModel
 from .roles import ROLE_CODE, EncodedBatch
 
@@ -91,6 +91,38 @@ def _take(hidden: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
 
 
+def _apply_layer(
+    model, adapter, index: int, step: LayerPlan | None, roles: torch.Tensor, *, prefill: bool, read_z: bool = False,
+    decode_step: int = 0,
+) -> torch.Tensor | None:
+    """Apply one layer's knockouts and head scalings inside a trace (prefill or one decode step).
+
+    Returns the (possibly edited) o_proj input when ``read_z`` or when heads were scaled.
+    """
+    generated_code = ROLE_CODE["generated"]
+    if step and step.knockouts:
+        attention = adapter.attention(model, index)
+        args, kwargs = attention.inputs
+        mask = kwargs.get("attention_mask")
+        query_length = kwargs["hidden_states"].shape[1]
+        key_length = mask.shape[-1] if mask is not None else roles.shape[1] + (decode_step if not prefill else 0)
+        key_roles = extend_roles(roles, key_length, generated_code)
+        blocks = [([ROLE_CODE[r] for r in s], [ROLE_CODE[r] for r in t]) for s, t in step.knockouts]
+        new_mask = knockout_mask(mask, key_roles, blocks, query_length, kwargs["hidden_states"].dtype)
+        attention.inputs = (args, {**kwargs, "attention_mask": new_mask})
+    scales = [item for item in (step.head_scales if step else []) if prefill or item[3] == "all"]
+    if not scales and not read_z:
+        return None
+    out_proj = adapter.out_proj(model, index)
+    z = out_proj.input
+    if scales:
+        query_roles = roles if prefill else torch.full(z.shape[:2], generated_code, dtype=roles.dtype, device=roles.device)
+        for chosen, alpha, role, _steps in scales:
+            z = scale_heads(z, chosen, alpha, role_mask(query_roles, [ROLE_CODE[r] for r in role]), adapter.shape.head_dim)
+        out_proj.input = z
+    return z
+
+
 def trace_batch(
     loaded: LoadedModel,
     batch: EncodedBatch,
@@ -113,7 +145,7 @@ def trace_batch(
     """
     model, adapter = loaded.model, loaded.adapter
     device = loaded.device
-    n_layers, head_dim = adapter.shape.n_layers, adapter.shape.head_dim
+    n_layers = adapter.shape.n_layers
     plan = plan_layers(list(interventions), n_layers)
     roles = batch.roles.to(device)
     space = subspaces.to(device)
@@ -121,7 +153,6 @@ def trace_batch(
     index, valid = gather_positions(batch.roles, readout_role)
     index = index.to(device)
     last = torch.full((roles.shape[0], 1), roles.shape[1] - 1, dtype=torch.long, device=device)
-    generated_code = ROLE_CODE["generated"]
 
     def read(hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         at_readout = subspace_logits(adapter.lens_logits(model, _take(hidden, index), union), space)
@@ -135,30 +166,13 @@ def trace_batch(
             step = plan.get(i)
             if lens or heads:
                 pre = adapter.layer(model, i).input
-            if step and step.knockouts:
-                attention = adapter.attention(model, i)
-                args, kwargs = attention.inputs
-                mask = kwargs.get("attention_mask")
-                query_length = kwargs["hidden_states"].shape[1]
-                key_length = query_length if mask is None else mask.shape[-1]
-                key_roles = extend_roles(roles, key_length, generated_code)
-                blocks = [([ROLE_CODE[r] for r in s], [ROLE_CODE[r] for r in t]) for s, t in step.knockouts]
-                new_mask = knockout_mask(mask, key_roles, blocks, query_length, kwargs["hidden_states"].dtype)
-                attention.inputs = (args, {**kwargs, "attention_mask": new_mask})
-            if (step and step.head_scales) or heads:
-                out_proj = adapter.out_proj(model, i)
-                z = out_proj.input
-                for chosen, alpha, role, _steps in (step.head_scales if step else []):
-                    where = role_mask(roles, [ROLE_CODE[r] for r in role])
-                    z = scale_heads(z, chosen, alpha, where, head_dim)
-                if step and step.head_scales:
-                    out_proj.input = z
-                if heads:
-                    base = _take(pre, index)
-                    contributions = adapter.head_contributions(model, i, _take(z, index))
-                    head_readout.append(
-                        subspace_logits(adapter.lens_logits(model, base[:, :, None] + contributions, union), space)
-                    )
+            z = _apply_layer(model, adapter, i, step, roles, prefill=True, read_z=heads)
+            if heads:
+                base = _take(pre, index)
+                contributions = adapter.head_contributions(model, i, _take(z, index))
+                head_readout.append(
+                    subspace_logits(adapter.lens_logits(model, base[:, :, None] + contributions, union), space)
+                )
             if lens:
                 mid = adapter.mid_norm(model, i).input
                 post = adapter.layer(model, i).output
@@ -176,3 +190,37 @@ def trace_batch(
     out = {k: v.detach().cpu() for k, v in result.items()}
     out["valid"] = valid
     return out
+
+
+def generate_batch(
+    loaded: LoadedModel,
+    batch: EncodedBatch,
+    subspaces: Subspaces,
+    interventions: Sequence[Intervention] = (),
+    *,
+    max_new_tokens: int = 4,
+) -> dict[str, torch.Tensor]:
+    """Greedy generation with ``interventions``: knockouts act in the prefill and in every decode
+    step (decode queries are ``generated`` tokens; the prompt sits in the KV cache); a HeadScale
+    acts in the prefill only, or in every step when its ``steps`` is ``"all"``.
+
+    Returns ``tokens`` (B, max_new_tokens) and ``step_logits`` (B, max_new_tokens, U), the logits
+    of each step on the dictionary ids.
+    """
+    model, adapter = loaded.model, loaded.adapter
+    device = loaded.device
+    plan = plan_layers(list(interventions), adapter.shape.n_layers)
+    roles = batch.roles.to(device)
+    union = subspaces.union.to(device)
+    inputs = batch.inputs.to(device)
+    prompt_length = roles.shape[1]
+    with torch.no_grad(), model.generate(
+        inputs, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=False
+    ) as tracer:
+        step_logits = nnsight.save([])
+        for step in tracer.iter[:max_new_tokens]:
+            for i, layer_plan in plan.items():
+                _apply_layer(model, adapter, i, layer_plan, roles, prefill=step == 0, decode_step=step)
+            step_logits.append(adapter.unembed(model).output[:, -1, union])
+        tokens = nnsight.save(tracer.result)
+    return {"tokens": tokens[:, prompt_length:].cpu(), "step_logits": torch.stack(step_logits, 1).cpu()}
