@@ -123,6 +123,15 @@ def _apply_layer(
     return z
 
 
+def _remote_kwargs(remote: bool | str) -> dict:
+    if not remote:
+        return {}
+    import anchors
+
+    nnsight.register(anchors)
+    return {"remote": remote}
+
+
 def trace_batch(
     loaded: LoadedModel,
     batch: EncodedBatch,
@@ -132,6 +141,7 @@ def trace_batch(
     lens: bool = False,
     heads: bool = False,
     readout_role: str | tuple[str, ...] = "instruction",
+    remote: bool | str = False,
 ) -> dict[str, torch.Tensor]:
     """Run one forward pass with ``interventions`` and return small tensors (CPU):
 
@@ -142,6 +152,9 @@ def trace_batch(
       ``readout_generated`` (B, L, site, 2) at the answer position; ``valid`` (B, P);
     - with ``heads``: ``head_readout`` (B, L, P, H, 2), subspace logits of the lens applied to the
       layer input plus one head's update (Eq 9).
+
+    ``remote=True`` sends the trace to an NDIF server (``"local"`` simulates the round trip
+    in-process); the ``anchors`` package is registered so its functions travel by value.
     """
     model, adapter = loaded.model, loaded.adapter
     device = loaded.device
@@ -160,7 +173,7 @@ def trace_batch(
         return at_readout, at_answer
 
     inputs = batch.inputs.to(device)
-    with torch.no_grad(), model.trace(inputs):
+    with torch.no_grad(), model.trace(inputs, **_remote_kwargs(remote)):
         readout, readout_generated, head_readout = [], [], []
         for i in range(n_layers):
             step = plan.get(i)
@@ -199,6 +212,7 @@ def generate_batch(
     interventions: Sequence[Intervention] = (),
     *,
     max_new_tokens: int = 4,
+    remote: bool | str = False,
 ) -> dict[str, torch.Tensor]:
     """Greedy generation with ``interventions``: knockouts act in the prefill and in every decode
     step (decode queries are ``generated`` tokens; the prompt sits in the KV cache); a HeadScale
@@ -215,7 +229,7 @@ def generate_batch(
     inputs = batch.inputs.to(device)
     prompt_length = roles.shape[1]
     with torch.no_grad(), model.generate(
-        inputs, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=False
+        inputs, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=False, **_remote_kwargs(remote)
     ) as tracer:
         step_logits = nnsight.save([])
         for step in tracer.iter[:max_new_tokens]:

@@ -1,0 +1,39 @@
+"""The in-trace code survives nnsight's remote serialisation round trip (``remote="local"``:
+serialised as for an NDIF server, user modules hidden, run here) with identical results."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from anchors.interventions import HeadScale, Knockout
+from anchors.tracer.roles import encode_batch
+from anchors.tracer.run import Subspaces, generate_batch, trace_batch
+from anchors.tracer.tiny import tiny_model
+
+from .helpers import prompts
+
+SPEC = [Knockout("cues", "instruction", 1, 1), HeadScale(((2, 1), (0, 0)), 0.0)]
+
+
+@pytest.mark.parametrize("model_type", ["qwen2_5_vl", "gemma3"])
+def test_trace_batch_remote_local_equals_local(model_type):
+    tiny = tiny_model(model_type)
+    batch = encode_batch(tiny.adapter, prompts(2, True, seed=5))
+    space = Subspaces.from_ids(batch.sample_ids, [[10, 11, 12]] * 2, [[20, 21]] * 2)
+    local = trace_batch(tiny, batch, space, SPEC, lens=True, heads=True)
+    remote = trace_batch(tiny, batch, space, SPEC, lens=True, heads=True, remote="local")
+    assert local.keys() == remote.keys()
+    for key in local:
+        assert torch.equal(local[key], remote[key]), key
+
+
+def test_generate_batch_remote_local_equals_local():
+    tiny = tiny_model("llava")
+    batch = encode_batch(tiny.adapter, prompts(2, True, seed=6))
+    space = Subspaces.from_ids(batch.sample_ids, [[10, 11]] * 2, [[20, 21]] * 2)
+    spec = [Knockout("instruction", "generated", 1, 1)]
+    local = generate_batch(tiny, batch, space, spec, max_new_tokens=2)
+    remote = generate_batch(tiny, batch, space, spec, max_new_tokens=2, remote="local")
+    assert torch.equal(local["tokens"], remote["tokens"])
+    assert torch.equal(local["step_logits"], remote["step_logits"])
