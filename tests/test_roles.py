@@ -17,7 +17,7 @@ QUE = "What color is the ball?"
 
 def _text_of(tiny, batch, row: int, role: str) -> str:
     ids = batch.inputs["input_ids"][row, batch.positions(row, role)]
-    return tiny.adapter.tokenizer.decode(ids).strip()
+    return tiny.adapter.tokenizer.decode(ids, clean_up_tokenization_spaces=False).strip()
 
 
 def _prompt(segments, system=None, sid="p"):

@@ -2,7 +2,8 @@
 
 A prompt's user message is a sequence of segments (context, question, instruction parts, …).
 Each segment is located by character offsets in the chat-template rendering; tokens inherit
-the role of the segment holding their first non-space character. The processor then expands
+the role of the segment holding their first non-space character (a whitespace-only token: the
+segment that wholly contains it). The processor then expands
 image placeholders (and may add tokens around them); a token-level alignment between the
 rendered prompt's tokens and the processor's ids carries the roles over, so the map is right
 for any image-token count and under left padding.
@@ -107,18 +108,18 @@ def locate_segments(prompt: Prompt, rendered: str) -> list[tuple[str, int, int]]
 
 
 def _char_roles(rendered: str, spans: list[tuple[str, int, int]], offsets: Sequence[tuple[int, int]]) -> list[int]:
-    """Role code of each token of the rendered prompt, by the segment holding its first non-space character."""
+    """Role code of each token of the rendered prompt: the segment holding its first non-space
+    character; a whitespace-only token belongs to a segment only if it lies wholly inside it."""
     codes = []
     for start, end in offsets:
         piece = rendered[start:end]
         stripped = len(piece) - len(piece.lstrip())
-        anchor = start + stripped if stripped < len(piece) else None
         code = ROLE_CODE["template"]
-        if anchor is not None:
-            for role, s, e in spans:
-                if s <= anchor < e:
-                    code = ROLE_CODE[role]
-                    break
+        for role, s, e in spans:
+            inside = s <= start + stripped < e if stripped < len(piece) else s <= start and end <= e and end > start
+            if inside:
+                code = ROLE_CODE[role]
+                break
         codes.append(code)
     return codes
 

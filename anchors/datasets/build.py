@@ -1,0 +1,130 @@
+"""From modality-following samples and dictionaries to traced samples: first-token ids per
+tokenizer, the coverage filter, and JSONL persistence so a run is reproducible without WordNet."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from PIL import Image
+
+from ..tracer.roles import Prompt
+from ..tracer.samples import TracedSample
+from .dictionaries import AnswerDictionary, Verifier, build_dictionary
+from .instructions import ModalitySample
+
+
+def first_token_id(tokenizer: Any, text: str) -> int | None:
+    """The first token of ``text`` that is not pure whitespace (SentencePiece may emit a lone '▁')."""
+    for token_id in tokenizer.encode(text, add_special_tokens=False):
+        if tokenizer.decode([token_id]).strip():
+            return int(token_id)
+    return None
+
+
+def first_token_ids(tokenizer: Any, forms: Iterable[str]) -> tuple[int, ...]:
+    """First-token ids of every form, as written and capitalised, with and without a leading space
+    (an answer may open the reply or follow a space), de-duplicated in order."""
+    ids: list[int] = []
+    for form in forms:
+        for variant in dict.fromkeys([form, form[:1].upper() + form[1:]]):
+            for text in (variant, " " + variant):
+                token = first_token_id(tokenizer, text)
+                if token is not None and token not in ids:
+                    ids.append(token)
+    return tuple(ids)
+
+
+def dictionaries_for(
+    samples: Sequence[ModalitySample],
+    *,
+    verifier: Verifier | None = None,
+    extra_forms: dict[str, list[str]] | None = None,
+) -> dict[tuple[str, str], AnswerDictionary]:
+    """One dictionary per (canonical answer, task) used by ``samples``."""
+    out: dict[tuple[str, str], AnswerDictionary] = {}
+    for s in samples:
+        for answer in (s.compliant_answer, s.competing_answer):
+            key = (answer.strip().lower(), s.task)
+            if key not in out:
+                out[key] = build_dictionary(answer, task=s.task, question=s.question, verifier=verifier,
+                                            extra_forms=extra_forms)
+    return out
+
+
+@dataclass
+class CoverageReport:
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    dropped_ids: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.dropped.items())) or "none"
+        return f"{self.kept} samples kept; dropped: {reasons}"
+
+
+@dataclass(frozen=True)
+class TokenisedSample:
+    sample: ModalitySample
+    compliant_ids: tuple[int, ...]
+    competing_ids: tuple[int, ...]
+
+
+def tokenise(
+    samples: Sequence[ModalitySample], dictionaries: dict[tuple[str, str], AnswerDictionary], tokenizer: Any
+) -> tuple[list[TokenisedSample], CoverageReport]:
+    """First-token ids of both dictionaries per sample, dropping samples whose dictionaries have
+    no id, or share ids (the decision subspace would be ill-defined); the report says why."""
+    report, kept = CoverageReport(), []
+    for s in samples:
+        try:
+            compliant = dictionaries[(s.compliant_answer.strip().lower(), s.task)]
+            competing = dictionaries[(s.competing_answer.strip().lower(), s.task)]
+        except KeyError as error:
+            raise KeyError(f"sample {s.sample_id}: no dictionary for answer {error.args[0]!r}") from None
+        c_ids, k_ids = first_token_ids(tokenizer, compliant.forms), first_token_ids(tokenizer, competing.forms)
+        reason = (
+            "no compliant ids" if not c_ids else "no competing ids" if not k_ids
+            else "shared ids" if set(c_ids) & set(k_ids) else None
+        )
+        if reason:
+            report.dropped[reason] += 1
+            report.dropped_ids[s.sample_id] = reason
+            continue
+        kept.append(TokenisedSample(s, c_ids, k_ids))
+    report.kept = len(kept)
+    return kept, report
+
+
+def to_traced(items: Sequence[TokenisedSample], open_image: Callable[[str], Any] | None = None) -> list[TracedSample]:
+    """Traced samples for the experiments (images opened as RGB)."""
+    opener = open_image or (lambda path: Image.open(path).convert("RGB"))
+    return [
+        TracedSample(
+            Prompt(t.sample.sample_id, t.sample.segments, image=opener(t.sample.image)),
+            t.compliant_ids, t.competing_ids, task=t.sample.task, instructed=t.sample.instructed,
+        )
+        for t in items
+    ]
+
+
+def save_samples(path: str | Path, samples: Iterable[ModalitySample]) -> Path:
+    path = Path(path)
+    path.write_text("".join(json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in samples), encoding="utf-8")
+    return path
+
+
+def load_samples(path: str | Path) -> list[ModalitySample]:
+    path = Path(path)
+    out = []
+    for index, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        if not line.strip():
+            continue
+        try:
+            out.append(ModalitySample.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, TypeError, KeyError) as error:
+            raise ValueError(f"{path}: line {index + 1}: not a saved sample ({error})") from error
+    return out

@@ -1,0 +1,100 @@
+"""Turn a conflict record into modality-following samples (App. B): one that asks to follow the
+text and one that asks to follow the image, with the instruction split into a modality-specifying
+(semantic) part and an output-format part, tracked as separate segments."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from .records import Record
+
+# (follow text, follow image) for each style; "default" is the paper's main wording, the other two
+# are its App. C.3 robustness styles with their vision mirrors.
+STYLES: dict[str, dict[str, str]] = {
+    "default": {
+        "text": "You should follow the textual context rather than the visual content.",
+        "vision": "You should follow the visual content rather than the textual context.",
+    },
+    "prioritize": {
+        "text": "Prioritize the information in the text over any visual elements.",
+        "vision": "Prioritize the information in the image over any textual elements.",
+    },
+    "focus": {
+        "text": "Focus on the textual context; ignore visual content.",
+        "vision": "Focus on the visual content; ignore textual context.",
+    },
+}
+FORMAT_SENTENCE = "Answer the question with a single word."
+GENERAL_SYSTEM_PROMPT = (
+    "You are a helpful and honest assistant who strictly follows all user instructions and provides accurate "
+    "responses."
+)
+VARIANTS: tuple[str, ...] = ("default", "swapped", "system_before", "system_between")
+Modality = Literal["text", "vision"]
+
+
+@dataclass(frozen=True)
+class ModalitySample:
+    """A record plus an instruction; ``segments`` are (role, text) pairs in prompt order."""
+
+    sample_id: str
+    record_id: str
+    image: str
+    task: str
+    instructed: str
+    style: str
+    variant: str
+    segments: tuple[tuple[str, str], ...]
+    compliant_answer: str
+    competing_answer: str
+    question: str
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["segments"] = [list(s) for s in self.segments]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModalitySample":
+        return cls(**{**data, "segments": tuple(tuple(s) for s in data["segments"])})
+
+
+def instruction(modality: Modality, style: str = "default") -> str:
+    try:
+        return STYLES[style][modality]
+    except KeyError:
+        raise ValueError(f"unknown style {style!r} or modality {modality!r}; styles: {list(STYLES)}") from None
+
+
+def build_sample(record: Record, modality: Modality, *, style: str = "default", variant: str = "default",
+                 format_sentence: str = FORMAT_SENTENCE, system_prompt: str = GENERAL_SYSTEM_PROMPT) -> ModalitySample:
+    """One modality-following sample. Variants (App. C.2): ``default`` (semantic then format),
+    ``swapped`` (format then semantic), ``system_before`` (a general system prompt before the
+    instruction) and ``system_between`` (between its semantic and format parts)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; variants: {VARIANTS}")
+    semantic = ("instruction_semantic", instruction(modality, style))
+    fmt = ("instruction_format", format_sentence)
+    system = ("system", system_prompt)
+    tail = {
+        "default": (semantic, fmt),
+        "swapped": (fmt, semantic),
+        "system_before": (system, semantic, fmt),
+        "system_between": (semantic, system, fmt),
+    }[variant]
+    segments = (("context", record.context), ("question", record.question)) + tail
+    compliant, competing = (
+        (record.answer_text, record.answer_vision) if modality == "text" else (record.answer_vision, record.answer_text)
+    )
+    return ModalitySample(
+        sample_id=f"{record.record_id}:{modality}:{style}:{variant}", record_id=record.record_id, image=record.image,
+        task=record.task, instructed=modality, style=style, variant=variant, segments=segments,
+        compliant_answer=compliant, competing_answer=competing, question=record.question,
+    )
+
+
+def build_samples(records: list[Record], *, styles: tuple[str, ...] = ("default",),
+                  variants: tuple[str, ...] = ("default",), modalities: tuple[Modality, ...] = ("text", "vision"),
+                  ) -> list[ModalitySample]:
+    return [build_sample(r, m, style=s, variant=v) for r in records for m in modalities for s in styles for v in variants]

@@ -1,0 +1,208 @@
+"""Conflict records: the published MC2 file (``evaluate_final.json``) or users' own JSONL.
+
+Every record is validated when loaded. A bad record gives a :class:`RecordError` naming the
+file, the record index and id, and the field. ``strict=True`` raises on the first one;
+``strict=False`` skips bad records and returns all problems in the report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from PIL import Image, UnidentifiedImageError
+
+MC2_TASKS: tuple[str, ...] = (
+    "activity_recognition", "attribute", "color", "counting", "object_recognition", "positional_reasoning",
+    "sentiment_understanding", "sport_recognition",
+)
+COCO_FOLDERS: tuple[tuple[str, str], ...] = (("train2014", "COCO_train2014_"), ("val2014", "COCO_val2014_"))
+TEXT_FIELDS: tuple[str, ...] = ("question", "answer_vision", "answer_text", "context")
+
+
+class DatasetError(ValueError):
+    """A data file that cannot be read at all."""
+
+
+@dataclass
+class RecordError(DatasetError):
+    """One bad record: file, index (0-based), id (when known), field and what is wrong."""
+
+    file: str
+    index: int
+    record_id: str | None
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        which = f"record {self.index}" + (f" (id {self.record_id})" if self.record_id is not None else "")
+        return f"{self.file}: {which}: field '{self.field}': {self.reason}"
+
+
+@dataclass(frozen=True)
+class Record:
+    """A conflict sample: an image and a text context that support different answers."""
+
+    record_id: str
+    image: str
+    task: str
+    question: str
+    context: str
+    answer_vision: str
+    answer_text: str
+
+
+@dataclass
+class LoadReport:
+    records: list[Record] = field(default_factory=list)
+    problems: list[RecordError] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return f"{len(self.records)} records loaded, {len(self.problems)} skipped"
+
+
+def normalise(text: str) -> str:
+    """Collapse stray whitespace (some published answers carry it)."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def resolve_coco_image(image_root: Path, image_id: str) -> Path | None:
+    """COCO 2014 train or val file for a 12-digit id, whichever exists."""
+    for folder, prefix in COCO_FOLDERS:
+        path = image_root / folder / f"{prefix}{image_id}.jpg"
+        if path.is_file():
+            return path
+    return None
+
+
+def _check_image(path: Path) -> str | None:
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError) as error:
+        return f"image {path} is unreadable ({error.__class__.__name__})"
+    return None
+
+
+class _Validator:
+    def __init__(self, file: Path, strict: bool, tasks: Iterable[str] | None) -> None:
+        self.file, self.strict = str(file), strict
+        self.tasks = tuple(tasks) if tasks is not None else MC2_TASKS
+        self.report = LoadReport()
+        self.seen: set[str] = set()
+
+    def fail(self, index: int, record_id: str | None, field_name: str, reason: str) -> None:
+        error = RecordError(self.file, index, record_id, field_name, reason)
+        if self.strict:
+            raise error
+        self.report.problems.append(error)
+
+    def text_fields(self, index: int, record_id: str | None, raw: dict[str, Any]) -> dict[str, str] | None:
+        values = {}
+        for name in TEXT_FIELDS + ("task",):
+            if name not in raw:
+                return self.fail(index, record_id, name, "missing")
+            value = raw[name]
+            if not isinstance(value, str):
+                return self.fail(index, record_id, name, f"must be a string, got {type(value).__name__}")
+            if not normalise(value):
+                return self.fail(index, record_id, name, "is empty")
+            values[name] = normalise(value)
+        if values["task"] not in self.tasks:
+            return self.fail(index, record_id, "task", f"unknown task {values['task']!r}; expected one of {', '.join(self.tasks)}")
+        if values["answer_vision"].lower() == values["answer_text"].lower():
+            return self.fail(index, record_id, "answer_text",
+                             f"identical to answer_vision ({values['answer_text']!r}): no modality conflict")
+        return values
+
+    def accept(self, index: int, record_id: str, image: Path, values: dict[str, str]) -> None:
+        if record_id in self.seen:
+            return self.fail(index, record_id, "id", "duplicate record id")
+        problem = _check_image(image)
+        if problem:
+            return self.fail(index, record_id, "image", problem)
+        self.seen.add(record_id)
+        self.report.records.append(Record(record_id, str(image), values["task"], values["question"], values["context"],
+                                          values["answer_vision"], values["answer_text"]))
+
+
+def load_mc2(path: str | Path, image_root: str | Path, *, strict: bool = True) -> LoadReport:
+    """Read the published MC2 ``evaluate_final.json`` with COCO 2014 images under ``image_root``."""
+    path, image_root = Path(path), Path(image_root)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: cannot read ({error})") from error
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from error
+    if not isinstance(data, list):
+        raise DatasetError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
+    check = _Validator(path, strict, None)
+    for index, raw in enumerate(data):
+        if not isinstance(raw, dict):
+            check.fail(index, None, "record", f"must be an object, got {type(raw).__name__}")
+            continue
+        image_id = raw.get("image_id")
+        if image_id is None:
+            check.fail(index, None, "image_id", "missing")
+            continue
+        image_id = str(image_id).strip()
+        if not re.fullmatch(r"\d{1,12}", image_id):
+            check.fail(index, image_id, "image_id", "must be a COCO id of up to 12 digits")
+            continue
+        image_id = image_id.zfill(12)
+        record_id = f"{image_id}-{index}"
+        values = check.text_fields(index, record_id, raw)
+        if values is None:
+            continue
+        image = resolve_coco_image(image_root, image_id)
+        if image is None:
+            check.fail(index, record_id, "image_id",
+                       f"no image {image_id} under {image_root}/train2014 or {image_root}/val2014")
+            continue
+        check.accept(index, record_id, image, values)
+    return check.report
+
+
+def load_jsonl(path: str | Path, *, strict: bool = True, tasks: Iterable[str] | None = None) -> LoadReport:
+    """Users' own data: one JSON object per line with ``id`` (optional), ``image`` (path, relative to
+    the file's folder or absolute), ``context``, ``question``, ``answer_vision``, ``answer_text`` and
+    ``task`` (any task name when ``tasks`` is given; MC2's eight otherwise)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: cannot read ({error})") from error
+    check = _Validator(path, strict, tasks)
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as error:
+            check.fail(index, None, "line", f"not valid JSON ({error.msg})")
+            continue
+        if not isinstance(raw, dict):
+            check.fail(index, None, "record", f"must be an object, got {type(raw).__name__}")
+            continue
+        record_id = str(raw.get("id", index))
+        values = check.text_fields(index, record_id, raw)
+        if values is None:
+            continue
+        if not isinstance(raw.get("image"), str) or not raw["image"].strip():
+            check.fail(index, record_id, "image", "missing")
+            continue
+        image = Path(raw["image"])
+        image = image if image.is_absolute() else path.parent / image
+        if not image.is_file():
+            check.fail(index, record_id, "image", f"image {image} does not exist")
+            continue
+        check.accept(index, record_id, image, values)
+    return check.report
+
+
+def record_dict(record: Record) -> dict[str, str]:
+    return asdict(record)
