@@ -80,11 +80,13 @@ def tokenise(
     no id, or share ids (the decision subspace would be ill-defined); the report says why."""
     report, kept = CoverageReport(), []
     for s in samples:
-        try:
-            compliant = dictionaries[(s.compliant_answer.strip().lower(), s.task)]
-            competing = dictionaries[(s.competing_answer.strip().lower(), s.task)]
-        except KeyError as error:
-            raise KeyError(f"sample {s.sample_id}: no dictionary for answer {error.args[0]!r}") from None
+        pair = []
+        for answer in (s.compliant_answer, s.competing_answer):
+            key = (answer.strip().lower(), s.task)
+            if key not in dictionaries:
+                raise KeyError(f"sample {s.sample_id}: no dictionary for answer {key[0]!r} (task {s.task})")
+            pair.append(dictionaries[key])
+        compliant, competing = pair
         c_ids, k_ids = first_token_ids(tokenizer, compliant.forms), first_token_ids(tokenizer, competing.forms)
         reason = (
             "no compliant ids" if not c_ids else "no competing ids" if not k_ids

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -75,4 +76,6 @@ def wordnet(cache: str | None = None) -> Any:
         if str(folder) not in nltk.data.path:
             nltk.data.path.append(str(folder))
         root = nltk.data.find("corpora/wordnet")
-    return WordNetCorpusReader(root, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "multilingual functions are not available" (no OMW): expected
+        return WordNetCorpusReader(root, None)
