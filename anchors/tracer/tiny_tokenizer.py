@@ -50,6 +50,8 @@ def fast_tokenizer(
     special_tokens: Iterable[str],
     *,
     chat_template: str,
+    whole_words: Iterable[str] = (),
+    vocab_size: int = 1024,
     bos: str | None = None,
     eos: str,
     pad: str,
@@ -57,7 +59,10 @@ def fast_tokenizer(
 ) -> PreTrainedTokenizerFast:
     """Wrap a freshly trained tokenizer as a transformers fast tokenizer with a chat template."""
     names = [t for t in [bos, eos, pad] if t] + list(special_tokens) + list((extra_special or {}).values())
-    backend = train_tokenizer(names)
+    words = list(whole_words)
+    # repeating a word bare, after a space and capitalised makes each of those one token
+    extra = [v for w in words for v in (w, " " + w, w.capitalize(), " " + w.capitalize())] * 20
+    backend = train_tokenizer(names, extra_text=extra, vocab_size=vocab_size)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         bos_token=bos,

@@ -1,0 +1,148 @@
+"""The organism's synthetic task: a coloured shape, a text context that (usually) names another
+colour, a colour question, and an instruction saying which modality to follow.
+
+Deterministic by seed. Instruction wordings are split into held-in wordings (seen in training)
+and held-out ones (the paper's two robustness styles, never trained on), which give naturally
+failed samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..datasets.dictionaries import AnswerDictionary
+from ..datasets.instructions import FORMAT_SENTENCE, STYLES, ModalitySample
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30), "green": (40, 170, 60), "blue": (40, 70, 220), "yellow": (235, 220, 40),
+    "orange": (245, 140, 20), "purple": (130, 50, 170), "pink": (245, 130, 190), "brown": (120, 75, 35),
+}
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "red": ("crimson", "scarlet"), "green": ("emerald", "lime"), "blue": ("azure", "navy"),
+    "yellow": ("golden", "lemon"), "orange": ("amber", "tangerine"), "purple": ("violet", "lavender"),
+    "pink": ("rose", "magenta"), "brown": ("tan", "chocolate"),
+}
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross", "diamond")
+QUESTIONS: tuple[str, ...] = ("What color is the object?", "Which color does the shape have?", "What is the color of the shape?")
+CONTEXTS: tuple[str, ...] = ("The {shape} in the picture is {colour}.", "In this image the {shape} is {colour}.",
+                             "A caption says the {shape} is {colour}.")
+HELD_IN: dict[str, tuple[str, ...]] = {
+    "text": (
+        STYLES["default"]["text"], "Follow the text.", "Trust the text, not the image.", "Ignore the image.",
+        "Use the passage to answer.", "Answer according to the text.", "Rely on the written context.",
+        "Do not look at the picture.", "The text is correct.",
+    ),
+    "vision": (
+        STYLES["default"]["vision"], "Follow the image.", "Trust the image, not the text.", "Ignore the text.",
+        "Use the picture to answer.", "Answer according to the image.", "Rely on what you see.",
+        "Do not read the passage.", "The image is correct.",
+    ),
+}
+HELD_OUT: dict[str, tuple[str, ...]] = {m: (STYLES["prioritize"][m], STYLES["focus"][m]) for m in ("text", "vision")}
+IMAGE_SIZE = 56
+CONFLICT_RATE = 0.75
+
+
+def vocabulary() -> tuple[str, ...]:
+    """Words that must be single tokens (answers and their synonyms, with and without a space)."""
+    return tuple(COLOURS) + tuple(s for group in SYNONYMS.values() for s in group) + SHAPES
+
+
+def dictionaries() -> dict[tuple[str, str], AnswerDictionary]:
+    return {(c, "color"): AnswerDictionary(c, "color", (c,) + SYNONYMS[c]) for c in COLOURS}
+
+
+def render_image(colour: str, shape: str, rng: np.random.Generator) -> Image.Image:
+    """A noisy background with one filled shape of ``colour`` at a random place and size."""
+    base = rng.integers(90, 170, size=3)
+    pixels = np.clip(base + rng.normal(0, 18, size=(IMAGE_SIZE, IMAGE_SIZE, 3)), 0, 255).astype("uint8")
+    image = Image.fromarray(pixels)
+    draw = ImageDraw.Draw(image)
+    size = int(rng.integers(22, 36))
+    x, y = (int(v) for v in rng.integers(2, IMAGE_SIZE - size - 2, size=2))
+    fill = tuple(int(np.clip(c + rng.normal(0, 12), 0, 255)) for c in COLOURS[colour])
+    box = (x, y, x + size, y + size)
+    if shape == "circle":
+        draw.ellipse(box, fill=fill)
+    elif shape == "square":
+        draw.rectangle(box, fill=fill)
+    elif shape == "triangle":
+        draw.polygon([(x, y + size), (x + size, y + size), (x + size // 2, y)], fill=fill)
+    elif shape == "diamond":
+        draw.polygon([(x + size // 2, y), (x + size, y + size // 2), (x + size // 2, y + size), (x, y + size // 2)], fill=fill)
+    else:
+        third = size // 3
+        draw.rectangle((x + third, y, x + 2 * third, y + size), fill=fill)
+        draw.rectangle((x, y + third, x + size, y + 2 * third), fill=fill)
+    return image
+
+
+@dataclass(frozen=True)
+class Example:
+    """One organism example: image, segments, instructed modality and the two answers."""
+
+    example_id: str
+    image: Image.Image
+    segments: tuple[tuple[str, str], ...]
+    instructed: str
+    wording: str
+    held_out: bool
+    answer_vision: str
+    answer_text: str
+
+    @property
+    def target(self) -> str:
+        return self.answer_text if self.instructed == "text" else self.answer_vision
+
+    @property
+    def competing(self) -> str:
+        return self.answer_vision if self.instructed == "text" else self.answer_text
+
+
+def make_example(rng: np.random.Generator, index: int, *, held_out: bool = False, conflict: bool | None = None,
+                 instructed: str | None = None, prefix: str = "ex") -> Example:
+    colours = list(COLOURS)
+    vision = colours[int(rng.integers(len(colours)))]
+    shape = SHAPES[int(rng.integers(len(SHAPES)))]
+    conflict = bool(rng.random() < CONFLICT_RATE) if conflict is None else conflict
+    text = vision if not conflict else [c for c in colours if c != vision][int(rng.integers(len(colours) - 1))]
+    instructed = instructed or ("text", "vision")[int(rng.integers(2))]
+    wordings = (HELD_OUT if held_out else HELD_IN)[instructed]
+    wording_index = int(rng.integers(len(wordings)))
+    context = CONTEXTS[int(rng.integers(len(CONTEXTS)))].format(shape=shape, colour=text)
+    question = QUESTIONS[int(rng.integers(len(QUESTIONS)))]
+    semantic, fmt = ("instruction_semantic", wordings[wording_index]), ("instruction_format", FORMAT_SENTENCE)
+    body = (("question", question), semantic, fmt) if rng.random() < 0.5 else (semantic, ("question", question), fmt)
+    return Example(
+        example_id=f"{prefix}{index}", image=render_image(vision, shape, rng), segments=(("context", context),) + body,
+        instructed=instructed, wording=f"{'held_out' if held_out else 'held_in'}-{wording_index}", held_out=held_out,
+        answer_vision=vision, answer_text=text,
+    )
+
+
+def evaluation_set(n: int, seed: int, *, held_out: bool, prefix: str) -> list[Example]:
+    """``n`` conflicting examples, half per intent, deterministic by seed."""
+    rng = np.random.default_rng(seed)
+    return [make_example(rng, i, held_out=held_out, conflict=True, instructed=("text", "vision")[i % 2], prefix=prefix)
+            for i in range(n)]
+
+
+def to_modality_samples(examples: list[Example], image_folder: str | Path) -> list[ModalitySample]:
+    """Write the images and return samples in the datasets' format (for persistence and the CLI)."""
+    folder = Path(image_folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for e in examples:
+        path = folder / f"{e.example_id}.png"
+        e.image.save(path)
+        question = dict(e.segments)["question"]
+        out.append(ModalitySample(
+            sample_id=e.example_id, record_id=e.example_id, image=str(path), task="color", instructed=e.instructed,
+            style=e.wording, variant="default", segments=e.segments, compliant_answer=e.target,
+            competing_answer=e.competing, question=question,
+        ))
+    return out

@@ -1,0 +1,161 @@
+"""Build and train the model organism: a small Qwen2.5-VL trained on the synthetic colour task.
+
+Loss is on the answer token only (the next token after the assistant-turn opener). Training is
+deterministic for a given seed and thread count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..tracer.adapters.qwen_vl import QwenVLAdapter
+from ..tracer.roles import Prompt
+from .task import COLOURS, Example, evaluation_set, make_example, vocabulary
+
+ORGANISM_SIZES: dict[str, int] = dict(
+    hidden_size=128, num_hidden_layers=6, num_attention_heads=8, num_key_value_heads=4, intermediate_size=384,
+    vision_depth=2, vision_width=64,
+)
+VOCAB_SIZE = 1536
+METADATA = "organism.json"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 48
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.01
+    seed: int = 0
+    threads: int = 2
+
+
+def build(seed: int = 0, attn_implementation: str = "sdpa") -> tuple[torch.nn.Module, Any, QwenVLAdapter]:
+    """A freshly initialised organism (model, processor, adapter)."""
+    from transformers import AutoModelForImageTextToText
+
+    config, processor = QwenVLAdapter.tiny("qwen2_5_vl", words=vocabulary(), vocab_size=VOCAB_SIZE, **ORGANISM_SIZES)
+    config._attn_implementation = attn_implementation
+    torch.manual_seed(seed)
+    model = AutoModelForImageTextToText.from_config(config)
+    return model, processor, QwenVLAdapter(model.config, processor)
+
+
+def answer_token(tokenizer: Any, word: str) -> int:
+    ids = tokenizer.encode(word, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(f"answer {word!r} is not a single token ({ids})")
+    return ids[0]
+
+
+def _encode(adapter: QwenVLAdapter, examples: list[Example]) -> Any:
+    texts = [adapter.render(Prompt(e.example_id, e.segments).user_text, True) for e in examples]
+    return adapter.encode(texts, [e.image for e in examples])
+
+
+def _schedule(config: TrainConfig) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < config.warmup:
+            return (step + 1) / config.warmup
+        progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    return factor
+
+
+def train_model(config: TrainConfig, on_step: Callable[[int, float], None] | None = None
+                ) -> tuple[torch.nn.Module, Any, QwenVLAdapter, list[float]]:
+    """Train from scratch; returns the model, processor, adapter and the loss of every step."""
+    torch.set_num_threads(config.threads)
+    model, processor, adapter = build(config.seed)
+    model.train()
+    targets = {c: answer_token(adapter.tokenizer, c) for c in COLOURS}
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(config))
+    rng = np.random.default_rng(config.seed)
+    losses = []
+    for step in range(config.steps):
+        examples = [make_example(rng, i) for i in range(config.batch_size)]
+        inputs = _encode(adapter, examples)
+        logits = model(**inputs, logits_to_keep=1).logits[:, -1]
+        target = torch.tensor([targets[e.target] for e in examples])
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        scheduler.step()
+        losses.append(float(loss))
+        if on_step:
+            on_step(step, losses[-1])
+    model.eval()
+    return model, processor, adapter, losses
+
+
+@torch.no_grad()
+def following_rates(model: torch.nn.Module, adapter: QwenVLAdapter, examples: list[Example], batch_size: int = 64) -> dict[str, float]:
+    """Per instructed modality: the fraction of examples whose greedy answer is the compliant colour,
+    and the fraction answering the competing one."""
+    targets = {c: answer_token(adapter.tokenizer, c) for c in COLOURS}
+    hits = {m: [0, 0, 0] for m in ("text", "vision")}
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        top = model(**_encode(adapter, chunk), logits_to_keep=1).logits[:, -1].argmax(-1).tolist()
+        for e, token in zip(chunk, top):
+            hits[e.instructed][0] += token == targets[e.target]
+            hits[e.instructed][1] += token == targets[e.competing]
+            hits[e.instructed][2] += 1
+    out = {}
+    for m, (followed, competing, n) in hits.items():
+        out[f"follow_{m}"] = followed / n
+        out[f"competing_{m}"] = competing / n
+    return out
+
+
+def evaluate(model: torch.nn.Module, adapter: QwenVLAdapter, n: int = 400, seed: int = 12345) -> dict[str, dict[str, float]]:
+    return {
+        "held_in": following_rates(model, adapter, evaluation_set(n, seed, held_out=False, prefix="in")),
+        "held_out": following_rates(model, adapter, evaluation_set(n, seed + 1, held_out=True, prefix="out")),
+    }
+
+
+SMOKE = TrainConfig(steps=20, batch_size=8, seed=7, threads=1, warmup=5)
+
+
+def train_and_save(folder: str | Path, config: TrainConfig, on_step: Callable[[int, float], None] | None = None) -> dict:
+    """Train, evaluate, and write safetensors + processor files + ``organism.json`` to ``folder``."""
+    from importlib import metadata
+
+    start = time.time()
+    model, processor, adapter, losses = train_model(config, on_step)
+    seconds = time.time() - start
+    metrics = evaluate(model, adapter)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    smoke_losses = train_model(SMOKE)[3]
+    record = {
+        "architecture": "qwen2_5_vl",
+        "sizes": ORGANISM_SIZES,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "train_config": asdict(config),
+        "torch": torch.__version__,
+        "transformers": metadata.version("transformers"),
+        "python": platform.python_version(),
+        "train_seconds": round(seconds, 1),
+        "loss_every_100": [round(l, 6) for l in losses[::100]] + [round(losses[-1], 6)],
+        "metrics": metrics,
+        "smoke": {"config": asdict(SMOKE), "losses": smoke_losses},
+    }
+    (folder / METADATA).write_text(json.dumps(record, indent=2))
+    return record
