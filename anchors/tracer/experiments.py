@@ -150,9 +150,7 @@ def lens_profile(
         _tick(on_batch, start + len(chunk), len(samples))
     readout, readout_generated = torch.cat(readouts), torch.cat(generated)
     final_margin = torch.cat(final_margins)
-    followed = np.array([a == "compliant" for a in answers])
     post = SITES.index("post")
-    instruction_margin, generated_margin = margin(readout[:, :, post]), margin(readout_generated[:, :, post])
     pre, mid = readout[:, :, SITES.index("pre")], readout[:, :, SITES.index("mid")]
     attn, mlp = mid - pre, readout[:, :, post] - mid
     data = {
@@ -164,8 +162,6 @@ def lens_profile(
         "attn_attribution_margin": (("sample", "layer"), margin(attn).numpy()),
         "mlp_attribution_margin": (("sample", "layer"), margin(mlp).numpy()),
         "final_margin": ("sample", final_margin.numpy()),
-        "ldar": (("outcome", "layer"), _rate_by_outcome(lambda a, b: ldar(a, b), instruction_margin, final_margin, followed)),
-        "sync_rate": (("outcome", "layer"), _rate_by_outcome(synchronisation_rate, instruction_margin, generated_margin, followed)),
     }
     coords = {
         **_sample_coords(samples, answers),
@@ -178,7 +174,21 @@ def lens_profile(
         data["head_attribution"] = (("sample", "layer", "head"), torch.cat(head_scores).numpy())
         coords["head"] = list(range(loaded.adapter.shape.n_heads))
     config = {"top_k": top_k, "heads": heads, "batch_size": batch_size, "readout_role": "instruction"}
-    return xr.Dataset(data, coords=coords, attrs=provenance(loaded, samples, "lens_profile", config))
+    return with_lens_aggregates(xr.Dataset(data, coords=coords, attrs=provenance(loaded, samples, "lens_profile", config)))
+
+
+def with_lens_aggregates(ds: xr.Dataset) -> xr.Dataset:
+    """(Re)compute the sample aggregates of a lens result from its per-sample variables: LDAR (Eq 6)
+    and the synchronisation rate, per outcome (followed, failed, all) and layer (post site)."""
+    instruction = torch.from_numpy(ds.margin.sel(site="post").transpose("sample", "layer").values)
+    generated_readout = ds.readout_generated.sel(site="post").transpose("sample", "layer", "subspace").values
+    generated = margin(torch.from_numpy(generated_readout))
+    final = torch.from_numpy(ds.final_margin.values)
+    followed = ds.followed.values.astype(bool)
+    out = ds.drop_vars(["ldar", "sync_rate"], errors="ignore")
+    out["ldar"] = (("outcome", "layer"), _rate_by_outcome(ldar, instruction, final, followed))
+    out["sync_rate"] = (("outcome", "layer"), _rate_by_outcome(synchronisation_rate, instruction, generated, followed))
+    return out
 
 
 def rank_heads(lens: xr.Dataset) -> xr.Dataset:

@@ -1,0 +1,109 @@
+"""A self-contained HTML report for a run directory: figures embedded, key numbers, provenance."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..tracer.results import load
+from .figures import FIGURES, render
+
+PROVENANCE_KEYS = ("model", "model_revision", "model_type", "adapter", "attn_implementation", "dtype",
+                   "dictionary_hash", "n_samples", "command")
+
+
+def _followed(ds: xr.Dataset) -> xr.Dataset:
+    return ds.where(ds.followed.astype(bool), drop=True) if ds.followed.any() else ds
+
+
+def key_numbers(ds: xr.Dataset) -> list[tuple[str, str]]:
+    """The few numbers worth a table, per experiment."""
+    experiment = ds.attrs.get("experiment")
+    rows: list[tuple[str, str]] = [("samples", str(ds.sizes.get("sample", ds.attrs.get("n_samples", ""))))]
+    if "followed" in ds and ds.followed.ndim == 1:
+        rows.append(("MFR (followed / all)", f"{float(ds.followed.mean()):.3f}"))
+    if experiment == "knockout_profile":
+        followed = _followed(ds)
+        for pathway in ds.pathway.values:
+            mean = followed.nssd.sel(pathway=pathway).isel(window=0).mean("sample")
+            layer = int(mean.idxmin("layer"))
+            rows.append((f"min mean NSSD, {pathway}", f"{float(mean.min()):.4f} at layer {layer}"))
+    elif experiment == "lens_profile":
+        ldar = ds.ldar.sel(outcome="followed")
+        if np.isfinite(ldar.values).any():
+            rows.append(("max LDAR (followed)", f"{float(ldar.max()):.3f} at layer {int(ldar.idxmax('layer'))}"))
+        for name, label in (("attn_attribution_margin", "attention"), ("mlp_attribution_margin", "MLP")):
+            rows.append((f"mean Δ margin from {label}, summed over layers", f"{float(ds[name].sum('layer').mean()):.3f}"))
+    elif experiment == "head_intervention":
+        for mode in ds.mode.values:
+            rows.append((f"{mode}: original MFR (n={int(ds.n_evaluated.sel(mode=mode))})", f"{float(ds.mfr_original.sel(mode=mode)):.3f}"))
+            for selection in ds.selection.values:
+                values = ", ".join(f"k={int(k)}: {float(v):.3f}" for k, v in zip(ds.k.values, ds.mfr.sel(mode=mode, selection=selection).values))
+                rows.append((f"{mode}, {selection} heads", values))
+        rows.append(("amplify alpha sweep", ", ".join(f"α={a:g}: {float(v):.3f}" for a, v in zip(ds.alpha.values, ds.mfr_alpha.values))))
+    elif experiment == "position_controls":
+        for variant in ds.variant.values:
+            part = ds.sel(variant=variant)
+            followed = part.where(part.followed.astype(bool), drop=True) if part.followed.any() else part
+            for target in ds.target.values:
+                mean = followed.nssd.sel(target=target).mean("sample")
+                rows.append((f"{variant}: min mean NSSD, cues → {target}", f"{float(mean.min()):.4f} at layer {int(mean.idxmin('layer'))}"))
+    return rows
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def _image(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(path.stem)}</figcaption></figure>'
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; } th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }
+th { background: #f3f3f3; font-weight: 600; } figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; } code { background: #f5f5f5; padding: 0 3px; }
+"""
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Render figures for every result (``*.nc``) in ``run_dir`` and write ``report.html``."""
+    run_dir = Path(run_dir)
+    results = sorted(p for p in run_dir.glob("*.nc"))
+    if not results:
+        raise FileNotFoundError(f"{run_dir}: no result files (*.nc) to report on")
+    sections, provenance = [], None
+    for path in results:
+        ds = load(path)
+        if ds.attrs.get("experiment") not in FIGURES:
+            continue
+        provenance = provenance or {k: str(ds.attrs.get(k, "")) for k in PROVENANCE_KEYS}
+        figures = render(ds, run_dir / "figures", stem=f"{path.stem}-")
+        config = json.dumps(json.loads(ds.attrs.get("config", "{}")), indent=1)
+        sections.append(
+            f"<section><h2>{html.escape(ds.attrs['experiment'])} — <code>{html.escape(path.name)}</code></h2>"
+            f"{_table(key_numbers(ds))}{''.join(_image(f) for f in figures)}"
+            f"<details><summary>configuration</summary><pre>{html.escape(config)}</pre></details></section>"
+        )
+    versions = ""
+    if provenance is not None:
+        first = load(results[0])
+        versions = html.escape(first.attrs.get("versions", ""))
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>instruction-anchors report</title>"
+        f"<style>{STYLE}</style></head><body><h1>instruction-anchors report</h1>"
+        f"<p>Run directory: <code>{html.escape(str(run_dir))}</code></p>"
+        f"<h2>Provenance</h2>{_table(list((provenance or {}).items()))}<p>Versions: <code>{versions}</code></p>"
+        f"{''.join(sections)}</body></html>"
+    )
+    out = run_dir / "report.html"
+    out.write_text(page, encoding="utf-8")
+    return out
