@@ -75,7 +75,7 @@ class Reporter:
 
 
 def _resolved(args: argparse.Namespace) -> dict[str, Any]:
-    skip = {"handler", "config", "quiet"}
+    skip = {"handler", "config", "quiet", "out", "overwrite"}  # where and how to write is not the computation
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items()) if k not in skip}
 
 
@@ -514,42 +514,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _apply_config(parser: argparse.ArgumentParser, argv: list[str], args: argparse.Namespace) -> argparse.Namespace:
-    """Re-parse with defaults taken from the TOML file, so command-line flags still win."""
+def _config_path(argv: list[str]) -> Path | None:
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if arg.startswith("--config="):
+            return Path(arg.split("=", 1)[1])
+    return None
+
+
+def _subparser(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[str, argparse.ArgumentParser] | None:
+    """The (command name, parser) that ``argv`` selects, following nested commands."""
+    words = [a for a in argv if not a.startswith("-")]
+    current, name = parser, None
+    for word in words:
+        groups = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+        if not groups or word not in groups[0].choices:
+            break
+        current, name = groups[0].choices[word], word
+    return (name, current) if name else None
+
+
+def _apply_config(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Defaults from the TOML file named by --config, applied before parsing so flags still win
+    and options given in the file count as given."""
+    path = _config_path(argv)
+    selected = _subparser(parser, argv)
+    if path is None or selected is None:
+        return
+    command, subparser = selected
     try:
-        data = tomllib.loads(Path(args.config).read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as error:
-        raise UsageError(f"--config {args.config}: {error}") from error
-    command = args.command
+        raise UsageError(f"--config {path}: {error}") from error
     values = {k: v for k, v in data.items() if not isinstance(v, dict)}
     values.update(data.get(command, {}))
     values = {k.replace("-", "_"): v for k, v in values.items()}
-    known = set(vars(args))
-    unknown = sorted(set(values) - known)
+    actions = {a.dest: a for a in subparser._actions}  # noqa: SLF001
+    unknown = sorted(set(values) - set(actions) - {"config"})
     if unknown:
-        raise UsageError(f"--config {args.config}: unknown option(s) for '{command}': {', '.join(unknown)}")
-    subparser = next(a for a in parser._subparsers._group_actions).choices[command]  # noqa: SLF001
-    if command in ("data", "organism"):
-        sub = next(a for a in subparser._subparsers._group_actions)  # noqa: SLF001
-        subparser = sub.choices[getattr(args, f"{command}_command")]
-    for action in subparser._actions:  # noqa: SLF001
-        if action.dest in values:
-            action.required = False
-    subparser.set_defaults(**{k: Path(v) if isinstance(getattr(args, k), Path) else v for k, v in values.items()})
-    return parser.parse_args(argv)
+        raise UsageError(f"--config {path}: unknown option(s) for '{command}': {', '.join(unknown)}")
+    for dest, value in values.items():
+        actions[dest].required = False
+        if actions[dest].type is Path:
+            values[dest] = Path(value)
+    subparser.set_defaults(**values)
 
 
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    try:
+        _apply_config(parser, argv)
+    except UsageError as error:
+        print(f"anchors: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     try:
-        if args.config is not None:
-            args = _apply_config(parser, argv, args)
-        for key in ("out",):
-            if isinstance(getattr(args, key, None), str) and args.command in ("knockout", "lens", "controls", "intervene"):
-                setattr(args, key, Path(getattr(args, key)))
         reporter = Reporter(args.quiet)
         return args.handler(args, reporter)
     except KeyboardInterrupt:

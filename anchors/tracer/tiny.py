@@ -45,5 +45,7 @@ def tiny_model(model_type: str, attn_implementation: str = "eager") -> LoadedMod
     if key not in _CACHE:
         if model_type not in _FOLDERS:
             _FOLDERS[model_type] = build_tiny(model_type, tempfile.mkdtemp(prefix=f"anchors-tiny-{model_type}-"))
-        _CACHE[key] = load_model(str(_FOLDERS[model_type]), attn_implementation=attn_implementation)
+        loaded = load_model(str(_FOLDERS[model_type]), attn_implementation=attn_implementation)
+        loaded.provenance["model"] = f"tiny:{model_type}"  # the folder is a temporary path; the seed fixes the weights
+        _CACHE[key] = loaded
     return _CACHE[key]
