@@ -398,6 +398,15 @@ def _output_options(parser: argparse.ArgumentParser, what: str) -> None:
                              "without it, re-running the same command resumes an interrupted sweep")
 
 
+def _analysis_parser(commands: Any, common: argparse.ArgumentParser, name: str, help: str, description: str
+                     ) -> argparse.ArgumentParser:
+    """A command that runs a model over data: model, data and batching options included."""
+    parser = commands.add_parser(name, parents=[common], help=help, description=description)
+    _model_options(parser)
+    _data_options(parser)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .datasets.instructions import STYLES, VARIANTS
     from .tracer.experiments import DEFAULT_PATHWAYS
@@ -426,10 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", required=True, help="output folder")
     build.set_defaults(handler=cmd_data_build)
 
-    knockout = commands.add_parser("knockout", parents=[common], help="attention knockout profile (NSSD per layer)",
-                                   description="Cut attention pathways in a window of layers and measure NSSD (Eq 4).")
-    _model_options(knockout)
-    _data_options(knockout)
+    knockout = _analysis_parser(commands, common, "knockout", help="attention knockout profile (NSSD per layer)",
+                                  description="Cut attention pathways in a window of layers and measure NSSD (Eq 4).")
     knockout.add_argument("--pathways", nargs="+", default=list(DEFAULT_PATHWAYS),
                           help="pathway names, or 'source->target' with roles/groups joined by '+' (default: all six)")
     knockout.add_argument("--windows", nargs="+", type=_positive, default=[9],
@@ -438,11 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(knockout, "knockout profile")
     knockout.set_defaults(handler=cmd_knockout)
 
-    lens = commands.add_parser("lens", parents=[common], help="logit-lens readouts, LDAR and attributions",
-                               description="Readouts at instruction tokens per layer (Eq 1, 5), LDAR (Eq 6), attention/"
+    lens = _analysis_parser(commands, common, "lens", help="logit-lens readouts, LDAR and attributions",
+                                  description="Readouts at instruction tokens per layer (Eq 1, 5), LDAR (Eq 6), attention/"
                                            "MLP (Eq 7-8) and per-head (Eq 9) attributions.")
-    _model_options(lens)
-    _data_options(lens)
     lens.add_argument("--top-k", type=_positive, default=5, help="instruction tokens averaged per subspace (default: 5)")
     lens.add_argument("--no-heads", action="store_true", help="skip per-head attribution")
     _output_options(lens, "lens profile")
@@ -455,11 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     heads.add_argument("--out", type=Path, default=None, help="also write the ranking as NetCDF")
     heads.set_defaults(handler=cmd_heads)
 
-    intervene = commands.add_parser("intervene", parents=[common], help="block/amplify top heads vs random and shared",
-                                    description="Head blocking on followed and amplification on failed samples, with "
+    intervene = _analysis_parser(commands, common, "intervene", help="block/amplify top heads vs random and shared",
+                                  description="Head blocking on followed and amplification on failed samples, with "
                                                 "random-k and shared-head controls and an alpha sweep (§4.2).")
-    _model_options(intervene)
-    _data_options(intervene)
     intervene.add_argument("--lens", required=True, help="lens result used to rank the heads")
     intervene.add_argument("--ks", nargs="+", type=_positive, default=[1, 2, 4, 8], help="numbers of heads (default: 1 2 4 8)")
     intervene.add_argument("--amplify-alpha", type=float, default=2.0, help="scale for amplification (default: 2)")
@@ -470,11 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(intervene, "intervention result")
     intervene.set_defaults(handler=cmd_intervene)
 
-    controls = commands.add_parser("controls", parents=[common], help="semantic vs format instruction knockout",
-                                   description="Cut cues->semantic vs cues->format instruction tokens per prompt variant "
+    controls = _analysis_parser(commands, common, "controls", help="semantic vs format instruction knockout",
+                                  description="Cut cues->semantic vs cues->format instruction tokens per prompt variant "
                                                "(Fig 3a, App C.2).")
-    _model_options(controls)
-    _data_options(controls)
     controls.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="prompt variants")
     controls.add_argument("--window", type=_positive, default=9, help="knockout window (default: 9)")
     controls.add_argument("--layers", nargs="+", type=int, default=None, help="window centres (default: every layer)")

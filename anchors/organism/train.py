@@ -6,6 +6,7 @@ deterministic for a given seed and thread count.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import platform
@@ -17,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..tracer.adapters.qwen_vl import QwenVLAdapter
+from ..tracer.adapters import Adapter, adapter_class
 from ..tracer.roles import Prompt
 from .task import COLOURS, Example, evaluation_set, make_example, vocabulary
 
@@ -25,6 +26,7 @@ ORGANISM_SIZES: dict[str, int] = dict(
     hidden_size=128, num_hidden_layers=6, num_attention_heads=8, num_key_value_heads=4, intermediate_size=384,
     vision_depth=2, vision_width=64,
 )
+ARCHITECTURE_SIZES: dict[str, dict[str, int]] = {"qwen2_5_vl": {}, "llava": {"image_size": 56}}
 VOCAB_SIZE = 1536
 METADATA = "organism.json"
 
@@ -38,17 +40,23 @@ class TrainConfig:
     weight_decay: float = 0.01
     seed: int = 0
     threads: int = 2
+    architecture: str = "qwen2_5_vl"
 
 
-def build(seed: int = 0, attn_implementation: str = "sdpa") -> tuple[torch.nn.Module, Any, QwenVLAdapter]:
-    """A freshly initialised organism (model, processor, adapter)."""
+def build(seed: int = 0, architecture: str = "qwen2_5_vl", attn_implementation: str = "sdpa"
+          ) -> tuple[torch.nn.Module, Any, Adapter]:
+    """A freshly initialised organism (model, processor, adapter) of ``architecture``."""
     from transformers import AutoModelForImageTextToText
 
-    config, processor = QwenVLAdapter.tiny("qwen2_5_vl", words=vocabulary(), vocab_size=VOCAB_SIZE, **ORGANISM_SIZES)
+    if architecture not in ARCHITECTURE_SIZES:
+        raise ValueError(f"no organism recipe for {architecture!r}; choose from {', '.join(ARCHITECTURE_SIZES)}")
+    cls = adapter_class(architecture)
+    sizes = {**ORGANISM_SIZES, **ARCHITECTURE_SIZES[architecture]}
+    config, processor = cls.tiny(architecture, words=vocabulary(), vocab_size=VOCAB_SIZE, **sizes)
     config._attn_implementation = attn_implementation
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config)
-    return model, processor, QwenVLAdapter(model.config, processor)
+    return model, processor, cls(model.config, processor)
 
 
 def answer_token(tokenizer: Any, word: str) -> int:
@@ -58,7 +66,7 @@ def answer_token(tokenizer: Any, word: str) -> int:
     return ids[0]
 
 
-def _encode(adapter: QwenVLAdapter, examples: list[Example]) -> Any:
+def _encode(adapter: Adapter, examples: list[Example]) -> Any:
     texts = [adapter.render(Prompt(e.example_id, e.segments).user_text, True) for e in examples]
     return adapter.encode(texts, [e.image for e in examples])
 
@@ -73,10 +81,10 @@ def _schedule(config: TrainConfig) -> Callable[[int], float]:
 
 
 def train_model(config: TrainConfig, on_step: Callable[[int, float], None] | None = None
-                ) -> tuple[torch.nn.Module, Any, QwenVLAdapter, list[float]]:
+                ) -> tuple[torch.nn.Module, Any, Adapter, list[float]]:
     """Train from scratch; returns the model, processor, adapter and the loss of every step."""
     torch.set_num_threads(config.threads)
-    model, processor, adapter = build(config.seed)
+    model, processor, adapter = build(config.seed, config.architecture)
     model.train()
     targets = {c: answer_token(adapter.tokenizer, c) for c in COLOURS}
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -102,7 +110,7 @@ def train_model(config: TrainConfig, on_step: Callable[[int, float], None] | Non
 
 
 @torch.no_grad()
-def following_rates(model: torch.nn.Module, adapter: QwenVLAdapter, examples: list[Example], batch_size: int = 64) -> dict[str, float]:
+def following_rates(model: torch.nn.Module, adapter: Adapter, examples: list[Example], batch_size: int = 64) -> dict[str, float]:
     """Per instructed modality: the fraction of examples whose greedy answer is the compliant colour,
     and the fraction answering the competing one."""
     targets = {c: answer_token(adapter.tokenizer, c) for c in COLOURS}
@@ -121,7 +129,7 @@ def following_rates(model: torch.nn.Module, adapter: QwenVLAdapter, examples: li
     return out
 
 
-def evaluate(model: torch.nn.Module, adapter: QwenVLAdapter, n: int = 400, seed: int = 12345) -> dict[str, dict[str, float]]:
+def evaluate(model: torch.nn.Module, adapter: Adapter, n: int = 400, seed: int = 12345) -> dict[str, dict[str, float]]:
     return {
         "held_in": following_rates(model, adapter, evaluation_set(n, seed, held_out=False, prefix="in")),
         "held_out": following_rates(model, adapter, evaluation_set(n, seed + 1, held_out=True, prefix="out")),
@@ -143,10 +151,11 @@ def train_and_save(folder: str | Path, config: TrainConfig, on_step: Callable[[i
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
-    smoke_losses = train_model(SMOKE)[3]
+    smoke = dataclasses.replace(SMOKE, architecture=config.architecture)
+    smoke_losses = train_model(smoke)[3]
     record = {
-        "architecture": "qwen2_5_vl",
-        "sizes": ORGANISM_SIZES,
+        "architecture": config.architecture,
+        "sizes": {**ORGANISM_SIZES, **ARCHITECTURE_SIZES[config.architecture]},
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_config": asdict(config),
         "torch": torch.__version__,
@@ -155,7 +164,7 @@ def train_and_save(folder: str | Path, config: TrainConfig, on_step: Callable[[i
         "train_seconds": round(seconds, 1),
         "loss_every_100": [round(l, 6) for l in losses[::100]] + [round(losses[-1], 6)],
         "metrics": metrics,
-        "smoke": {"config": asdict(SMOKE), "losses": smoke_losses},
+        "smoke": {"config": asdict(smoke), "losses": smoke_losses},
     }
     (folder / METADATA).write_text(json.dumps(record, indent=2))
     return record

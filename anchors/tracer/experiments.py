@@ -129,16 +129,17 @@ def lens_profile(
     *,
     top_k: int = 5,
     heads: bool = True,
+    readout_role: str | tuple[str, ...] = "instruction",
     batch_size: int = 8,
     on_batch: Progress = None,
 ) -> xr.Dataset:
-    """Logit-lens readouts at instruction tokens (Eq 1, 5) before/after attention/after MLP of every
+    """Logit-lens readouts at instruction tokens (``readout_role``; Eq 1, 5) before/after attention/after MLP of every
     layer, the attention and MLP logit-difference attributions (Eq 7–8), per-head attributions
     (Eq 9), LDAR (Eq 6) and the instruction-vs-answer-position synchronisation rate, for followed
     and failed samples."""
     readouts, generated, head_scores, final_margins, answers = [], [], [], [], []
     for start, chunk, batch, space in batches(loaded.adapter, samples, batch_size):
-        out = trace_batch(loaded, batch, space, lens=True, heads=heads)
+        out = trace_batch(loaded, batch, space, lens=True, heads=heads, readout_role=readout_role)
         valid = out["valid"]
         readouts.append(topk_readout(out["readout"], valid, top_k))  # (B, L, site, 2)
         generated.append(out["readout_generated"])
@@ -173,7 +174,7 @@ def lens_profile(
     if heads:
         data["head_attribution"] = (("sample", "layer", "head"), torch.cat(head_scores).numpy())
         coords["head"] = list(range(loaded.adapter.shape.n_heads))
-    config = {"top_k": top_k, "heads": heads, "batch_size": batch_size, "readout_role": "instruction"}
+    config = {"top_k": top_k, "heads": heads, "batch_size": batch_size, "readout_role": _label(readout_role)}
     return with_lens_aggregates(xr.Dataset(data, coords=coords, attrs=provenance(loaded, samples, "lens_profile", config)))
 
 

@@ -21,18 +21,24 @@ class LlavaAdapter(Adapter):
     model_types = ("llava", "llava_next", "llava_onevision")
 
     @staticmethod
-    def tiny(model_type: str = "llava", **sizes: int) -> tuple[Any, Any]:
-        """Config and processor of a tiny LLaVA: 28×28 image, patch 14 → 4 image tokens."""
+    def tiny(model_type: str = "llava", *, words: tuple[str, ...] = (), vocab_size: int = 1024,
+             **sizes: int) -> tuple[Any, Any]:
+        """Config and processor of a tiny LLaVA: 28×28 image (``image_size``), patch 14 → 4 image
+        tokens; ``words`` become single tokens; ``sizes`` override decoder and vision sizes."""
         from transformers import CLIPImageProcessor, LlavaConfig, LlavaProcessor
 
         from ..tiny_tokenizer import fast_tokenizer
 
-        tokenizer = fast_tokenizer(["<image>"], chat_template=LLAMA_CHAT, bos="<s>", eos="</s>", pad="<pad>")
+        tokenizer = fast_tokenizer(["<image>"], chat_template=LLAMA_CHAT, bos="<s>", eos="</s>", pad="<pad>",
+                                   whole_words=words, vocab_size=vocab_size)
+        image_size = sizes.get("image_size", 28)
+        width = sizes.get("vision_width", 32)
         ids = tokenizer.convert_tokens_to_ids
         config = LlavaConfig(
             vision_config=dict(
-                model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=2, image_size=28, patch_size=14, projection_dim=32,
+                model_type="clip_vision_model", hidden_size=width, intermediate_size=2 * width,
+                num_hidden_layers=sizes.get("vision_depth", 2), num_attention_heads=2, image_size=image_size,
+                patch_size=14, projection_dim=width,
             ),
             text_config=dict(
                 model_type="llama", vocab_size=len(tokenizer), hidden_size=sizes.get("hidden_size", 64),
@@ -43,12 +49,13 @@ class LlavaAdapter(Adapter):
                 bos_token_id=ids("<s>"), eos_token_id=ids("</s>"), pad_token_id=ids("<pad>"),
             ),
             image_token_index=ids("<image>"),
-            image_seq_length=4,
+            image_seq_length=(image_size // 14) ** 2,
             vision_feature_layer=-1,
             vision_feature_select_strategy="default",
         )
         processor = LlavaProcessor(
-            image_processor=CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}),
+            image_processor=CLIPImageProcessor(size={"shortest_edge": image_size},
+                                               crop_size={"height": image_size, "width": image_size}),
             tokenizer=tokenizer,
             patch_size=14,
             vision_feature_select_strategy="default",
