@@ -320,7 +320,8 @@ def cmd_demo(args: argparse.Namespace, reporter: Reporter) -> int:
 def cmd_organism_train(args: argparse.Namespace, reporter: Reporter) -> int:
     from .organism.train import TrainConfig, train_and_save
 
-    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads)
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
+                         architecture=args.architecture)
     with reporter.progress("training", config.steps, unit="steps") as advance:
         record = train_and_save(args.out, config, on_step=lambda step, loss: advance(1))
     reporter.table("organism", [("final loss", f"{record['loss_every_100'][-1]:.4f}"),
@@ -495,7 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Knockout profiles, position controls, lens profile, head ranking, "
                                            "interventions and the report, on the shipped organism.")
     demo.add_argument("--out", default=None, help="run directory (default: runs/demo-TIMESTAMP)")
-    demo.add_argument("--samples", type=_positive, default=192, help="evaluation samples per wording split (default: 192)")
+    demo.add_argument("--samples", type=_positive, default=96,
+                      help="evaluation samples per wording split, held-in and held-out (default: 96)")
     demo.add_argument("--batch-size", type=_positive, default=32, help="samples per batch (default: 32)")
     demo.set_defaults(handler=cmd_demo)
 
@@ -507,6 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
     train.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     train.add_argument("--threads", type=_positive, default=2, help="torch threads; results depend on it (default: 2)")
+    train.add_argument("--architecture", default="qwen2_5_vl", choices=["qwen2_5_vl", "llava"],
+                       help="transformers architecture of the organism (default: qwen2_5_vl)")
     train.set_defaults(handler=cmd_organism_train)
 
     roles = commands.add_parser("roles", parents=[common], help="print the token-role map of a sample prompt")

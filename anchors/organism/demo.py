@@ -30,7 +30,7 @@ def control_variant(sample: ModalitySample, variant: str) -> ModalitySample:
     return dataclasses.replace(sample, segments=head + tail, variant=variant)
 
 
-def run_demo(out: str | Path, *, n_samples: int = 192, batch_size: int = 32, reporter: Any) -> Path:
+def run_demo(out: str | Path, *, n_samples: int = 96, batch_size: int = 32, reporter: Any) -> Path:
     """Write data, NetCDF results, figures and ``report.html`` into ``out``; returns the report path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -46,8 +46,8 @@ def run_demo(out: str | Path, *, n_samples: int = 192, batch_size: int = 32, rep
     n_layers = loaded.adapter.shape.n_layers
     n_heads = n_layers * loaded.adapter.shape.n_heads
 
-    def stage(name: str, total: int, run):
-        with reporter.progress(name, total, unit="batches") as advance:
+    def stage(name: str, total: int, run, unit: str = "samples"):
+        with reporter.progress(name, total, unit=unit) as advance:
             done = [0]
 
             def on_batch(now: int, all_: int) -> None:
@@ -56,24 +56,32 @@ def run_demo(out: str | Path, *, n_samples: int = 192, batch_size: int = 32, rep
 
             return run(on_batch)
 
-    lens = stage("lens profile", len(traced), lambda cb: ex.lens_profile(loaded, traced, top_k=5, batch_size=batch_size, on_batch=cb))
-    save(lens, out / "lens.nc")
-    knockout = stage("knockout profile", len(traced), lambda cb: ex.knockout_profile(
-        loaded, traced, windows=DEMO_WINDOWS, batch_size=batch_size, on_batch=cb))
+    # The paper reads and intervenes at instruction tokens; the organism's knockout profile puts its
+    # arbitration at the answer position, so both are run and reported.
+    sites = {"": "instruction", "_answer": "generated"}
+    lenses = {}
+    for suffix, role in sites.items():
+        lenses[suffix] = stage(f"lens profile ({role})", len(traced), lambda cb: ex.lens_profile(
+            loaded, traced, top_k=5, readout_role=role, batch_size=batch_size, on_batch=cb))
+        save(lenses[suffix], out / f"lens{suffix}.nc")
+    knockout_samples = traced[: n_samples // 2] + traced[n_samples : n_samples + n_samples // 2]
+    knockout = stage("knockout profile", len(knockout_samples), lambda cb: ex.knockout_profile(
+        loaded, knockout_samples, windows=DEMO_WINDOWS, batch_size=batch_size, on_batch=cb))
     save(knockout, out / "knockout.nc")
-    held_in = [s for s in samples if s.sample_id.startswith("in")][: n_samples // 2]
+    held_in = [s for s in samples if s.sample_id.startswith("in")][: n_samples // 4]
     variants = {}
     for variant in CONTROL_VARIANTS:
         chosen = [control_variant(s, variant) for s in held_in]
         variants[variant] = to_traced(tokenise(chosen, dictionaries(), loaded.adapter.tokenizer)[0])
     controls = stage("position controls", len(variants), lambda cb: ex.position_controls(
-        loaded, variants, window=3, batch_size=batch_size, on_batch=cb))
+        loaded, variants, window=3, batch_size=batch_size, on_batch=cb), unit="variants")
     save(controls, out / "controls.nc")
     ks = tuple(k for k in (1, 2, 4, 8, 12) if k <= n_heads // 4)
-    heads = stage("head interventions", 2 * len(ks) * 7 + 6, lambda cb: ex.head_intervention(
-        loaded, traced, lens, ks=ks, amplify_alpha=4.0, alphas=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0), alpha_k=max(ks),
-        n_random=5, batch_size=batch_size, on_batch=cb))
-    save(heads, out / "heads.nc")
+    for suffix, role in sites.items():
+        heads = stage(f"head interventions ({role})", 2 * len(ks) * 7 + 6, lambda cb: ex.head_intervention(
+            loaded, traced, lenses[suffix], ks=ks, amplify_alpha=4.0, alphas=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+            alpha_k=max(ks), n_random=5, role=role, batch_size=batch_size, on_batch=cb), unit="settings")
+        save(heads, out / f"heads{suffix}.nc")
     (out / "demo.json").write_text(json.dumps({"n_samples": n_samples, "batch_size": batch_size,
                                                "windows": DEMO_WINDOWS, "ks": ks}, indent=1))
     return write_report(out)

@@ -42,7 +42,13 @@ HELD_IN: dict[str, tuple[str, ...]] = {
         "Do not read the passage.", "The image is correct.",
     ),
 }
-HELD_OUT: dict[str, tuple[str, ...]] = {m: (STYLES["prioritize"][m], STYLES["focus"][m]) for m in ("text", "vision")}
+# Never trained on. Chosen after training among untrained paraphrases (the paper's "focus" style and
+# two short ones) so that they leave 10–40% failed samples per intent; the paper's "prioritize"
+# style was followed as reliably as the training wordings (99–100%), so it is not among them.
+HELD_OUT: dict[str, tuple[str, ...]] = {
+    "text": (STYLES["focus"]["text"], "Answer from the sentence.", "Disregard the photo."),
+    "vision": (STYLES["focus"]["vision"], "Believe your eyes.", "Disregard the caption."),
+}
 IMAGE_SIZE = 56
 CONFLICT_RATE = 0.75
 

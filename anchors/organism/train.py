@@ -20,7 +20,7 @@ import torch
 
 from ..tracer.adapters import Adapter, adapter_class
 from ..tracer.roles import Prompt
-from .task import COLOURS, Example, evaluation_set, make_example, vocabulary
+from .task import COLOURS, HELD_IN, HELD_OUT, Example, evaluation_set, make_example, vocabulary
 
 ORGANISM_SIZES: dict[str, int] = dict(
     hidden_size=128, num_hidden_layers=6, num_attention_heads=8, num_key_value_heads=4, intermediate_size=384,
@@ -124,6 +124,8 @@ def following_rates(model: torch.nn.Module, adapter: Adapter, examples: list[Exa
             hits[e.instructed][2] += 1
     out = {}
     for m, (followed, competing, n) in hits.items():
+        if n == 0:
+            continue
         out[f"follow_{m}"] = followed / n
         out[f"competing_{m}"] = competing / n
     return out
@@ -146,7 +148,6 @@ def train_and_save(folder: str | Path, config: TrainConfig, on_step: Callable[[i
     start = time.time()
     model, processor, adapter, losses = train_model(config, on_step)
     seconds = time.time() - start
-    metrics = evaluate(model, adapter)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
@@ -163,8 +164,24 @@ def train_and_save(folder: str | Path, config: TrainConfig, on_step: Callable[[i
         "python": platform.python_version(),
         "train_seconds": round(seconds, 1),
         "loss_every_100": [round(l, 6) for l in losses[::100]] + [round(losses[-1], 6)],
-        "metrics": metrics,
         "smoke": {"config": asdict(smoke), "losses": smoke_losses},
     }
+    (folder / METADATA).write_text(json.dumps(record, indent=2))
+    return record_metrics(folder, model, adapter)
+
+
+def record_metrics(folder: str | Path, model: torch.nn.Module | None = None, adapter: Adapter | None = None) -> dict:
+    """Evaluate the organism in ``folder`` on held-in and held-out wordings and store the metrics
+    and the wordings in its ``organism.json``."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    folder = Path(folder)
+    if model is None or adapter is None:
+        model = AutoModelForImageTextToText.from_pretrained(folder).eval()
+        processor = AutoProcessor.from_pretrained(folder)
+        adapter = adapter_class(model.config.model_type)(model.config, processor)
+    record = json.loads((folder / METADATA).read_text())
+    record["metrics"] = evaluate(model, adapter)
+    record["wordings"] = {"held_in": HELD_IN, "held_out": HELD_OUT}
     (folder / METADATA).write_text(json.dumps(record, indent=2))
     return record
