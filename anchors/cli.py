@@ -496,8 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Knockout profiles, position controls, lens profile, head ranking, "
                                            "interventions and the report, on the shipped organism.")
     demo.add_argument("--out", default=None, help="run directory (default: runs/demo-TIMESTAMP)")
-    demo.add_argument("--samples", type=_positive, default=96,
-                      help="evaluation samples per wording split, held-in and held-out (default: 96)")
+    demo.add_argument("--samples", type=_positive, default=128,
+                      help="evaluation samples per wording split, held-in and held-out (default: 128)")
     demo.add_argument("--batch-size", type=_positive, default=32, help="samples per batch (default: 32)")
     demo.set_defaults(handler=cmd_demo)
 

@@ -30,7 +30,7 @@ def control_variant(sample: ModalitySample, variant: str) -> ModalitySample:
     return dataclasses.replace(sample, segments=head + tail, variant=variant)
 
 
-def run_demo(out: str | Path, *, n_samples: int = 96, batch_size: int = 32, reporter: Any) -> Path:
+def run_demo(out: str | Path, *, n_samples: int = 128, batch_size: int = 32, reporter: Any) -> Path:
     """Write data, NetCDF results, figures and ``report.html`` into ``out``; returns the report path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

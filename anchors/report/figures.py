@@ -6,6 +6,7 @@ as PNG and SVG. Colours: the Okabe–Ito colour-blind-safe palette.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
@@ -41,6 +42,12 @@ def _followed(ds: xr.Dataset, modality: str) -> xr.Dataset:
     of_modality = ds.where(ds.instructed == modality, drop=True)
     kept = of_modality.where(of_modality.followed.astype(bool), drop=True)
     return kept if kept.sizes.get("sample", 0) else of_modality
+
+
+def _readout_place(ds: xr.Dataset) -> str:
+    """Where a lens result read the residual stream, from its stored configuration."""
+    role = json.loads(ds.attrs.get("config", "{}")).get("readout_role", "instruction")
+    return {"instruction": "instruction tokens", "generated": "the answer position"}.get(role, f"{role} tokens")
 
 
 def _modalities(ds: xr.Dataset) -> list[str]:
@@ -94,13 +101,13 @@ def semantic_vs_format(ds: xr.Dataset) -> plt.Figure:
 
 def ldar_profile(ds: xr.Dataset) -> plt.Figure:
     """Fig 3b: LDAR per layer (followed, failed) and the instruction/answer synchronisation rate."""
-    fig, axes = _figure(2, "Latent decision at instruction tokens")
+    fig, axes = _figure(2, f"Latent decision at {_readout_place(ds)}")
     for colour, outcome in zip(PALETTE, ("followed", "failed")):
         axes[0].plot(ds.layer.values, ds.ldar.sel(outcome=outcome).values, color=colour, marker="o", label=outcome)
         axes[1].plot(ds.layer.values, ds.sync_rate.sel(outcome=outcome).values, color=colour, marker="o", label=outcome)
     axes[0].axhline(0.5, color="grey", linestyle=":", linewidth=1)
     axes[0].set(xlabel="layer", ylabel="LDAR", ylim=(-0.02, 1.02), title="alignment with the final decision")
-    axes[1].set(xlabel="layer", ylabel="agreement rate", ylim=(-0.02, 1.02), title="instruction vs answer position")
+    axes[1].set(xlabel="layer", ylabel="agreement rate", ylim=(-0.02, 1.02), title="readout tokens vs answer position")
     axes[0].legend(fontsize=8)
     return fig
 
@@ -125,7 +132,7 @@ def generated_necessity(ds: xr.Dataset) -> plt.Figure:
 def subspace_evolution(ds: xr.Dataset) -> plt.Figure:
     """Fig 4: compliant/competing readout per layer for followed and failed samples, and the
     attention and MLP attributions to the arbitration margin."""
-    fig, axes = _figure(3, "Subspace evolution at instruction tokens and margin attribution", width=4.4)
+    fig, axes = _figure(3, f"Subspace evolution at {_readout_place(ds)} and margin attribution", width=4.4)
     for ax, outcome in zip(axes[:2], ("followed", "failed")):
         part = ds.where(ds.followed.astype(bool) == (outcome == "followed"), drop=True)
         ax.set(title=f"{outcome} samples (n={part.sizes.get('sample', 0)})", xlabel="layer", ylabel="readout (max logit, top-k mean)")
