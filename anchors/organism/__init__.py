@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
-ORGANISMS = ("qwen2_5_vl",)
+ORGANISMS = ("qwen2_5_vl", "llava")
 
 
 def organism_path(name: str = "qwen2_5_vl") -> Path:
