@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 
 from anchors.tracer import experiments as ex

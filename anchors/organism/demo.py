@@ -61,7 +61,7 @@ def run_demo(out: str | Path, *, n_samples: int = 128, batch_size: int = 32, rep
     sites = {"": "instruction", "_answer": "generated"}
     lenses = {}
     for suffix, role in sites.items():
-        lenses[suffix] = stage(f"lens profile ({role})", len(traced), lambda cb: ex.lens_profile(
+        lenses[suffix] = stage(f"lens profile ({role})", len(traced), lambda cb, role=role: ex.lens_profile(
             loaded, traced, top_k=5, readout_role=role, batch_size=batch_size, on_batch=cb))
         save(lenses[suffix], out / f"lens{suffix}.nc")
     knockout_samples = traced[: n_samples // 2] + traced[n_samples : n_samples + n_samples // 2]
@@ -78,8 +78,8 @@ def run_demo(out: str | Path, *, n_samples: int = 128, batch_size: int = 32, rep
     save(controls, out / "controls.nc")
     ks = tuple(k for k in (1, 2, 4, 8, 12) if k <= n_heads // 4)
     for suffix, role in sites.items():
-        heads = stage(f"head interventions ({role})", 2 * len(ks) * 7 + 6, lambda cb: ex.head_intervention(
-            loaded, traced, lenses[suffix], ks=ks, amplify_alpha=4.0, alphas=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+        heads = stage(f"head interventions ({role})", 2 * len(ks) * 7 + 6, lambda cb, role=role, lens=lenses[suffix]: ex.head_intervention(
+            loaded, traced, lens, ks=ks, amplify_alpha=4.0, alphas=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
             alpha_k=max(ks), n_random=5, role=role, batch_size=batch_size, on_batch=cb), unit="settings")
         save(heads, out / f"heads{suffix}.nc")
     (out / "demo.json").write_text(json.dumps({"n_samples": n_samples, "batch_size": batch_size,
