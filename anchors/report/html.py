@@ -13,8 +13,9 @@ import xarray as xr
 from ..tracer.results import load
 from .figures import FIGURES, render
 
-PROVENANCE_KEYS = ("model", "model_revision", "model_type", "adapter", "attn_implementation", "dtype",
-                   "dictionary_hash", "n_samples", "command")
+PROVENANCE_KEYS = ("model", "model_revision", "model_type", "adapter", "attn_implementation", "dtype", "command")
+ORDER = ("knockout_profile", "position_controls", "lens_profile", "head_intervention")
+PLACES = {"instruction": "at instruction tokens", "generated": "at the answer position"}
 
 
 def _followed(ds: xr.Dataset) -> xr.Dataset:
@@ -77,19 +78,22 @@ figcaption { color: #555; font-size: 0.9em; } code { background: #f5f5f5; paddin
 def write_report(run_dir: str | Path) -> Path:
     """Render figures for every result (``*.nc``) in ``run_dir`` and write ``report.html``."""
     run_dir = Path(run_dir)
-    results = sorted(p for p in run_dir.glob("*.nc"))
-    if not results:
+    loaded = [(path, load(path)) for path in sorted(run_dir.glob("*.nc"))]
+    loaded = [(path, ds) for path, ds in loaded if ds.attrs.get("experiment") in FIGURES]
+    if not loaded:
         raise FileNotFoundError(f"{run_dir}: no result files (*.nc) to report on")
+    loaded.sort(key=lambda item: (ORDER.index(item[1].attrs["experiment"]), item[0].name))
+    results = [path for path, _ in loaded]
     sections, provenance = [], None
-    for path in results:
-        ds = load(path)
-        if ds.attrs.get("experiment") not in FIGURES:
-            continue
+    for path, ds in loaded:
         provenance = provenance or {k: str(ds.attrs.get(k, "")) for k in PROVENANCE_KEYS}
         figures = render(ds, run_dir / "figures", stem=f"{path.stem}-")
-        config = json.dumps(json.loads(ds.attrs.get("config", "{}")), indent=1)
+        settings = json.loads(ds.attrs.get("config", "{}"))
+        config = json.dumps(settings, indent=1)
+        place = PLACES.get(settings.get("readout_role", settings.get("role", "")), "")
         sections.append(
-            f"<section><h2>{html.escape(ds.attrs['experiment'])} — <code>{html.escape(path.name)}</code></h2>"
+            f"<section><h2>{html.escape(' '.join(filter(None, (ds.attrs['experiment'], place))))} — "
+            f"<code>{html.escape(path.name)}</code></h2>"
             f"{_table(key_numbers(ds))}{''.join(_image(f) for f in figures)}"
             f"<details><summary>configuration</summary><pre>{html.escape(config)}</pre></details></section>"
         )
