@@ -173,7 +173,8 @@ def trace_batch(
         return at_readout, at_answer
 
     inputs = batch.inputs.to(device)
-    with torch.no_grad(), model.trace(inputs, **_remote_kwargs(remote)):
+    # logits_to_keep=1: the model unembeds the answer position only, never (batch, seq, vocab)
+    with torch.no_grad(), model.trace(inputs, logits_to_keep=1, **_remote_kwargs(remote)):
         readout, readout_generated, head_readout = [], [], []
         for i in range(n_layers):
             step = plan.get(i)
