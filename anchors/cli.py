@@ -113,14 +113,14 @@ def _modality_samples(args: argparse.Namespace):
     return samples, load_dictionaries(dictionaries_file)
 
 
-def _traced(args: argparse.Namespace, loaded, reporter: Reporter, samples=None):
+def _traced(args: argparse.Namespace, loaded, reporter: Reporter, samples=None, dictionaries=None):
+    """Tokenised traced samples: ``samples`` with ``dictionaries`` when given (already loaded),
+    else the data folder's default-variant samples."""
     from .datasets import to_traced, tokenise
 
     if samples is None:
         samples, dictionaries = _modality_samples(args)
         samples = [s for s in samples if s.variant == "default"] or samples
-    else:
-        dictionaries = _modality_samples(args)[1]
     kept, coverage = tokenise(samples, dictionaries, loaded.adapter.tokenizer)
     reporter.log(f"dictionaries: {coverage.summary()}")
     if not kept:
@@ -216,14 +216,14 @@ def cmd_controls(args: argparse.Namespace, reporter: Reporter) -> int:
     from .tracer import experiments as ex
 
     loaded = _load(args, reporter)
-    samples, _ = _modality_samples(args)
+    samples, dictionaries = _modality_samples(args)
     variants = {}
     for variant in args.variants:
         chosen = [dataclasses.replace(s, sample_id=s.sample_id.rsplit(":", 1)[0]) for s in samples if s.variant == variant]
         if not chosen:
             raise UsageError(f"--variants: the data has no '{variant}' samples (build it with --variants {variant})")
         variants[variant] = chosen
-    traced = {name: _traced(args, loaded, reporter, samples=chosen) for name, chosen in variants.items()}
+    traced = {name: _traced(args, loaded, reporter, chosen, dictionaries) for name, chosen in variants.items()}
     common = set.intersection(*({s.sample_id for s in t} for t in traced.values()))
     traced = {name: [s for s in t if s.sample_id in common] for name, t in traced.items()}
     first = list(traced)[0]
