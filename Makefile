@@ -3,7 +3,7 @@ PY312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench clean
+.PHONY: test lint demo bench clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY312)" || { echo "Python 3.12 not found: install it (pyenv install 3.12) or set PY312=/path/to/python3.12"; exit 2; }
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+# The layers contract in pyproject.toml ([tool.importlinter]).
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports --no-logo
 
 demo: $(STAMP)
 	$(VENV)/bin/anchors demo

@@ -16,8 +16,7 @@ from anchors.datasets import to_traced, tokenise
 from anchors.interventions import HeadScale, Knockout
 from anchors.organism import load_organism
 from anchors.organism.task import dictionaries, evaluation_set, to_modality_samples
-from anchors.tracer.roles import encode_batch
-from anchors.tracer.run import Subspaces, trace_batch
+from anchors.tracer import encode_samples, trace_batch
 
 
 def median_ms(run, repeats: int) -> float:
@@ -42,8 +41,7 @@ def main() -> None:
 
     samples = to_modality_samples(evaluation_set(args.batch, 5, held_out=False, prefix="b"), tempfile.mkdtemp())
     traced = to_traced(tokenise(samples, dictionaries(), loaded.adapter.tokenizer)[0])
-    batch = encode_batch(loaded.adapter, [s.prompt for s in traced])
-    space = Subspaces.from_ids(batch.sample_ids, [s.compliant_ids for s in traced], [s.competing_ids for s in traced])
+    batch, space = encode_samples(loaded.adapter, traced)
     cases = {
         "plain forward (no nnsight)": lambda: loaded.module(**batch.inputs),
         "trace: answer logits only": lambda: trace_batch(loaded, batch, space),

@@ -11,8 +11,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-from anchors.tracer.adapters import TINY_MODEL_TYPES  # noqa: E402
-from anchors.tracer.tiny import tiny_model  # noqa: E402
+from anchors.models.tiny import TINY_MODEL_TYPES  # noqa: E402
+from anchors.models.tiny import tiny_model  # noqa: E402
 
 
 @pytest.fixture(params=TINY_MODEL_TYPES)

@@ -7,7 +7,7 @@ import random
 import numpy as np
 from PIL import Image
 
-from anchors.tracer.roles import Prompt
+from anchors.prompts import Prompt
 
 COLOURS = ["red", "green", "blue", "yellow", "orange", "purple", "pink", "brown"]
 FILLER = "the ball on the left near a big table".split()

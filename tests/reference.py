@@ -7,7 +7,8 @@ from typing import Any, Iterator
 
 import torch
 
-from anchors.tracer.adapters import Adapter
+from anchors.models.adapters import Adapter
+from anchors.readouts import lens_logits
 
 
 def first(value: Any) -> torch.Tensor:
@@ -132,7 +133,7 @@ def reference_subspace_logits(adapter: Adapter, module, hidden: torch.Tensor, po
     out = torch.zeros(len(positions), max(len(p) for p in positions), 2)
     with torch.no_grad():
         for b, row in enumerate(positions):
-            logits = adapter.lens_logits(module, hidden[b, row])
+            logits = lens_logits(adapter, module, hidden[b, row])
             out[b, : len(row), 0] = logits[:, compliant[b]].amax(-1)
             out[b, : len(row), 1] = logits[:, competing[b]].amax(-1)
     return out

@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anchors.tracer.adapters import ADAPTERS, TINY_MODEL_TYPES, AdapterError
-from anchors.tracer.loading import load_model
-from anchors.tracer.roles import encode_batch
+from anchors.models.adapters import ADAPTERS, AdapterError
+from anchors.models.tiny import TINY_MODEL_TYPES
+from anchors.models.loading import load_model
+from anchors.readouts import lens_logits
+from anchors.tracer import encode_batch
 
 from .helpers import prompts
 from .reference import run_hooked
@@ -56,9 +58,9 @@ def test_lens_at_last_layer_equals_model_logits(hooked_run):
     tiny, batch, store, logits = hooked_run
     last = store[("resid_post", tiny.adapter.shape.n_layers - 1)]
     with torch.no_grad():
-        lens = tiny.adapter.lens_logits(tiny.module, last)
+        lens = lens_logits(tiny.adapter, tiny.module, last)
         ids = torch.tensor([3, 7, 11])
-        lens_subset = tiny.adapter.lens_logits(tiny.module, last, ids)
+        lens_subset = lens_logits(tiny.adapter, tiny.module, last, ids)
     torch.testing.assert_close(lens, logits, atol=TOL, rtol=0)
     torch.testing.assert_close(lens_subset, logits[..., ids], atol=TOL, rtol=0)
 
@@ -82,8 +84,8 @@ def test_visual_role_covers_exactly_the_image_tokens(hooked_run):
 
 
 def test_softcap_applied_where_the_model_applies_it():
-    from anchors.tracer.adapters import TextAdapter
-    from anchors.tracer.tiny import tiny_model
+    from anchors.models.adapters import TextAdapter
+    from anchors.models.tiny import tiny_model
 
     # Gemma3's VLM forward ignores the text config's soft-cap, so the lens does too.
     assert tiny_model("gemma3").adapter.logit_softcap is None
@@ -92,8 +94,8 @@ def test_softcap_applied_where_the_model_applies_it():
     capped = TextAdapter(config, text.adapter.processor)
     residual = torch.randn(2, 3, text.adapter.shape.hidden_size)
     with torch.no_grad():
-        plain = text.adapter.lens_logits(text.module, residual)
-        soft = capped.lens_logits(text.module, residual)
+        plain = lens_logits(text.adapter, text.module, residual)
+        soft = lens_logits(capped, text.module, residual)
     torch.testing.assert_close(soft, torch.tanh(plain / 5.0) * 5.0)
     assert soft.abs().max() <= 5.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from anchors.tracer.roles import encode_batch
+from anchors.tracer import encode_batch
 
 from .helpers import prompts
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from anchors.tracer.results import load
+from anchors.results import load
 
 from .mc2_fixture import write_image
 
@@ -82,7 +82,7 @@ def test_config_file_supplies_options_and_flags_win(data, tmp_path):
 BAD = [
     (["knockout", "--data", "x"], "the following arguments are required: --out"),
     (["lens", *MODEL, "--data", "/nowhere", "--out", "x.nc"], "--data /nowhere: missing samples.jsonl"),
-    (["knockout", *MODEL, "--data", "{data}", "--pathways", "sideways", "--out", "x.nc"], "--pathways: 'sideways' is neither"),
+    (["knockout", *MODEL, "--data", "{data}", "--pathways", "sideways", "--out", "x.nc"], "pathways: 'sideways' is neither"),
     (["knockout", *MODEL, "--data", "{data}", "--layers", "9", "--out", "x.nc"], "layers [9] outside 0…2"),
     (["lens", "--model", "tiny:gpt2", "--data", "{data}", "--out", "x.nc"], "no tiny model 'gpt2'"),
     (["plot", "missing.nc"], "missing.nc: no such file"),
@@ -112,13 +112,10 @@ def test_changed_config_with_existing_output_is_refused(data, tmp_path):
     assert json.loads(load(tmp_path / "l.nc").attrs["cli_config"])["top_k"] == 3
 
 
-def test_sweep_killed_part_way_resumes_to_the_uninterrupted_result(data, tmp_path):
-    command = ["knockout", *MODEL, "--data", str(data), "--batch-size", "1", "--windows", "1", "3", "--out", "result.nc"]
-    first, second = tmp_path / "interrupted", tmp_path / "uninterrupted"
-    first.mkdir(), second.mkdir()
+def _kill_part_way(command: list[str], cwd: Path, parts: Path) -> list[str]:
+    """Start ``anchors COMMAND`` and SIGKILL it once its second batch is written; the parts left."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    process = subprocess.Popen([ANCHORS, *command], cwd=first, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    parts = first / "result.nc.parts"
+    process = subprocess.Popen([ANCHORS, *command], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and not (parts / "batch-00001.nc").exists():
         time.sleep(0.02)
@@ -126,10 +123,36 @@ def test_sweep_killed_part_way_resumes_to_the_uninterrupted_result(data, tmp_pat
     process.wait()
     done_before = sorted(p.name for p in parts.glob("batch-*.nc"))
     assert 2 <= len(done_before) < 8, done_before  # killed part-way
-    assert not (first / "result.nc").exists()
+    assert not (cwd / "result.nc").exists()
+    return done_before
+
+
+def test_sweep_killed_part_way_resumes_to_the_uninterrupted_result(data, tmp_path):
+    command = ["knockout", *MODEL, "--data", str(data), "--batch-size", "1", "--windows", "1", "3", "--out", "result.nc"]
+    first, second = tmp_path / "interrupted", tmp_path / "uninterrupted"
+    first.mkdir(), second.mkdir()
+    parts = first / "result.nc.parts"
+    done_before = _kill_part_way(command, first, parts)
     resumed = run(*command, cwd=first)
     skipped = [l for l in resumed.stderr.splitlines() if "already done, skipped" in l]
     assert len(skipped) == len(done_before)
     run(*command, cwd=second)
     xr.testing.assert_identical(load(first / "result.nc"), load(second / "result.nc"))
     assert not parts.exists()
+
+
+def test_intervene_killed_part_way_resumes_to_the_uninterrupted_result(data, tmp_path):
+    lens = tmp_path / "lens.nc"
+    run("lens", *MODEL, "--data", str(data), "--batch-size", "4", "--quiet", "--out", str(lens))
+    command = ["intervene", *MODEL, "--data", str(data), "--lens", str(lens), "--batch-size", "1", "--ks", "1", "2",
+               "--n-random", "2", "--alphas", "1", "2", "--out", "result.nc"]
+    first, second = tmp_path / "interrupted", tmp_path / "uninterrupted"
+    first.mkdir(), second.mkdir()
+    parts = first / "result.nc.parts"
+    done_before = _kill_part_way(command, first, parts)
+    resumed = run(*command, cwd=first)
+    assert len([l for l in resumed.stderr.splitlines() if "already done, skipped" in l]) == len(done_before)
+    run(*command, cwd=second)
+    interrupted, uninterrupted = load(first / "result.nc"), load(second / "result.nc")
+    xr.testing.assert_identical(interrupted.drop_attrs(), uninterrupted.drop_attrs())
+    assert interrupted.attrs["config"] == uninterrupted.attrs["config"] and not parts.exists()

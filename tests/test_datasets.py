@@ -11,8 +11,9 @@ from anchors.datasets import (
     MC2_TASKS, DatasetError, RecordError, build_sample, build_samples, load_jsonl, load_mc2, load_samples, save_samples,
 )
 from anchors.datasets.instructions import STYLES, VARIANTS
-from anchors.tracer.roles import Prompt, encode_batch
-from anchors.tracer.tiny import tiny_model
+from anchors.prompts import Prompt
+from anchors.tracer import encode_batch
+from anchors.models.tiny import tiny_model
 
 from .mc2_fixture import make_mc2, write_image
 

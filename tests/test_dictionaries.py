@@ -10,12 +10,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from anchors.datasets import (
-    AnswerDictionary, OpenAICompatibleVerifier, build_dictionary, build_sample, dictionaries_for, first_token_ids,
+    AnswerDictionary, DatasetError, OpenAICompatibleVerifier, build_dictionary, build_sample, dictionaries_for, first_token_ids,
     load_dictionaries, load_extra_forms, save_dictionaries, tokenise, to_traced,
 )
 from anchors.datasets.records import Record
 from anchors.datasets.wordnet import LEXNAMES, install_from_debian, lexnames_text
-from anchors.tracer.tiny import tiny_model
+from anchors.models.tiny import tiny_model
 
 
 @pytest.fixture
@@ -135,7 +135,7 @@ def test_coverage_filter_reports_why_samples_are_dropped():
     assert [k.sample.sample_id for k in kept] == ["r1:text:default:default"]
     assert report.dropped == {"shared ids": 1} and report.summary() == "1 samples kept; dropped: 1 shared ids"
     assert set(kept[0].compliant_ids) == set(first_token_ids(tokenizer, ["blue"]))
-    with pytest.raises(KeyError, match="no dictionary for answer 'green'"):
+    with pytest.raises(DatasetError, match="no dictionary for answer 'green'"):
         tokenise([build_sample(_record("green", "blue"), "text")], dictionaries, tokenizer)
 
 

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from anchors.tracer import experiments as ex
-from anchors.tracer.results import load, save
-from anchors.tracer.roles import encode_batch
-from anchors.tracer.run import SITES, Subspaces, trace_batch
-from anchors.tracer.samples import TracedSample
-from anchors.tracer.tiny import tiny_model
+from anchors.experiments import DEFAULT_PATHWAYS, HeadIntervention, KnockoutProfile, LensProfile, PositionControls
+from anchors.results import load, save
+from anchors.runner import run
+from anchors.tracer import encode_batch
+from anchors.readouts import Subspaces
+from anchors.tracer import SITES, trace_batch
+from anchors.prompts import TracedSample
+from anchors.models.tiny import tiny_model
 
 from .helpers import prompts
 
@@ -31,7 +33,7 @@ def samples(loaded):
     base = prompts(6, True, seed=11)
     batch = encode_batch(loaded.adapter, base)
     space = Subspaces.from_ids(batch.sample_ids, [[1]] * 6, [[2]] * 6)
-    top = trace_batch(loaded, batch, space)["top_token"].tolist()
+    top = trace_batch(loaded, batch, space).top_token.tolist()
     out = []
     for i, (prompt, token) in enumerate(zip(base, top)):
         others = [t for t in range(20, 400) if t != token]
@@ -50,9 +52,9 @@ def _round_trip(dataset: xr.Dataset, tmp_path) -> None:
 
 
 def test_knockout_profile(loaded, samples, tmp_path):
-    ds = ex.knockout_profile(loaded, samples, windows=(1, 3), batch_size=4)
+    ds = run(KnockoutProfile(windows=(1, 3)), loaded, samples, batch_size=4)
     assert ds.nssd.dims == ("sample", "pathway", "window", "layer")
-    assert list(ds.pathway.values) == list(ex.DEFAULT_PATHWAYS)
+    assert list(ds.pathway.values) == list(DEFAULT_PATHWAYS)
     assert ds.followed.values.tolist() == [True, False, True, False, True, False]
     assert np.isfinite(ds.nssd).all()
     assert (np.abs(ds.nssd) > 0).any()
@@ -64,7 +66,7 @@ def test_knockout_profile(loaded, samples, tmp_path):
 
 
 def test_lens_profile(loaded, samples, tmp_path):
-    ds = ex.lens_profile(loaded, samples, top_k=3, batch_size=4)
+    ds = run(LensProfile(top_k=3), loaded, samples, batch_size=4)
     assert ds.readout.dims == ("sample", "layer", "site", "subspace")
     assert list(ds.site.values) == list(SITES) and list(ds.subspace.values) == ["compliant", "competing"]
     assert ds.head_attribution.dims == ("sample", "layer", "head")
@@ -79,8 +81,8 @@ def test_lens_profile(loaded, samples, tmp_path):
 
 
 def test_head_intervention(loaded, samples, tmp_path):
-    lens = ex.lens_profile(loaded, samples, top_k=3, batch_size=4)
-    ds = ex.head_intervention(loaded, samples, lens, ks=(1, 4), n_random=2, alphas=(1.0, 3.0), batch_size=4)
+    lens = run(LensProfile(top_k=3), loaded, samples, batch_size=4)
+    ds = run(HeadIntervention(lens, ks=(1, 4), n_random=2, alphas=(1.0, 3.0)), loaded, samples, batch_size=4)
     assert ds.mfr.dims == ("mode", "selection", "k")
     assert ds.mfr_random_draw.dims == ("mode", "draw", "k")
     assert ds.head_score.dims == ("modality", "layer", "head")
@@ -98,8 +100,8 @@ def test_head_intervention(loaded, samples, tmp_path):
 
 
 def test_head_intervention_alpha_sweep_matches_direct_scaling(loaded, samples):
-    lens = ex.lens_profile(loaded, samples, top_k=3, batch_size=4)
-    ds = ex.head_intervention(loaded, samples, lens, ks=(2,), n_random=1, alphas=(5.0,), batch_size=4)
+    lens = run(LensProfile(top_k=3), loaded, samples, batch_size=4)
+    ds = run(HeadIntervention(lens, ks=(2,), n_random=1, alphas=(5.0,)), loaded, samples, batch_size=4)
     ranking = ds.ranking.values
     n_heads = loaded.adapter.shape.n_heads
     failed = [s for s, f in zip(samples, lens.followed.values) if not f]
@@ -112,7 +114,7 @@ def test_head_intervention_alpha_sweep_matches_direct_scaling(loaded, samples):
         spec = HeadScale(tuple((int(f) // n_heads, int(f) % n_heads) for f in flat), 5.0)
         batch = encode_batch(loaded.adapter, [sample.prompt])
         space = Subspaces.from_ids(batch.sample_ids, [sample.compliant_ids], [sample.competing_ids])
-        followed += decide(trace_batch(loaded, batch, space, [spec])["top_token"], space)[0] == "compliant"
+        followed += decide(trace_batch(loaded, batch, space, [spec]).top_token, space)[0] == "compliant"
     assert ds.mfr_alpha.sel(alpha=5.0) == pytest.approx(followed / len(failed))
 
 
@@ -122,22 +124,22 @@ def test_position_controls(loaded, samples, tmp_path):
         parts = dict(s.prompt.segments)
         order = ("context", "question", "instruction_format", "instruction_semantic")
         swapped.append(dataclasses.replace(s, prompt=dataclasses.replace(s.prompt, segments=tuple((r, parts[r]) for r in order))))
-    ds = ex.position_controls(loaded, {"default": samples, "swapped": swapped}, window=3, batch_size=4)
+    ds = run(PositionControls(window=3), loaded, {"default": samples, "swapped": swapped}, batch_size=4)
     assert ds.nssd.dims == ("variant", "sample", "target", "layer")
     assert list(ds.target.values) == ["semantic", "format"]
     assert ds.followed.dims == ("variant", "sample")
     _round_trip(ds, tmp_path)
     with pytest.raises(ValueError, match="variant 'short' must hold the same samples"):
-        ex.position_controls(loaded, {"default": samples, "short": samples[:2]})
+        run(PositionControls(), loaded, {"default": samples, "short": samples[:2]})
 
 
 def test_bad_options_are_refused(loaded, samples):
     with pytest.raises(ValueError, match=r"layers \[7\] outside 0…2"):
-        ex.knockout_profile(loaded, samples, layers=[7])
+        run(KnockoutProfile(layers=(7,)), loaded, samples)
     with pytest.raises(ValueError, match="batch_size must be ≥ 1"):
-        ex.lens_profile(loaded, samples, batch_size=0)
+        run(LensProfile(), loaded, samples, batch_size=0)
     with pytest.raises(ValueError, match="sample ids must be unique"):
-        ex.lens_profile(loaded, samples[:2] + samples[:1])
-    lens = ex.lens_profile(loaded, samples, heads=False)
+        run(LensProfile(), loaded, samples[:2] + samples[:1])
+    lens = run(LensProfile(heads=False), loaded, samples)
     with pytest.raises(ValueError, match="no head_attribution"):
-        ex.head_intervention(loaded, samples, lens)
+        HeadIntervention(lens)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from anchors.report import FIGURES, write_report
 from anchors.report.figures import render
-from anchors.tracer.results import load
+from anchors.results import load
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RESULT_FILES = {"knockout_profile": "knockout.nc", "lens_profile": "lens.nc", "head_intervention": "heads.nc",

@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from anchors.interventions import HeadScale, Knockout
-from anchors.interventions.specs import expand_role
-from anchors.tracer.roles import ROLES, encode_batch
-from anchors.tracer.run import Subspaces, generate_batch
-from anchors.tracer.tiny import tiny_model
+from anchors.prompts.roles import expand_role
+from anchors.prompts import ROLES
+from anchors.tracer import encode_batch
+from anchors.readouts import Subspaces
+from anchors.tracer import generate_batch
+from anchors.models.tiny import tiny_model
 
 from .helpers import prompts
 from .reference import head_scale_hooks, knockout_hooks
@@ -47,10 +49,10 @@ def test_knockout_to_generated_tokens_in_every_step(model_type, attn, n):
                         set(expand_role(spec.source)), set(expand_role(spec.target))):
         tokens, logits = _reference(tiny, batch)
     got = generate_batch(tiny, batch, space, [spec], max_new_tokens=STEPS)
-    assert torch.equal(got["tokens"], tokens)
-    torch.testing.assert_close(got["step_logits"], logits, atol=TOL, rtol=0)
+    assert torch.equal(got.tokens, tokens)
+    torch.testing.assert_close(got.step_logits, logits, atol=TOL, rtol=0)
     plain = generate_batch(tiny, batch, space, max_new_tokens=STEPS)
-    assert (plain["step_logits"][:, 1:] - got["step_logits"][:, 1:]).abs().max() > 1e-4, "decode steps were not cut"
+    assert (plain.step_logits[:, 1:] - got.step_logits[:, 1:]).abs().max() > 1e-4, "decode steps were not cut"
 
 
 @pytest.mark.parametrize("steps", ["prefill", "all"])
@@ -63,13 +65,13 @@ def test_head_scale_prefill_only_or_every_step(steps):
                           decode_alpha=alpha if steps == "all" else None):
         tokens, logits = _reference(tiny, batch)
     got = generate_batch(tiny, batch, space, [spec], max_new_tokens=STEPS)
-    assert torch.equal(got["tokens"], tokens)
-    torch.testing.assert_close(got["step_logits"], logits, atol=TOL, rtol=0)
+    assert torch.equal(got.tokens, tokens)
+    torch.testing.assert_close(got.step_logits, logits, atol=TOL, rtol=0)
 
 
 def test_generation_without_interventions_equals_huggingface():
     tiny, batch, space = _setup("gemma3", "sdpa", 3)
     tokens, logits = _reference(tiny, batch)
     got = generate_batch(tiny, batch, space, max_new_tokens=STEPS)
-    assert torch.equal(got["tokens"], tokens)
-    torch.testing.assert_close(got["step_logits"], logits, atol=TOL, rtol=0)
+    assert torch.equal(got.tokens, tokens)
+    torch.testing.assert_close(got.step_logits, logits, atol=TOL, rtol=0)

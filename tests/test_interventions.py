@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from anchors.interventions import HeadScale, Knockout, from_json, to_json
-from anchors.interventions.specs import expand_role
-from anchors.tracer.roles import ROLES, encode_batch
-from anchors.tracer.run import Subspaces, trace_batch
+from anchors.prompts.roles import expand_role
+from anchors.prompts import ROLES
+from anchors.tracer import encode_batch
+from anchors.readouts import Subspaces, head_contributions
+from anchors.tracer import trace_batch
 
 from .helpers import prompts
 from .reference import (
@@ -45,13 +47,13 @@ def test_knockout_matches_hook_reference(tiny, n):
     with knockout_hooks(tiny.module, tiny.adapter, layers, roles, set(expand_role(spec.source)), set(expand_role(spec.target))):
         store, logits = run_hooked(tiny.module, tiny.adapter, batch.inputs)
     got = trace_batch(tiny, batch, space, [spec], lens=True)
-    torch.testing.assert_close(got["answer_logits"], logits[:, -1, space.union], atol=TOL, rtol=0)
+    torch.testing.assert_close(got.answer_logits, logits[:, -1, space.union], atol=TOL, rtol=0)
     for s, site in enumerate(("pre", "mid", "post")):
         expected = _hooked_readout(tiny, store, positions, n, site)
-        torch.testing.assert_close(torch.where(got["valid"][:, None], got["readout"][:, :, s, :, 0], 0.0),
+        torch.testing.assert_close(torch.where(got.valid[:, None], got.readout[:, :, s, :, 0], 0.0),
                                    expected[..., 0], atol=TOL, rtol=0)
     baseline = trace_batch(tiny, batch, space)
-    assert (baseline["answer_logits"] - got["answer_logits"]).abs().max() > 1e-4, "knockout had no effect"
+    assert (baseline.answer_logits - got.answer_logits).abs().max() > 1e-4, "knockout had no effect"
 
 
 def test_knockout_only_changes_layers_from_the_window_start(tiny):
@@ -59,9 +61,9 @@ def test_knockout_only_changes_layers_from_the_window_start(tiny):
     base = trace_batch(tiny, batch, space, lens=True)
     cut = trace_batch(tiny, batch, space, [Knockout("cues", "instruction", layer=2, window=3)], lens=True)
     # window 3 around layer 2 starts at layer 1: layer 0 and layer 1's input are untouched
-    assert torch.equal(base["readout"][:, 0], cut["readout"][:, 0])
-    assert torch.equal(base["readout"][:, 1, 0], cut["readout"][:, 1, 0])
-    assert (base["readout"][:, 1, 1] - cut["readout"][:, 1, 1]).abs().max() > 0
+    assert torch.equal(base.readout[:, 0], cut.readout[:, 0])
+    assert torch.equal(base.readout[:, 1, 0], cut.readout[:, 1, 0])
+    assert (base.readout[:, 1, 1] - cut.readout[:, 1, 1]).abs().max() > 0
 
 
 def test_head_scale_matches_hook_reference_and_formula(tiny):
@@ -72,7 +74,7 @@ def test_head_scale_matches_hook_reference_and_formula(tiny):
     with head_scale_hooks(tiny.module, tiny.adapter, layer, heads, alpha, where):
         store, logits = run_hooked(tiny.module, tiny.adapter, batch.inputs)
     got = trace_batch(tiny, batch, space, [HeadScale(tuple((layer, h) for h in heads), alpha)], lens=True)
-    torch.testing.assert_close(got["answer_logits"], logits[:, -1, space.union], atol=TOL, rtol=0)
+    torch.testing.assert_close(got.answer_logits, logits[:, -1, space.union], atol=TOL, rtol=0)
     # o_proj output = out + (alpha − 1) · Σ selected heads, at instruction positions only
     shape = tiny.adapter.shape
     z = base_store[("z", layer)].unflatten(-1, (shape.n_heads, shape.head_dim))
@@ -93,9 +95,9 @@ def test_block_all_heads_equals_zero_attention_at_instruction(tiny):
     # with every head zeroed at instruction positions the attention update there is zero (none of
     # the tiny models has an o_proj bias), so the residual after attention equals the layer input
     assert all(tiny.adapter.out_proj_bias(tiny.module, i) is None for i in range(shape.n_layers))
-    torch.testing.assert_close(blocked["readout"][:, :, 1], blocked["readout"][:, :, 0], atol=TOL, rtol=0)
+    torch.testing.assert_close(blocked.readout[:, :, 1], blocked.readout[:, :, 0], atol=TOL, rtol=0)
     # and each head's own readout equals the layer-input readout (its contribution is zero)
-    torch.testing.assert_close(blocked["head_readout"], blocked["readout"][:, :, 0, :, None].expand_as(blocked["head_readout"]),
+    torch.testing.assert_close(blocked.head_readout, blocked.readout[:, :, 0, :, None].expand_as(blocked.head_readout),
                                atol=TOL, rtol=0)
 
 
@@ -105,20 +107,20 @@ def test_lens_readout_equals_hooks_and_final_logits(tiny):
     got = trace_batch(tiny, batch, space, lens=True)
     for s, site in enumerate(("pre", "mid", "post")):
         expected = _hooked_readout(tiny, store, positions, 3, site)
-        masked = torch.where(got["valid"][:, None, :, None], got["readout"][:, :, s], 0.0)
+        masked = torch.where(got.valid[:, None, :, None], got.readout[:, :, s], 0.0)
         torch.testing.assert_close(masked, expected, atol=TOL, rtol=0)
     # at the last layer, the lens at the answer position is the model's own output
     final = logits[:, -1]
     expected_final = torch.stack([final[:, COMPLIANT].amax(-1), final[:, COMPETING].amax(-1)], -1)
-    torch.testing.assert_close(got["readout_generated"][:, -1, 2], expected_final, atol=TOL, rtol=0)
-    torch.testing.assert_close(got["answer_logits"], final[:, space.union], atol=TOL, rtol=0)
+    torch.testing.assert_close(got.readout_generated[:, -1, 2], expected_final, atol=TOL, rtol=0)
+    torch.testing.assert_close(got.answer_logits, final[:, space.union], atol=TOL, rtol=0)
 
 
 def test_attention_and_mlp_deltas_add_up_along_the_residual(tiny):
     batch, space, _, positions = _setup(tiny, 3)
     store, _ = run_hooked(tiny.module, tiny.adapter, batch.inputs)
     got = trace_batch(tiny, batch, space, lens=True)
-    readout = got["readout"]
+    readout = got.readout
     # the next layer's input is this layer's output
     torch.testing.assert_close(readout[:, 1:, 0], readout[:, :-1, 2], atol=0, rtol=0)
     attn = readout[:, :, 1] - readout[:, :, 0]
@@ -129,7 +131,7 @@ def test_attention_and_mlp_deltas_add_up_along_the_residual(tiny):
     for i in range(tiny.adapter.shape.n_layers):
         hidden = store[("resid_pre", i)] + store[("attn_out", i)]
         expected = reference_subspace_logits(tiny.adapter, tiny.module, hidden, positions, [COMPLIANT] * 3, [COMPETING] * 3)
-        masked = torch.where(got["valid"][..., None], readout[:, i, 1], 0.0)
+        masked = torch.where(got.valid[..., None], readout[:, i, 1], 0.0)
         torch.testing.assert_close(masked, expected, atol=TOL, rtol=0)
 
 
@@ -139,7 +141,7 @@ def test_head_contributions_sum_to_attention_update_and_feed_head_readout(tiny):
     got = trace_batch(tiny, batch, space, heads=True)
     for i in range(tiny.adapter.shape.n_layers):
         with torch.no_grad():
-            contributions = tiny.adapter.head_contributions(tiny.module, i, store[("z", i)])
+            contributions = head_contributions(tiny.adapter, tiny.module, i, store[("z", i)])
         total = contributions.sum(-2)
         bias = tiny.adapter.out_proj_bias(tiny.module, i)
         if bias is not None:
@@ -148,7 +150,7 @@ def test_head_contributions_sum_to_attention_update_and_feed_head_readout(tiny):
         for h in range(tiny.adapter.shape.n_heads):
             hidden = store[("resid_pre", i)] + contributions[:, :, h]
             expected = reference_subspace_logits(tiny.adapter, tiny.module, hidden, positions, [COMPLIANT] * 3, [COMPETING] * 3)
-            masked = torch.where(got["valid"][..., None], got["head_readout"][:, i, :, h], 0.0)
+            masked = torch.where(got.valid[..., None], got.head_readout[:, i, :, h], 0.0)
             torch.testing.assert_close(masked, expected, atol=TOL, rtol=0)
 
 

@@ -11,7 +11,7 @@ from anchors.readouts.metrics import (
     answer_from_text, compliant_probability, decide, ldar, margin, modality_following_ratio, nssd,
     synchronisation_rate, topk_readout,
 )
-from anchors.tracer.run import DictionaryError, Subspaces
+from anchors.readouts import DictionaryError, Subspaces
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ from anchors.organism import ORGANISMS, load_organism, organism_path
 from anchors.organism.task import dictionaries, evaluation_set, to_modality_samples
 from anchors.organism.train import SMOKE, train_model
 from anchors.readouts.metrics import decide
-from anchors.tracer import experiments as ex
-from anchors.tracer.samples import batches
-from anchors.tracer.run import trace_batch
+from anchors.experiments import HeadIntervention, KnockoutProfile, LensProfile
+from anchors.runner import run
+from anchors.tracer import batches
+from anchors.tracer import trace_batch
 
 
 def _record(name: str) -> dict:
@@ -31,8 +32,8 @@ def _traced(loaded, examples, tmp_path):
 
 def _mfr_by_intent(loaded, traced) -> dict[str, float]:
     answers = []
-    for _, _, batch, space in batches(loaded.adapter, traced, 50):
-        answers += decide(trace_batch(loaded, batch, space)["top_token"], space)
+    for batch in batches(loaded.adapter, traced, 50):
+        answers += decide(trace_batch(loaded, batch.encoded, batch.subspaces).top_token, batch.subspaces)
     return {m: float(np.mean([a == "compliant" for a, s in zip(answers, traced) if s.instructed == m]))
             for m in ("text", "vision")}
 
@@ -74,9 +75,9 @@ def test_arbitration_sits_at_the_answer_position_in_the_organism(organism_sample
     """The knockout profile that decides where to intervene: cutting instruction -> answer
     position in the first layers collapses following; cutting cues -> instruction does not."""
     loaded, traced = organism_samples
-    ko = ex.knockout_profile(loaded, traced[:48], windows=(3,), layers=[1],
-                             pathways={k: ex.DEFAULT_PATHWAYS[k] for k in ("instruction->generated", "context->instruction",
-                                                                            "visual->instruction")}, batch_size=48)
+    ko = run(KnockoutProfile(windows=(3,), layers=(1,),
+                             pathways=("instruction->generated", "context->instruction", "visual->instruction")),
+             loaded, traced[:48], batch_size=48)
     followed = ko.where(ko.followed, drop=True).nssd.sel(window=3, layer=1).mean("sample")
     assert float(followed.sel(pathway="instruction->generated")) < -1.0
     assert abs(float(followed.sel(pathway="context->instruction"))) < 0.1
@@ -92,9 +93,9 @@ def test_top_heads_ranked_by_the_toolkit_drive_modality_following(organism_sampl
     n_heads = loaded.adapter.shape.n_layers * loaded.adapter.shape.n_heads
     ks = (8, 12)
     assert max(ks) <= n_heads // 4
-    lens = ex.lens_profile(loaded, traced, top_k=5, readout_role="generated", batch_size=48)
-    result = ex.head_intervention(loaded, traced, lens, ks=ks, amplify_alpha=4.0, alphas=(4.0,), n_random=5,
-                                  role="generated", batch_size=48)
+    lens = run(LensProfile(top_k=5, readout_role="generated"), loaded, traced, batch_size=48)
+    result = run(HeadIntervention(lens, ks=ks, amplify_alpha=4.0, alphas=(4.0,), n_random=5, role="generated"),
+                 loaded, traced, batch_size=48)
     block, amplify = result.sel(mode="block"), result.sel(mode="amplify")
     assert float(block.mfr_original) == 1.0 and float(amplify.mfr_original) == 0.0
     drop_targeted = 1.0 - block.mfr.sel(selection="targeted")

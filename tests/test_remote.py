@@ -3,13 +3,16 @@ serialised as for an NDIF server, user modules hidden, run here) with identical 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from anchors.interventions import HeadScale, Knockout
-from anchors.tracer.roles import encode_batch
-from anchors.tracer.run import Subspaces, generate_batch, trace_batch
-from anchors.tracer.tiny import tiny_model
+from anchors.tracer import encode_batch
+from anchors.readouts import Subspaces
+from anchors.tracer import generate_batch, trace_batch
+from anchors.models.tiny import tiny_model
 
 from .helpers import prompts
 
@@ -23,9 +26,9 @@ def test_trace_batch_remote_local_equals_local(model_type):
     space = Subspaces.from_ids(batch.sample_ids, [[10, 11, 12]] * 2, [[20, 21]] * 2)
     local = trace_batch(tiny, batch, space, SPEC, lens=True, heads=True)
     remote = trace_batch(tiny, batch, space, SPEC, lens=True, heads=True, remote="local")
-    assert local.keys() == remote.keys()
-    for key in local:
-        assert torch.equal(local[key], remote[key]), key
+    for field in dataclasses.fields(local):
+        mine, theirs = getattr(local, field.name), getattr(remote, field.name)
+        assert mine is not None and torch.equal(mine, theirs), field.name
 
 
 def test_generate_batch_remote_local_equals_local():
@@ -35,5 +38,5 @@ def test_generate_batch_remote_local_equals_local():
     spec = [Knockout("instruction", "generated", 1, 1)]
     local = generate_batch(tiny, batch, space, spec, max_new_tokens=2)
     remote = generate_batch(tiny, batch, space, spec, max_new_tokens=2, remote="local")
-    assert torch.equal(local["tokens"], remote["tokens"])
-    assert torch.equal(local["step_logits"], remote["step_logits"])
+    assert torch.equal(local.tokens, remote.tokens)
+    assert torch.equal(local.step_logits, remote.step_logits)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from anchors.tracer.roles import Prompt, PromptError, encode_batch, locate_segments
-from anchors.tracer.tiny import tiny_model
+from anchors.prompts import Prompt, PromptError
+from anchors.tracer.encode import encode_batch, locate_segments
+from anchors.models.tiny import tiny_model
 
 from .helpers import image
 

@@ -11,10 +11,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 from PIL import Image
 
-from ..tracer.roles import Prompt
-from ..tracer.samples import TracedSample
+from ..prompts.prompt import Prompt, TracedSample
 from .dictionaries import AnswerDictionary, Verifier, build_dictionary
 from .instructions import ModalitySample
+from .records import DatasetError
 
 
 def first_token_id(tokenizer: Any, text: str) -> int | None:
@@ -84,7 +84,7 @@ def tokenise(
         for answer in (s.compliant_answer, s.competing_answer):
             key = (answer.strip().lower(), s.task)
             if key not in dictionaries:
-                raise KeyError(f"sample {s.sample_id}: no dictionary for answer {key[0]!r} (task {s.task})")
+                raise DatasetError(f"sample {s.sample_id}: no dictionary for answer {key[0]!r} (task {s.task})")
             pair.append(dictionaries[key])
         compliant, competing = pair
         c_ids, k_ids = first_token_ids(tokenizer, compliant.forms), first_token_ids(tokenizer, competing.forms)
@@ -128,5 +128,5 @@ def load_samples(path: str | Path) -> list[ModalitySample]:
         try:
             out.append(ModalitySample.from_dict(json.loads(line)))
         except (json.JSONDecodeError, TypeError, KeyError) as error:
-            raise ValueError(f"{path}: line {index + 1}: not a saved sample ({error})") from error
+            raise DatasetError(f"{path}: line {index + 1}: not a saved sample ({error})") from error
     return out

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .records import DatasetError
 from .wordnet import wordnet
 
 MAX_FORMS = 10
@@ -81,9 +82,9 @@ def load_extra_forms(path: str | Path) -> dict[str, list[str]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: cannot read extra forms ({error})") from error
+        raise DatasetError(f"{path}: cannot read extra forms ({error})") from error
     if not isinstance(data, dict) or not all(isinstance(v, list) and all(isinstance(f, str) for f in v) for v in data.values()):
-        raise ValueError(f"{path}: extra forms must be a JSON object of answer -> list of strings")
+        raise DatasetError(f"{path}: extra forms must be a JSON object of answer -> list of strings")
     return {k.strip().lower(): [f.strip() for f in v if f.strip()] for k, v in data.items()}
 
 
@@ -100,7 +101,7 @@ def build_dictionary(
     candidates, each kept only if ``verifier`` accepts it; at most ``limit`` forms."""
     canonical = answer.strip().lower()
     if not canonical:
-        raise ValueError("cannot build a dictionary for an empty answer")
+        raise DatasetError("cannot build a dictionary for an empty answer")
     extras = (extra_forms or {}).get(canonical, [])
     forms = [canonical]
     for candidate in extras + wordnet_candidates(canonical, task)[1:]:
@@ -154,8 +155,11 @@ def save_dictionaries(path: str | Path, dictionaries: Iterable[AnswerDictionary]
 def load_dictionaries(path: str | Path) -> dict[tuple[str, str], AnswerDictionary]:
     """Dictionaries keyed by (canonical answer, task)."""
     out = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for index, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines()):
         if line.strip():
-            d = AnswerDictionary.from_dict(json.loads(line))
+            try:
+                d = AnswerDictionary.from_dict(json.loads(line))
+            except (json.JSONDecodeError, TypeError, KeyError) as error:
+                raise DatasetError(f"{path}: line {index + 1}: not a saved dictionary ({error})") from error
             out[(d.canonical, d.task)] = d
     return out

@@ -4,9 +4,12 @@ text and one that asks to follow the image, with the instruction split into a mo
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from ..errors import InputError
+from ..prompts.prompt import Prompt
 from .records import Record
 
 # (follow text, follow image) for each style; "default" is the paper's main wording, the other two
@@ -64,26 +67,26 @@ def instruction(modality: Modality, style: str = "default") -> str:
     try:
         return STYLES[style][modality]
     except KeyError:
-        raise ValueError(f"unknown style {style!r} or modality {modality!r}; styles: {list(STYLES)}") from None
+        raise InputError(f"unknown style {style!r} or modality {modality!r}; styles: {list(STYLES)}") from None
+
+
+def arrange(head: tuple[tuple[str, str], ...], semantic: str, format_sentence: str, variant: str,
+            system_prompt: str = GENERAL_SYSTEM_PROMPT) -> tuple[tuple[str, str], ...]:
+    """The prompt's segments for a variant (App. C.2): ``head`` (context, question) then
+    ``default`` (semantic then format), ``swapped`` (format then semantic), ``system_before`` (a
+    general system prompt before the instruction) or ``system_between`` (between its parts)."""
+    s, f, y = ("instruction_semantic", semantic), ("instruction_format", format_sentence), ("system", system_prompt)
+    layouts = {"default": (s, f), "swapped": (f, s), "system_before": (y, s, f), "system_between": (s, y, f)}
+    if variant not in layouts:
+        raise InputError(f"unknown variant {variant!r}; variants: {VARIANTS}")
+    return tuple(head) + layouts[variant]
 
 
 def build_sample(record: Record, modality: Modality, *, style: str = "default", variant: str = "default",
-                 format_sentence: str = FORMAT_SENTENCE, system_prompt: str = GENERAL_SYSTEM_PROMPT) -> ModalitySample:
-    """One modality-following sample. Variants (App. C.2): ``default`` (semantic then format),
-    ``swapped`` (format then semantic), ``system_before`` (a general system prompt before the
-    instruction) and ``system_between`` (between its semantic and format parts)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; variants: {VARIANTS}")
-    semantic = ("instruction_semantic", instruction(modality, style))
-    fmt = ("instruction_format", format_sentence)
-    system = ("system", system_prompt)
-    tail = {
-        "default": (semantic, fmt),
-        "swapped": (fmt, semantic),
-        "system_before": (system, semantic, fmt),
-        "system_between": (semantic, system, fmt),
-    }[variant]
-    segments = (("context", record.context), ("question", record.question)) + tail
+                 format_sentence: str = FORMAT_SENTENCE) -> ModalitySample:
+    """One modality-following sample of ``record`` in a prompt ``variant`` (see :func:`arrange`)."""
+    segments = arrange((("context", record.context), ("question", record.question)), instruction(modality, style),
+                       format_sentence, variant)
     compliant, competing = (
         (record.answer_text, record.answer_vision) if modality == "text" else (record.answer_vision, record.answer_text)
     )
@@ -94,7 +97,28 @@ def build_sample(record: Record, modality: Modality, *, style: str = "default", 
     )
 
 
+def rearranged(sample: ModalitySample, variant: str) -> ModalitySample:
+    """``sample`` with its instruction laid out as ``variant`` (same id)."""
+    parts = dict(sample.segments)
+    head = tuple(s for s in sample.segments if s[0] in ("context", "question"))
+    return dataclasses.replace(sample, variant=variant, segments=arrange(
+        head, parts["instruction_semantic"], parts["instruction_format"], variant))
+
+
 def build_samples(records: list[Record], *, styles: tuple[str, ...] = ("default",),
                   variants: tuple[str, ...] = ("default",), modalities: tuple[Modality, ...] = ("text", "vision"),
                   ) -> list[ModalitySample]:
     return [build_sample(r, m, style=s, variant=v) for r in records for m in modalities for s in styles for v in variants]
+
+
+EXAMPLE_RECORD = Record(record_id="example", image="", task="color", question="What color is the ball?",
+                        context="The ball in the picture is red.", answer_vision="blue", answer_text="red")
+
+
+def example_prompt(with_image: bool) -> Prompt:
+    """The text-following prompt of a made-up record (a blue image, a text saying red), for
+    showing how a model's template and processor label tokens (``anchors roles``)."""
+    from PIL import Image
+
+    sample = build_sample(EXAMPLE_RECORD, "text")
+    return Prompt(sample.sample_id, sample.segments, image=Image.new("RGB", (56, 56), "blue") if with_image else None)

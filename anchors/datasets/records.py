@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from PIL import Image, UnidentifiedImageError
+
+from ..errors import InputError
 
 MC2_TASKS: tuple[str, ...] = (
     "activity_recognition", "attribute", "color", "counting", "object_recognition", "positional_reasoning",
@@ -23,7 +25,7 @@ COCO_FOLDERS: tuple[tuple[str, str], ...] = (("train2014", "COCO_train2014_"), (
 TEXT_FIELDS: tuple[str, ...] = ("question", "answer_vision", "answer_text", "context")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A data file that cannot be read at all."""
 
 
@@ -203,6 +205,3 @@ def load_jsonl(path: str | Path, *, strict: bool = True, tasks: Iterable[str] | 
         check.accept(index, record_id, image, values)
     return check.report
 
-
-def record_dict(record: Record) -> dict[str, str]:
-    return asdict(record)

@@ -15,6 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..errors import AnchorsError
+
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
 WORDNET_FILES = (
     "data.adj", "data.adv", "data.noun", "data.verb", "index.adj", "index.adv", "index.noun", "index.verb",
@@ -33,7 +35,7 @@ LEXNAMES = (
 _CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
 
 
-class WordNetUnavailable(RuntimeError):
+class WordNetUnavailable(AnchorsError):
     """Neither NLTK's data path nor the Debian files provide WordNet."""
 
 

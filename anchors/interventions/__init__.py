@@ -1,5 +1,7 @@
-"""Attention knockout and head scaling: declarative specs plus the pure-torch edits behind them."""
+"""Attention knockout and head scaling: declarative specs, per-layer plans and the pure-torch edits."""
 
-from .specs import ROLE_GROUPS, HeadScale, Intervention, Knockout, expand_role, from_json, plan_layers, to_json
+from .plan import HeadScalePlan, LayerPlan, RoleEdges, plan_layers
+from .specs import HeadScale, Intervention, Knockout, from_json, to_json
 
-__all__ = ["ROLE_GROUPS", "HeadScale", "Intervention", "Knockout", "expand_role", "from_json", "plan_layers", "to_json"]
+__all__ = ["HeadScale", "HeadScalePlan", "Intervention", "Knockout", "LayerPlan", "RoleEdges", "from_json",
+           "plan_layers", "to_json"]

@@ -1,22 +1,16 @@
-"""The built-in model organism: a small trained Qwen2.5-VL that arbitrates between image and text."""
+"""The model organism: the synthetic colour-conflict task, its trainer and the demo that runs the
+whole paper on the shipped checkpoints (see :mod:`anchors.models.organisms`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-CHECKPOINTS = Path(__file__).parent / "checkpoints"
-ORGANISMS = ("qwen2_5_vl", "llava")
-
-
-def organism_path(name: str = "qwen2_5_vl") -> Path:
-    path = CHECKPOINTS / name
-    if name not in ORGANISMS or not (path / "config.json").is_file():
-        raise FileNotFoundError(f"no shipped organism {name!r}; available: {', '.join(ORGANISMS)}")
-    return path
+from ..models.loading import LoadedModel
+from ..models.organisms import ORGANISMS, organism_path
+from ..models.spec import ModelSpec
 
 
-def load_organism(name: str = "qwen2_5_vl", attn_implementation: str = "sdpa"):
-    """Load a shipped organism for tracing (see :func:`anchors.load_model`)."""
-    from ..tracer.loading import load_model
+def load_organism(name: str = ORGANISMS[0], attn_implementation: str = "sdpa") -> LoadedModel:
+    """Load a shipped organism for tracing (see :func:`anchors.models.load_model`)."""
+    return ModelSpec(f"organism:{name}", attn_implementation=attn_implementation).load()
 
-    return load_model(str(organism_path(name)), attn_implementation=attn_implementation)
+
+__all__ = ["ORGANISMS", "load_organism", "organism_path"]

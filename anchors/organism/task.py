@@ -8,14 +8,17 @@ failed samples.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..datasets.dictionaries import AnswerDictionary
-from ..datasets.instructions import FORMAT_SENTENCE, STYLES, ModalitySample
+from ..datasets.build import save_samples
+from ..datasets.dictionaries import AnswerDictionary, save_dictionaries
+from ..datasets.folder import DICTIONARIES_FILE, SAMPLES_FILE
+from ..datasets.instructions import FORMAT_SENTENCE, STYLES, ModalitySample, rearranged
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30), "green": (40, 170, 60), "blue": (40, 70, 220), "yellow": (235, 220, 40),
@@ -152,3 +155,18 @@ def to_modality_samples(examples: list[Example], image_folder: str | Path) -> li
             competing_answer=e.competing, question=question,
         ))
     return out
+
+
+def write_data(folder: str | Path, n_samples: int, *, control_variants: tuple[str, ...] = (),
+               n_controls: int = 0) -> Path:
+    """A data folder (as ``anchors data build`` makes) of ``n_samples`` held-in and ``n_samples``
+    held-out conflicting examples; the first ``n_controls`` held-in ones also in each of
+    ``control_variants`` (ids suffixed ``:VARIANT``) for the position controls."""
+    folder = Path(folder)
+    held_in = to_modality_samples(evaluation_set(n_samples, 1001, held_out=False, prefix="in"), folder / "images")
+    held_out = to_modality_samples(evaluation_set(n_samples, 2002, held_out=True, prefix="out"), folder / "images")
+    extra = [dataclasses.replace(rearranged(s, v), sample_id=f"{s.sample_id}:{v}")
+             for v in control_variants if v != "default" for s in held_in[:n_controls]]
+    save_samples(folder / SAMPLES_FILE, held_in + held_out + extra)
+    save_dictionaries(folder / DICTIONARIES_FILE, dictionaries().values())
+    return folder

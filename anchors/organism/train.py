@@ -18,15 +18,19 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..tracer.adapters import Adapter, adapter_class
-from ..tracer.roles import Prompt
+from ..errors import InputError
+from ..models.adapters import Adapter, adapter_class
+from ..models.organisms import ORGANISMS
+from ..models.tiny import tiny_config
+from ..prompts.prompt import Prompt
 from .task import COLOURS, HELD_IN, HELD_OUT, Example, evaluation_set, make_example, vocabulary
 
 ORGANISM_SIZES: dict[str, int] = dict(
     hidden_size=128, num_hidden_layers=6, num_attention_heads=8, num_key_value_heads=4, intermediate_size=384,
     vision_depth=2, vision_width=64,
 )
-ARCHITECTURE_SIZES: dict[str, dict[str, int]] = {"qwen2_5_vl": {}, "llava": {"image_size": 56}}
+# Sizes an architecture needs beyond ORGANISM_SIZES (every organism in ORGANISMS can be trained).
+ARCHITECTURE_SIZES: dict[str, dict[str, int]] = {"llava": {"image_size": 56}}
 VOCAB_SIZE = 1536
 METADATA = "organism.json"
 
@@ -48,11 +52,11 @@ def build(seed: int = 0, architecture: str = "qwen2_5_vl", attn_implementation: 
     """A freshly initialised organism (model, processor, adapter) of ``architecture``."""
     from transformers import AutoModelForImageTextToText
 
-    if architecture not in ARCHITECTURE_SIZES:
-        raise ValueError(f"no organism recipe for {architecture!r}; choose from {', '.join(ARCHITECTURE_SIZES)}")
+    if architecture not in ORGANISMS:
+        raise InputError(f"no organism recipe for {architecture!r}; choose from {', '.join(ORGANISMS)}")
     cls = adapter_class(architecture)
-    sizes = {**ORGANISM_SIZES, **ARCHITECTURE_SIZES[architecture]}
-    config, processor = cls.tiny(architecture, words=vocabulary(), vocab_size=VOCAB_SIZE, **sizes)
+    sizes = {**ORGANISM_SIZES, **ARCHITECTURE_SIZES.get(architecture, {})}
+    config, processor = tiny_config(architecture, words=vocabulary(), vocab_size=VOCAB_SIZE, **sizes)
     config._attn_implementation = attn_implementation
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..tracer.run import Subspaces
+from .subspaces import Subspaces
 
 ANSWERS: tuple[str, ...] = ("compliant", "competing", "other")
 

@@ -6,7 +6,6 @@ as PNG and SVG. Colours: the Okabe–Ito colour-blind-safe palette.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import xarray as xr  # noqa: E402
+
+from ..errors import InputError  # noqa: E402
+from ..results.schema import MODALITIES, config_of, followed_or_all  # noqa: E402
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")
 MODALITY_TITLE = {"text": "text following", "vision": "vision following"}
@@ -37,21 +39,14 @@ def _band(ax: plt.Axes, x: np.ndarray, values: xr.DataArray, colour: str, label:
     ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
 
 
-def _followed(ds: xr.Dataset, modality: str) -> xr.Dataset:
-    """Followed samples of one instructed modality (all of them if none followed)."""
-    of_modality = ds.where(ds.instructed == modality, drop=True)
-    kept = of_modality.where(of_modality.followed.astype(bool), drop=True)
-    return kept if kept.sizes.get("sample", 0) else of_modality
-
-
 def _readout_place(ds: xr.Dataset) -> str:
     """Where a lens result read the residual stream, from its stored configuration."""
-    role = json.loads(ds.attrs.get("config", "{}")).get("readout_role", "instruction")
+    role = config_of(ds).get("readout_role", "instruction")
     return {"instruction": "instruction tokens", "generated": "the answer position"}.get(role, f"{role} tokens")
 
 
 def _modalities(ds: xr.Dataset) -> list[str]:
-    return [m for m in ("text", "vision") if (ds.instructed == m).any()]
+    return [m for m in MODALITIES if (ds.instructed == m).any()]
 
 
 def knockout_nssd(ds: xr.Dataset, window: int | None = None) -> plt.Figure:
@@ -60,7 +55,7 @@ def knockout_nssd(ds: xr.Dataset, window: int | None = None) -> plt.Figure:
     modalities = _modalities(ds)
     fig, axes = _figure(len(modalities), f"Attention knockout (window {window}): NSSD per layer")
     for ax, modality in zip(axes, modalities):
-        part = _followed(ds, modality).sel(window=window)
+        part = followed_or_all(ds, modality).sel(window=window)
         for colour, pathway in zip(PALETTE, ds.pathway.values):
             _band(ax, part.layer.values, part.nssd.sel(pathway=pathway), colour, str(pathway))
         ax.axhline(0, color="grey", linewidth=0.8)
@@ -73,7 +68,7 @@ def window_sensitivity(ds: xr.Dataset) -> plt.Figure:
     """Fig 6: mean NSSD per layer for each window size, one panel per pathway."""
     pathways = list(ds.pathway.values)
     fig, axes = _figure(len(pathways), "Knockout window sensitivity: mean NSSD per layer", width=3.6)
-    followed = ds.where(ds.followed.astype(bool), drop=True) if ds.followed.any() else ds
+    followed = followed_or_all(ds)
     for ax, pathway in zip(axes, pathways):
         for colour, window in zip(PALETTE, ds.window.values):
             ax.plot(ds.layer.values, followed.nssd.sel(pathway=pathway, window=window).mean("sample").values,
@@ -90,7 +85,7 @@ def semantic_vs_format(ds: xr.Dataset) -> plt.Figure:
     fig, axes = _figure(len(variants), "Cues → instruction part knockout: NSSD per layer", width=4.2)
     for ax, variant in zip(axes, variants):
         part = ds.sel(variant=variant)
-        followed = part.where(part.followed.astype(bool), drop=True) if part.followed.any() else part
+        followed = followed_or_all(part)
         for colour, target in zip(PALETTE, ds.target.values):
             _band(ax, part.layer.values, followed.nssd.sel(target=target), colour, f"cues → {target}")
         ax.axhline(0, color="grey", linewidth=0.8)
@@ -117,7 +112,7 @@ def generated_necessity(ds: xr.Dataset) -> plt.Figure:
     wanted = [p for p in ("instruction->generated", "visual->generated", "context->generated") if p in ds.pathway.values]
     window = int(ds.window.values[0])
     fig, axes = _figure(1, f"What the answer position needs (window {window})")
-    followed = ds.where(ds.followed.astype(bool), drop=True) if ds.followed.any() else ds
+    followed = followed_or_all(ds)
     ax = axes[0]
     ax.plot(ds.layer.values, np.full(ds.sizes["layer"], float(followed.p_compliant_base.mean())), color="grey",
             linestyle=":", label="no knockout")
@@ -158,8 +153,8 @@ def head_heatmap(ds: xr.Dataset, top_k: int = 10) -> plt.Figure:
     if "head_score" in ds:
         scores = ds.head_score
     else:
-        scores = xr.concat([_followed(ds, m).head_attribution.mean("sample") for m in ("text", "vision")],
-                           dim=xr.DataArray(["text", "vision"], dims="modality", name="modality"))
+        scores = xr.concat([followed_or_all(ds, m).head_attribution.mean("sample") for m in MODALITIES],
+                           dim=xr.DataArray(list(MODALITIES), dims="modality", name="modality"))
     modalities = list(scores.modality.values)
     fig, axes = _figure(len(modalities), f"Head attribution to the arbitration margin (top {top_k} marked)", width=4.6)
     limit = float(np.nanmax(np.abs(scores.values))) or 1.0
@@ -213,7 +208,7 @@ def render(ds: xr.Dataset, out_dir: str | Path, stem: str = "") -> list[Path]:
     """Save every figure the result's experiment supports as PNG and SVG; returns the PNG paths."""
     experiment = ds.attrs.get("experiment")
     if experiment not in FIGURES:
-        raise ValueError(f"no figures for experiment {experiment!r}; expected one of {sorted(FIGURES)}")
+        raise InputError(f"no figures for experiment {experiment!r}; expected one of {sorted(FIGURES)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -10,16 +10,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..tracer.results import load
+from ..results.netcdf import load
+from ..results.schema import EXPERIMENTS, config_of, followed_or_all
 from .figures import FIGURES, render
 
 PROVENANCE_KEYS = ("model", "model_revision", "model_type", "adapter", "attn_implementation", "dtype", "command")
-ORDER = ("knockout_profile", "position_controls", "lens_profile", "head_intervention")
 PLACES = {"instruction": "at instruction tokens", "generated": "at the answer position"}
-
-
-def _followed(ds: xr.Dataset) -> xr.Dataset:
-    return ds.where(ds.followed.astype(bool), drop=True) if ds.followed.any() else ds
 
 
 def key_numbers(ds: xr.Dataset) -> list[tuple[str, str]]:
@@ -29,7 +25,7 @@ def key_numbers(ds: xr.Dataset) -> list[tuple[str, str]]:
     if "followed" in ds and ds.followed.ndim == 1:
         rows.append(("MFR (followed / all)", f"{float(ds.followed.mean()):.3f}"))
     if experiment == "knockout_profile":
-        followed = _followed(ds)
+        followed = followed_or_all(ds)
         for pathway in ds.pathway.values:
             mean = followed.nssd.sel(pathway=pathway).isel(window=0).mean("sample")
             layer = int(mean.idxmin("layer"))
@@ -50,7 +46,7 @@ def key_numbers(ds: xr.Dataset) -> list[tuple[str, str]]:
     elif experiment == "position_controls":
         for variant in ds.variant.values:
             part = ds.sel(variant=variant)
-            followed = part.where(part.followed.astype(bool), drop=True) if part.followed.any() else part
+            followed = followed_or_all(part)
             for target in ds.target.values:
                 mean = followed.nssd.sel(target=target).mean("sample")
                 rows.append((f"{variant}: min mean NSSD, cues → {target}", f"{float(mean.min()):.4f} at layer {int(mean.idxmin('layer'))}"))
@@ -82,13 +78,13 @@ def write_report(run_dir: str | Path) -> Path:
     loaded = [(path, ds) for path, ds in loaded if ds.attrs.get("experiment") in FIGURES]
     if not loaded:
         raise FileNotFoundError(f"{run_dir}: no result files (*.nc) to report on")
-    loaded.sort(key=lambda item: (ORDER.index(item[1].attrs["experiment"]), item[0].name))
+    loaded.sort(key=lambda item: (EXPERIMENTS.index(item[1].attrs["experiment"]), item[0].name))
     results = [path for path, _ in loaded]
     sections, provenance = [], None
     for path, ds in loaded:
         provenance = provenance or {k: str(ds.attrs.get(k, "")) for k in PROVENANCE_KEYS}
         figures = render(ds, run_dir / "figures", stem=f"{path.stem}-")
-        settings = json.loads(ds.attrs.get("config", "{}"))
+        settings = config_of(ds)
         config = json.dumps(settings, indent=1)
         place = PLACES.get(settings.get("readout_role", settings.get("role", "")), "")
         sections.append(

@@ -1,1 +1,12 @@
-"""Model loading, adapters, token roles and the experiments that run as nnsight traces."""
+"""The trace core: encode prompts with their token roles, then one nnsight trace (or generation)
+per batch that applies interventions in place and returns small readout tensors."""
+
+from .batching import Batch, batches, encode_samples
+from .encode import EncodedBatch, check_context, describe_row, encode_batch
+from .generate import GenerationOutputs, generate_batch
+from .trace import SITES, TraceOutputs, gather_positions, trace_batch
+
+__all__ = [
+    "Batch", "EncodedBatch", "GenerationOutputs", "SITES", "TraceOutputs", "batches", "check_context", "describe_row",
+    "encode_batch", "encode_samples", "gather_positions", "generate_batch", "trace_batch",
+]

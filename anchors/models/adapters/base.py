@@ -12,10 +12,12 @@ from typing import Any, ClassVar
 
 import torch
 
+from ...errors import AnchorsError
+
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
 
 
-class AdapterError(RuntimeError):
+class AdapterError(AnchorsError):
     """The model does not satisfy the adapter contract (wrong family, missing module, bad setting)."""
 
 
@@ -67,6 +69,10 @@ class Adapter:
     # The module whose output the layer adds to the residual as "the attention output".
     attn_out_name: ClassVar[str] = "self_attn"
     mlp_name: ClassVar[str] = "mlp"
+    # The norm (if any) the layer applies to the attention output before adding it to the residual.
+    attn_out_norm_name: ClassVar[str | None] = None
+    # That norm's scale is (offset + weight): 0 for a plain RMSNorm, 1 for Gemma's.
+    norm_weight_offset: ClassVar[float] = 0.0
     # Whether the model's own forward applies the config's final logit soft-cap.
     applies_final_softcap: ClassVar[bool] = True
 
@@ -85,6 +91,7 @@ class Adapter:
         )
         softcap = getattr(text, "final_logit_softcapping", None) or getattr(config, "final_logit_softcapping", None)
         self.logit_softcap: float | None = softcap if self.applies_final_softcap else None
+        self.max_context: int | None = getattr(text, "max_position_embeddings", None)
 
     # -- tokens -------------------------------------------------------------------------------
     @property
@@ -127,6 +134,10 @@ class Adapter:
     def mlp(self, root: Any, index: int) -> Any:
         return getattr(self.layer(root, index), self.mlp_name)
 
+    def attn_out_norm(self, root: Any, index: int) -> Any | None:
+        """The norm applied to the attention output before the residual add, or None."""
+        return getattr(self.layer(root, index), self.attn_out_norm_name) if self.attn_out_norm_name else None
+
     def final_norm(self, root: Any) -> Any:
         return resolve(root, self.final_norm_path)
 
@@ -141,34 +152,10 @@ class Adapter:
         return getattr(getattr(self.layers(hf_module(root))[index], self.attention_name), self.out_proj_name).weight
 
     def out_proj_bias(self, root: Any, index: int) -> torch.Tensor | None:
-        module = getattr(getattr(self.layers(hf_module(root))[index], self.attention_name), self.out_proj_name)
-        return module.bias
+        return getattr(getattr(self.layers(hf_module(root))[index], self.attention_name), self.out_proj_name).bias
 
-    def lens_logits(self, root: Any, residual: torch.Tensor, token_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Logit lens (Eq 1): final norm, then unembedding restricted to ``token_ids`` (all if None).
-
-        Pure torch on ``residual`` (..., hidden); never materialises the full vocabulary when ids
-        are given. Applies the family's final logit soft-cap where the config sets one.
-        """
-        normed = self.final_norm(root)(residual)
-        weight = self.unembed_weight(root)
-        if token_ids is not None:
-            weight = weight[token_ids]
-        logits = normed @ weight.T.to(normed.dtype)
-        bias = resolve(hf_module(root), self.unembed_path).bias
-        if bias is not None:
-            logits = logits + (bias if token_ids is None else bias[token_ids])
-        if self.logit_softcap:
-            logits = torch.tanh(logits / self.logit_softcap) * self.logit_softcap
-        return logits
-
-    def head_contributions(self, root: Any, index: int, z: torch.Tensor) -> torch.Tensor:
-        """Each head's update to the residual stream, (..., heads, hidden), from the o_proj input
-        ``z`` (..., heads·head_dim) at the positions read (Eq 9). Summed over heads, plus the
-        o_proj bias, this is the attention update ``attn_out``."""
-        weight = self.out_proj_weight(root, index).unflatten(1, (self.shape.n_heads, self.shape.head_dim))
-        z = z.unflatten(-1, (self.shape.n_heads, self.shape.head_dim))
-        return torch.einsum("...hd,ohd->...ho", z, weight.to(z.dtype))
+    def unembed_bias(self, root: Any) -> torch.Tensor | None:
+        return resolve(hf_module(root), self.unembed_path).bias
 
     # -- prompts ------------------------------------------------------------------------------
     def messages(self, user_text: str, has_image: bool, system: str | None) -> list[dict]:

@@ -1,4 +1,5 @@
-"""One adapter per architecture family, chosen by ``config.model_type``."""
+"""One adapter per architecture family, chosen by ``config.model_type``: module paths, sizes,
+image tokens and chat formatting. Model-specific knowledge lives here and nowhere else."""
 
 from __future__ import annotations
 
@@ -17,9 +18,6 @@ ADAPTERS: dict[str, type[Adapter]] = {
     for model_type in adapter.model_types
 }
 
-# Every registered model type has a tiny test instance (the contract tests run on each).
-TINY_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl", "llava", "internvl", "gemma3", "llama", "qwen2")
-
 
 def adapter_class(model_type: str) -> type[Adapter]:
     try:
@@ -35,7 +33,6 @@ def adapter_for(config: Any, processor: Any) -> Adapter:
 
 
 __all__ = [
-    "ADAPTERS", "ATTENTION_IMPLEMENTATIONS", "Adapter", "Gemma3Adapter", "InternVLAdapter", "LlavaAdapter",
-    "QwenVLAdapter", "TextAdapter", "AdapterError", "Shape", "TINY_MODEL_TYPES",
-    "adapter_class", "adapter_for", "hf_module", "resolve",
+    "ADAPTERS", "ATTENTION_IMPLEMENTATIONS", "Adapter", "AdapterError", "Gemma3Adapter", "InternVLAdapter",
+    "LlavaAdapter", "QwenVLAdapter", "Shape", "TextAdapter", "adapter_class", "adapter_for", "hf_module", "resolve",
 ]

@@ -37,6 +37,17 @@ def _check_attention(attn_implementation: str) -> None:
         )
 
 
+def read_adapter(name_or_path: str, revision: str | None = None) -> Adapter:
+    """The adapter of a checkpoint from its config and processor alone: no weights are read, so
+    inputs can be checked against the model (context length, tokenizer) before the expensive load."""
+    from transformers import AutoConfig, AutoProcessor, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(name_or_path, revision=revision)
+    cls = adapter_class(config.model_type)
+    loader = AutoProcessor if cls.multimodal else AutoTokenizer
+    return cls(config, loader.from_pretrained(name_or_path, revision=revision))
+
+
 def load_model(
     name_or_path: str,
     *,
@@ -44,29 +55,28 @@ def load_model(
     device_map: str | dict | None = None,
     attn_implementation: str = "eager",
     revision: str | None = None,
+    adapter: Adapter | None = None,
 ) -> LoadedModel:
     """Load e.g. ``"Qwen/Qwen2.5-VL-7B-Instruct"`` or a local folder for tracing.
 
     Vision-language checkpoints load through nnsight's transformers wrapper with
     ``task="image-text-to-text"`` and their processor; text-only ones with their tokenizer.
-    The attention implementation is pinned and verified after loading.
+    The attention implementation is pinned and verified after loading. ``adapter`` (from
+    :func:`read_adapter`) saves reading the config and processor again.
     """
     from nnsight import TransformersModel
-    from transformers import AutoConfig, AutoProcessor, AutoTokenizer
 
     _check_attention(attn_implementation)
-    config = AutoConfig.from_pretrained(name_or_path, revision=revision)
-    cls = adapter_class(config.model_type)
+    adapter = adapter or read_adapter(name_or_path, revision)
+    config, processor, cls = adapter.config, adapter.processor, type(adapter)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     kwargs: dict[str, Any] = dict(dtype=dtype, attn_implementation=attn_implementation, revision=revision, dispatch=True)
     if device_map is not None:
         kwargs["device_map"] = device_map
     if cls.multimodal:
-        processor = AutoProcessor.from_pretrained(name_or_path, revision=revision)
         model = TransformersModel(name_or_path, task="image-text-to-text", processor=processor, **kwargs)
     else:
-        processor = AutoTokenizer.from_pretrained(name_or_path, revision=revision)
         model = TransformersModel(name_or_path, task="text-generation", tokenizer=processor, **kwargs)
     module = hf_module(model)
     module.eval()

@@ -1,4 +1,4 @@
-"""Prompts made of labelled segments, and the role of every token of a padded batch.
+"""Tokenise prompts as one left-padded batch and label every position with its token role.
 
 A prompt's user message is a sequence of segments (context, question, instruction parts, …).
 Each segment is located by character offsets in the chat-template rendering; tokens inherit
@@ -12,59 +12,14 @@ for any image-token count and under left padding.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 
-from .adapters import Adapter
-
-ROLES: tuple[str, ...] = (
-    "pad",
-    "template",
-    "system",
-    "visual",
-    "context",
-    "question",
-    "instruction_semantic",
-    "instruction_format",
-    "generated",
-)
-ROLE_CODE: dict[str, int] = {role: code for code, role in enumerate(ROLES)}
-SEGMENT_ROLES: frozenset[str] = frozenset({"system", "context", "question", "instruction_semantic", "instruction_format"})
-
-
-class PromptError(ValueError):
-    """A prompt cannot be rendered or one of its segments cannot be located."""
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """One sample's prompt.
-
-    ``segments`` are (role, text) pairs in user-message order, joined by ``separator``; a
-    ``system`` segment there is an inline system-style passage (App. C.2 "between" variant).
-    ``system_message`` goes into the chat template's system turn.
-    """
-
-    sample_id: str
-    segments: tuple[tuple[str, str], ...]
-    image: Any | None = None
-    system_message: str | None = None
-    separator: str = " "
-
-    def __post_init__(self) -> None:
-        for role, text in self.segments:
-            if role not in SEGMENT_ROLES:
-                raise PromptError(f"sample {self.sample_id}: unknown segment role {role!r}; use one of {sorted(SEGMENT_ROLES)}")
-            if not text or not text.strip():
-                raise PromptError(f"sample {self.sample_id}: segment {role!r} is empty")
-        if self.system_message is not None and not self.system_message.strip():
-            raise PromptError(f"sample {self.sample_id}: segment 'system' (system_message) is empty")
-
-    @property
-    def user_text(self) -> str:
-        return self.separator.join(text for _, text in self.segments)
+from ..models.adapters import Adapter
+from ..prompts.prompt import Prompt, PromptError
+from ..prompts.roles import ROLE_CODE, ROLES
 
 
 @dataclass
@@ -81,10 +36,6 @@ class EncodedBatch:
 
     def positions(self, index: int, role: str) -> list[int]:
         return torch.nonzero(self.roles[index] == ROLE_CODE[role]).flatten().tolist()
-
-    @property
-    def size(self) -> int:
-        return len(self.sample_ids)
 
 
 def locate_segments(prompt: Prompt, rendered: str) -> list[tuple[str, int, int]]:
@@ -174,16 +125,20 @@ def encode_batch(adapter: Adapter, prompts: Sequence[Prompt]) -> EncodedBatch:
     return EncodedBatch(inputs=inputs, roles=roles, sample_ids=[p.sample_id for p in prompts])
 
 
-@dataclass
-class RoleSummary:
-    """Human-readable dump of one row, for debugging prompts."""
-
-    tokens: list[str] = field(default_factory=list)
-    roles: list[str] = field(default_factory=list)
-
-
-def describe_row(adapter: Adapter, batch: EncodedBatch, index: int) -> RoleSummary:
+def describe_row(adapter: Adapter, batch: EncodedBatch, index: int) -> list[tuple[str, str]]:
+    """(token, role) of every position of one row, for checking how a prompt was labelled."""
     ids = batch.inputs["input_ids"][index].tolist()
-    return RoleSummary(
-        tokens=adapter.tokenizer.convert_ids_to_tokens(ids), roles=[ROLES[c] for c in batch.roles[index].tolist()]
-    )
+    return list(zip(adapter.tokenizer.convert_ids_to_tokens(ids), [ROLES[c] for c in batch.roles[index].tolist()]))
+
+
+def check_context(adapter: Adapter, prompts: Sequence[Prompt]) -> None:
+    """Refuse any prompt whose encoding (image tokens included) is longer than the model's context,
+    before weights are loaded; needs only the config and processor."""
+    limit = adapter.max_context
+    if not limit:
+        return
+    for prompt in prompts:
+        length = int(encode_batch(adapter, [prompt]).roles.shape[1])
+        if length > limit:
+            raise PromptError(f"sample {prompt.sample_id}: the prompt is {length} tokens, longer than the model's "
+                              f"context of {limit} (max_position_embeddings)")

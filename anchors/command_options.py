@@ -1,0 +1,76 @@
+"""Command-line options that come from elsewhere: flags built from an analysis's config dataclass
+(its fields' types, defaults and help), and defaults read from a TOML file (``--config``)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+
+def config_fields(config_class: type) -> list[tuple[dataclasses.Field, type, bool]]:
+    """(field, element type, is a list) of an analysis config, from its type hints."""
+    hints = typing.get_type_hints(config_class)
+    out = []
+    for field in dataclasses.fields(config_class):
+        hint = hints[field.name]
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        is_list = typing.get_origin(hint) is tuple
+        out.append((field, typing.get_args(hint)[0] if is_list else hint, is_list))
+    return out
+
+
+def add_config_options(parser: argparse.ArgumentParser, config_class: type) -> None:
+    group = parser.add_argument_group("analysis")
+    for field, kind, is_list in config_fields(config_class):
+        flag, extra = "--" + field.name.replace("_", "-"), {"help": field.metadata["help"]}
+        if "choices" in field.metadata:
+            extra["choices"] = field.metadata["choices"]
+        if kind is bool:
+            negated = "--no-" + field.name.replace("_", "-")
+            group.add_argument(negated if field.default else flag, dest=field.name, default=field.default,
+                               action="store_false" if field.default else "store_true", **extra)
+        else:
+            group.add_argument(flag, type=kind, nargs="+" if is_list else None, default=field.default, **extra)
+
+
+def config_from(args: argparse.Namespace, config_class: type) -> Any:
+    values = {f.name: getattr(args, f.name) for f, _, _ in config_fields(config_class)}
+    return config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def apply_config(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Defaults from the TOML file named by --config, applied before parsing so flags still win
+    and options given in the file count as given."""
+    path = next((Path(v) for a, v in zip(argv, argv[1:] + [""]) if a == "--config"), None)
+    path = path or next((Path(a.split("=", 1)[1]) for a in argv if a.startswith("--config=")), None)
+    names, current = [], parser
+    for word in (a for a in argv if not a.startswith("-")):
+        groups = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+        if not groups or word not in groups[0].choices:
+            break
+        current = groups[0].choices[word]
+        names.append(word)
+    if path is None or not names:
+        return
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise InputError(f"--config {path}: {error}") from error
+    values = {k: v for k, v in data.items() if not isinstance(v, dict)} | data.get(names[-1], {})
+    values = {k.replace("-", "_"): v for k, v in values.items()}
+    actions = {a.dest: a for a in current._actions}  # noqa: SLF001
+    unknown = sorted(set(values) - set(actions) - {"config"})
+    if unknown:
+        raise InputError(f"--config {path}: unknown option(s) for '{names[-1]}': {', '.join(unknown)}")
+    for dest, value in values.items():
+        actions[dest].required = False
+        values[dest] = Path(value) if actions[dest].type is Path else value
+    current.set_defaults(**values)

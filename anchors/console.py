@@ -1,0 +1,47 @@
+"""What the command line shows on stderr: logs, a progress bar per analysis (steps/s and ETA) and
+summary tables; silent with ``--quiet``. Imports only rich."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from rich.console import Console as RichConsole
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+)
+from rich.table import Table
+
+
+class Console:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.rich = RichConsole(stderr=True, quiet=quiet)
+
+    def log(self, message: str) -> None:
+        self.rich.log(message)
+
+    @contextmanager
+    def progress(self, description: str, total: int, unit: str) -> Iterator[Callable[[int], None]]:
+        """A progress bar; yields ``advance(n)`` (the runner's progress protocol)."""
+        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                   TextColumn(f"{{task.fields[rate]}} {unit}/s"), TimeElapsedColumn(), TextColumn("ETA"),
+                   TimeRemainingColumn())
+        with Progress(*columns, console=self.rich, disable=self.quiet, transient=False) as bar:
+            task = bar.add_task(description, total=total, rate="–")
+            started = time.time()
+
+            def advance(n: int = 1) -> None:
+                bar.advance(task, n)
+                bar.update(task, rate=f"{bar.tasks[0].completed / max(time.time() - started, 1e-9):.1f}")
+
+            yield advance
+
+    def table(self, title: str, rows: list[tuple[str, str]], columns: tuple[str, ...] = ("quantity", "value")) -> None:
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        self.rich.print(table)

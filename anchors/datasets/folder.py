@@ -1,0 +1,85 @@
+"""A data folder made by ``anchors data build`` (``samples.jsonl`` + ``dictionaries.jsonl``): opened
+and checked before any model loads, then turned into traced samples with a model's tokenizer."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..prompts.prompt import TracedSample
+from .build import dictionaries_for, load_samples, save_samples, to_traced, tokenise
+from .dictionaries import AnswerDictionary, load_dictionaries, load_extra_forms, save_dictionaries
+from .instructions import build_samples
+from .records import load_jsonl, load_mc2
+from .instructions import ModalitySample
+from .records import DatasetError
+
+SAMPLES_FILE, DICTIONARIES_FILE = "samples.jsonl", "dictionaries.jsonl"
+
+
+@dataclass
+class DataFolder:
+    path: Path
+    samples: list[ModalitySample]
+    dictionaries: dict[tuple[str, str], AnswerDictionary]
+
+    @classmethod
+    def open(cls, path: str | Path) -> "DataFolder":
+        """Read both files, naming the folder and the missing or bad file on failure."""
+        path = Path(path)
+        for name in (SAMPLES_FILE, DICTIONARIES_FILE):
+            if not (path / name).is_file():
+                raise DatasetError(f"--data {path}: missing {name} (build it with 'anchors data build')")
+        return cls(path, load_samples(path / SAMPLES_FILE), load_dictionaries(path / DICTIONARIES_FILE))
+
+    def _tokenised(self, samples: Sequence[ModalitySample], tokenizer: Any,
+                   log: Callable[[str], None]) -> list[TracedSample]:
+        kept, coverage = tokenise(samples, self.dictionaries, tokenizer)
+        log(f"dictionaries: {coverage.summary()}")
+        if not kept:
+            raise DatasetError(f"--data {self.path}: no sample left after the dictionary coverage filter ({coverage.summary()})")
+        return to_traced(kept)
+
+    def traced(self, tokenizer: Any, *, variant: str = "default", limit: int | None = None,
+               log: Callable[[str], None] = lambda message: None) -> list[TracedSample]:
+        """The ``variant`` samples (all samples if the data has none of it), first ``limit`` only."""
+        chosen = [s for s in self.samples if s.variant == variant] or self.samples
+        return self._tokenised(chosen[:limit], tokenizer, log)
+
+    def variants(self, tokenizer: Any, names: Sequence[str], *, limit: int | None = None,
+                 log: Callable[[str], None] = lambda message: None) -> dict[str, list[TracedSample]]:
+        """The same samples in every prompt variant, aligned by (record, instructed modality, style)
+        and given one id, keeping those that pass the coverage filter in every variant."""
+        traced = {}
+        for name in names:
+            chosen = [dataclasses.replace(s, sample_id=f"{s.record_id}:{s.instructed}:{s.style}")
+                      for s in self.samples if s.variant == name]
+            if not chosen:
+                raise DatasetError(f"--data {self.path}: no '{name}' samples (build it with --variants {name})")
+            traced[name] = {s.sample_id: s for s in self._tokenised(chosen[:limit], tokenizer, log)}
+        first = traced[names[0]]
+        common = [sid for sid in first if all(sid in t for t in traced.values())]
+        return {name: [t[sid] for sid in common] for name, t in traced.items()}
+
+
+def build_folder(out: str | Path, *, mc2: str | None = None, images: str | None = None, jsonl: str | None = None,
+                 tasks: Sequence[str] | None = None, styles: tuple[str, ...] = ("default",),
+                 variants: tuple[str, ...] = ("default",), extra_forms: str | None = None, strict: bool = True,
+                 log: Callable[[str], None] = lambda message: None) -> list[tuple[str, str]]:
+    """Read MC2 (with its COCO ``images`` root) or JSONL records, make the text- and vision-following
+    samples in every style and variant, build their dictionaries (WordNet, offline) and write the
+    data folder. Returns summary rows; bad records are logged (lenient) or raised (strict)."""
+    if mc2 and not images:
+        raise DatasetError("--mc2 needs --images DIR (the COCO 2014 root holding train2014/ and val2014/)")
+    report = load_mc2(mc2, images, strict=strict) if mc2 else load_jsonl(jsonl, strict=strict, tasks=tasks)
+    for problem in report.problems:
+        log(f"skipped: {problem}")
+    samples = build_samples(report.records, styles=styles, variants=variants)
+    dictionaries = dictionaries_for(samples, extra_forms=load_extra_forms(extra_forms) if extra_forms else None)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_samples(out / SAMPLES_FILE, samples)
+    save_dictionaries(out / DICTIONARIES_FILE, dictionaries.values())
+    return [("records", report.summary()), ("samples", str(len(samples))), ("dictionaries", str(len(dictionaries)))]

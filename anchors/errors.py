@@ -1,0 +1,14 @@
+"""The project's own errors. Every error a user can fix (bad option, file, record, prompt, model
+choice) derives from :class:`AnchorsError`; the command line reports exactly these (and
+argparse's) in one line with exit code 2, and anything else as an internal error with its
+traceback."""
+
+from __future__ import annotations
+
+
+class AnchorsError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InputError(AnchorsError, ValueError):
+    """An option, file, sample or result that cannot be used as given; the message names it."""

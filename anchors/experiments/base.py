@@ -1,0 +1,86 @@
+"""What every analysis is to the runner: a serialisable config, how many steps a batch takes,
+one batch's per-sample results, and the aggregates computed after merging.
+
+An analysis's options are a frozen dataclass in :mod:`anchors.experiments.configs`; the command
+line builds its flags from the same fields, so the API and the CLI share defaults and store the
+same ``attrs["config"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, ClassVar, Generic, Sequence, TypeVar
+
+import xarray as xr
+
+from ..datasets.folder import DataFolder
+from ..errors import InputError
+from ..models.adapters import Shape
+from ..models.loading import LoadedModel
+from ..prompts.prompt import Prompt, TracedSample
+
+Advance = Callable[[int], None]
+Item = TypeVar("Item")
+
+
+def positive(value: int, name: str) -> int:
+    if int(value) < 1:
+        raise InputError(f"{name} must be a positive integer, got {value}")
+    return int(value)
+
+
+def check_layers(layers: Sequence[int] | None, shape: Shape) -> tuple[int, ...]:
+    """The chosen layers (all when None), refused when outside the model."""
+    n = shape.n_layers
+    chosen = tuple(range(n)) if layers is None else tuple(int(l) for l in layers)
+    bad = [l for l in chosen if not 0 <= l < n]
+    if bad:
+        raise InputError(f"layers {bad} outside 0…{n - 1}")
+    return chosen
+
+
+class Analysis(Generic[Item]):
+    """Base class. Subclasses set ``experiment`` and ``Config`` and implement :meth:`run_batch`."""
+
+    experiment: ClassVar[str]
+    Config: ClassVar[type]
+    unit: ClassVar[str] = "traces"
+
+    def __init__(self, config: Any = None, **options: Any) -> None:
+        self.config = config if config is not None else self.Config(**options)
+
+    def resolve(self, shape: Shape) -> dict[str, Any]:
+        """Check the config against the model's sizes and return it resolved (defaults made
+        explicit, e.g. every layer), JSON-ready: this is ``attrs["config"]``."""
+        return dataclasses.asdict(self.config)
+
+    def from_folder(self, folder: DataFolder, tokenizer: Any, limit: int | None, log: Callable[[str], None]) -> Any:
+        """The samples this analysis takes, read from a data folder (tokenised with ``tokenizer``)."""
+        return folder.traced(tokenizer, limit=limit, log=log)
+
+    def items(self, samples: Any) -> list[Item]:
+        """The units batched along ``sample`` (each has ``sample_id`` and ``key()``)."""
+        return list(samples)
+
+    def prompts(self, item: Item) -> list[Prompt]:
+        """Every prompt an item will run (checked against the context length before loading)."""
+        return [item.prompt]  # type: ignore[attr-defined]
+
+    def samples_of(self, item: Item) -> list[TracedSample]:
+        """The traced samples behind an item (hashed into the result's ``dictionary_hash``)."""
+        return [item]  # type: ignore[list-item]
+
+    def identity(self) -> dict[str, Any]:
+        """Inputs besides the config and samples that decide the result (fingerprinted for resuming)."""
+        return {}
+
+    def steps(self, chunk: Sequence[Item]) -> int:
+        """How many times :meth:`run_batch` calls ``advance(1)`` for ``chunk``."""
+        return 1
+
+    def run_batch(self, loaded: LoadedModel, chunk: Sequence[Item], advance: Advance) -> xr.Dataset:
+        raise NotImplementedError
+
+    def finalise(self, merged: xr.Dataset) -> xr.Dataset:
+        """Aggregates over all samples, computed after the batches are merged."""
+        return merged

@@ -1,0 +1,64 @@
+"""The analyses' options as frozen dataclasses (no torch): each field carries its default and help
+text, so the API and the command line (which builds its flags from these fields) share defaults
+and store the same resolved ``attrs["config"]``."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ..datasets.instructions import VARIANTS
+from ..prompts.roles import ROLE_GROUPS, ROLES
+
+
+def option(default: Any, help: str, **cli: Any) -> Any:
+    """A config field with its command-line help (and argparse extras such as ``choices``)."""
+    return dataclasses.field(default=default, metadata={"help": help, **cli})
+
+
+DEFAULT_PATHWAYS: dict[str, tuple[str, str]] = {
+    "visual->instruction": ("visual", "instruction"),
+    "context->instruction": ("context", "instruction"),
+    "visual->generated": ("visual", "generated"),
+    "context->generated": ("context", "generated"),
+    "instruction->generated": ("instruction", "generated"),
+    "visual->context": ("visual", "context"),
+}
+
+
+@dataclass(frozen=True)
+class KnockoutConfig:
+    pathways: tuple[str, ...] = option(tuple(DEFAULT_PATHWAYS),
+                                       "pathway names, or 'source->target' with roles/groups joined by '+' (default: all six)")
+    windows: tuple[int, ...] = option((9,), "knockout window sizes in layers; several give the sensitivity sweep (default: 9)")
+    layers: tuple[int, ...] | None = option(None, "window centres (default: every layer)")
+
+
+@dataclass(frozen=True)
+class LensConfig:
+    top_k: int = option(5, "readout tokens averaged per subspace, Eq 5 (default: 5)")
+    heads: bool = option(True, "per-head attribution (Eq 9)")
+    readout_role: str = option("instruction", "role or group whose tokens are read: 'instruction' as in the paper, "
+                                              "'generated' for the answer position (default: instruction)",
+                               choices=tuple(ROLE_GROUPS) + ROLES[1:])
+
+
+@dataclass(frozen=True)
+class InterventionConfig:
+    ks: tuple[int, ...] = option((1, 2, 4, 8), "numbers of heads (default: 1 2 4 8)")
+    amplify_alpha: float = option(2.0, "scale for amplification (default: 2)")
+    alphas: tuple[float, ...] = option((0.5, 1.0, 2.0, 4.0, 8.0), "alpha sweep values")
+    alpha_k: int | None = option(None, "heads amplified in the alpha sweep (default: max k)")
+    n_random: int = option(5, "random head draws per k (default: 5)")
+    shared_top: int | None = option(None, "shared heads: those in the top N of both rankings (default: max k)")
+    role: str = option("instruction", "positions whose head outputs are scaled (default: instruction)")
+    seed: int = option(0, "seed of the random head draws (default: 0)")
+
+
+@dataclass(frozen=True)
+class ControlsConfig:
+    variants: tuple[str, ...] | None = option(None, "prompt variants (default: all four from a data folder; through "
+                                                    "the API, the keys of the samples given)", choices=VARIANTS)
+    window: int = option(9, "knockout window (default: 9)")
+    layers: tuple[int, ...] | None = option(None, "window centres (default: every layer)")

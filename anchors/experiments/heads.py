@@ -1,0 +1,145 @@
+"""Head ranking (Eq 9) and head interventions (§4.2, Fig 5c, Table 4): block the top-k heads on
+followed samples, amplify them on failed samples, against random-k and modality-shared heads,
+plus an amplification-coefficient sweep. Each batch records, per sample, whether it still follows
+the instruction under every setting; the MFRs are means over samples after merging."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+import xarray as xr
+
+from ..errors import InputError
+from ..interventions.specs import HeadScale
+from ..models.adapters import Shape
+from ..models.loading import LoadedModel
+from ..prompts.prompt import MODALITIES, TracedSample
+from ..prompts.roles import expand_role
+from ..readouts.metrics import decide
+from ..results.schema import sample_coords
+from ..tracer.batching import encode_samples
+from ..tracer.trace import trace_batch
+from .base import Advance, Analysis
+from .configs import InterventionConfig
+from .ranking import rank_heads
+
+MODES: dict[str, str] = {"block": "followed", "amplify": "failed"}  # mode -> the samples it is evaluated on
+SELECTIONS: tuple[str, ...] = ("targeted", "random", "shared")
+Heads = tuple[tuple[int, int], ...]
+
+
+class HeadIntervention(Analysis[TracedSample]):
+    """Needs a head ranking: pass the lens result (``lens``) the heads are ranked from."""
+
+    experiment = "head_intervention"
+    Config = InterventionConfig
+    unit = "settings"
+
+    def __init__(self, lens: xr.Dataset, config: InterventionConfig | None = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        self.ranked = rank_heads(lens)
+
+    def identity(self) -> dict[str, Any]:
+        return {"ranking": hashlib.sha256(self.ranked.ranking.values.tobytes()).hexdigest()[:16]}
+
+    def resolve(self, shape: Shape) -> dict[str, Any]:
+        config, total = self.config, shape.n_layers * shape.n_heads
+        if (self.ranked.sizes["layer"], self.ranked.sizes["head"]) != (shape.n_layers, shape.n_heads):
+            raise InputError(f"the lens result ranks {self.ranked.sizes['layer']}×{self.ranked.sizes['head']} heads; "
+                             f"the model has {shape.n_layers}×{shape.n_heads}")
+        if any(k < 1 or k > total for k in config.ks):
+            raise InputError(f"every k must be in 1…{total}, got {list(config.ks)}")
+        expand_role(config.role)
+        self.n_heads = shape.n_heads
+        self.alpha_k, self.shared_top = config.alpha_k or max(config.ks), config.shared_top or max(config.ks)
+        order = {m: self.ranked.ranking.sel(modality=m).values for m in MODALITIES}
+        position = {m: {int(h): r for r, h in enumerate(order[m])} for m in MODALITIES}
+        both = set.intersection(*(set(order[m][: self.shared_top].tolist()) for m in MODALITIES))
+        self.shared = sorted(both, key=lambda h: sum(position[m][h] for m in MODALITIES))
+        self.order = order
+        rng = np.random.default_rng(config.seed)
+        self.random = [[rng.choice(total, size=k, replace=False) for k in config.ks] for _ in range(config.n_random)]
+        return {**{f: getattr(config, f) for f in ("ks", "amplify_alpha", "alphas", "n_random", "role", "seed")},
+                "ks": list(config.ks), "alphas": list(config.alphas), "alpha_k": self.alpha_k, "shared_top": self.shared_top}
+
+    def _heads(self, flat: Sequence[int]) -> Heads:
+        return tuple((int(i) // self.n_heads, int(i) % self.n_heads) for i in flat)
+
+    def steps(self, chunk: Sequence[TracedSample]) -> int:
+        return 1 + len(MODES) * len(self.config.ks) * (2 + self.config.n_random) + len(self.config.alphas)
+
+    def run_batch(self, loaded: LoadedModel, chunk: Sequence[TracedSample], advance: Advance) -> xr.Dataset:
+        config, ks = self.config, self.config.ks
+        encoded, space = encode_samples(loaded.adapter, chunk)
+        answers = decide(trace_batch(loaded, encoded, space).top_token, space)
+        advance(1)
+        followed = np.array([a == "compliant" for a in answers])
+        groups = {(mode, m): [i for i, s in enumerate(chunk) if followed[i] == (mode == "block") and s.instructed == m]
+                  for mode in MODES for m in MODALITIES}
+        prepared = {key: encode_samples(loaded.adapter, [chunk[i] for i in rows]) for key, rows in groups.items() if rows}
+
+        def follows(mode: str, heads: dict[str, Heads], alpha: float) -> np.ndarray:
+            """1/0 per sample of the batch (NaN outside the mode's samples) under the scaling."""
+            out = np.full(len(chunk), np.nan)
+            for (group_mode, modality), (enc, sp) in prepared.items():
+                if group_mode == mode:
+                    spec = [HeadScale(heads[modality], alpha, config.role)] if heads[modality] else []
+                    out[groups[mode, modality]] = [a == "compliant" for a in decide(trace_batch(loaded, enc, sp, spec).top_token, sp)]
+            return out
+
+        def same(flat: Sequence[int]) -> dict[str, Heads]:
+            return {m: self._heads(flat) for m in MODALITIES}
+
+        column = {name: n for n, name in enumerate(SELECTIONS)}
+        under = np.full((len(chunk), len(MODES), len(SELECTIONS), len(ks)), np.nan)
+        draws = np.full((len(chunk), len(MODES), config.n_random, len(ks)), np.nan)
+        for m, mode in enumerate(MODES):
+            alpha = 0.0 if mode == "block" else config.amplify_alpha
+            for i, k in enumerate(ks):
+                targeted = {mod: self._heads(self.order[mod][:k]) for mod in MODALITIES}
+                under[:, m, column["targeted"], i] = follows(mode, targeted, alpha)
+                for d in range(config.n_random):
+                    draws[:, m, d, i] = follows(mode, same(self.random[d][i]), alpha)
+                if config.n_random:
+                    under[:, m, column["random"], i] = draws[:, m, :, i].mean(1)
+                if self.shared:
+                    under[:, m, column["shared"], i] = follows(mode, same(self.shared[:k]), alpha)
+                advance(2 + config.n_random)
+        top = {mod: self._heads(self.order[mod][: self.alpha_k]) for mod in MODALITIES}
+        swept = np.full((len(chunk), len(config.alphas)), np.nan)
+        for a, alpha in enumerate(config.alphas):
+            swept[:, a] = follows("amplify", top, alpha)
+            advance(1)
+        coords = sample_coords([s.sample_id for s in chunk], [s.task for s in chunk], [s.instructed for s in chunk], answers)
+        return xr.Dataset(
+            {"follows": (("sample", "mode", "selection", "k"), under),
+             "follows_random_draw": (("sample", "mode", "draw", "k"), draws),
+             "follows_alpha": (("sample", "alpha"), swept)},
+            coords={**coords, "mode": list(MODES), "selection": list(SELECTIONS), "k": list(ks),
+                    "draw": np.arange(config.n_random), "alpha": list(config.alphas)},
+        )
+
+    def finalise(self, merged: xr.Dataset) -> xr.Dataset:
+        """MFR per setting = mean over the evaluated samples (NaN where none was evaluated)."""
+        followed = merged.followed.values.astype(bool)
+        in_mode = {"block": followed, "amplify": ~followed}
+        shape = (self.ranked.sizes["layer"], self.ranked.sizes["head"])
+        shared = np.zeros(shape, dtype=bool)
+        for h in self.shared:
+            shared[np.unravel_index(h, shape)] = True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=RuntimeWarning)  # the mean of no sample is NaN
+            out = merged.assign(
+                mfr=merged.follows.mean("sample"),
+                mfr_random_draw=merged.follows_random_draw.mean("sample"),
+                mfr_alpha=merged.follows_alpha.mean("sample"),
+            )
+        original = [float(np.mean(followed[in_mode[m]])) if in_mode[m].any() else np.nan for m in MODES]
+        return out.assign(
+            mfr_original=("mode", np.array(original)),
+            n_evaluated=("mode", np.array([int(in_mode[m].sum()) for m in MODES])),
+            head_score=self.ranked.score, ranking=self.ranked.ranking, shared=(("layer", "head"), shared),
+        )

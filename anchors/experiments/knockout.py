@@ -1,0 +1,93 @@
+"""Attention knockout profile (§3.2, Fig 2; several windows give App C.1's sensitivity sweep):
+cut a pathway in a window of layers and score the change of the answer with NSSD (Eq 4)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from ..errors import InputError
+from ..interventions.specs import Knockout
+from ..models.adapters import Shape
+from ..models.loading import LoadedModel
+from ..prompts.prompt import TracedSample
+from ..prompts.roles import expand_role, role_label
+from ..readouts.metrics import compliant_probability, decide, nssd
+from ..results.schema import sample_coords
+from ..tracer.batching import encode_samples
+from ..tracer.trace import trace_batch
+from .base import Advance, Analysis, check_layers, positive
+from .configs import DEFAULT_PATHWAYS, KnockoutConfig
+
+Pathway = tuple[tuple[str, ...], tuple[str, ...]]
+
+def parse_pathway(name: str) -> Pathway:
+    """A named pathway or ``source->target`` with roles or groups joined by ``+``."""
+    if name in DEFAULT_PATHWAYS:
+        source, target = DEFAULT_PATHWAYS[name]
+        return (source,), (target,)
+    if "->" not in name:
+        raise InputError(f"pathways: {name!r} is neither one of {', '.join(DEFAULT_PATHWAYS)} nor 'source->target'")
+    source, target = name.split("->", 1)
+    pathway = tuple(source.split("+")), tuple(target.split("+"))
+    expand_role(pathway[0]), expand_role(pathway[1])
+    return pathway
+
+
+def knockout_batch(loaded: LoadedModel, chunk: Sequence[TracedSample], pathways: Mapping[str, Pathway],
+                   windows: Sequence[int], layers: Sequence[int], advance: Advance) -> dict[str, Any]:
+    """One clean trace, then one trace per (pathway, window, layer) knockout of the batch."""
+    encoded, space = encode_samples(loaded.adapter, chunk)
+    base = trace_batch(loaded, encoded, space)
+    advance(1)
+    shape = (len(chunk), len(pathways), len(windows), len(layers))
+    divergence, p_after = np.full(shape, np.nan), np.full(shape, np.nan)
+    for p, (source, target) in enumerate(pathways.values()):
+        for w, window in enumerate(windows):
+            for l, layer in enumerate(layers):
+                cut = trace_batch(loaded, encoded, space, [Knockout(source, target, layer, window)])
+                divergence[:, p, w, l] = nssd(base.answer_logits, cut.answer_logits, space).numpy()
+                p_after[:, p, w, l] = compliant_probability(cut.answer_logits, space).numpy()
+                advance(1)
+    return {"nssd": divergence, "p_compliant": p_after, "answers": decide(base.top_token, space),
+            "p_compliant_base": compliant_probability(base.answer_logits, space).numpy()}
+
+
+def knockout_dataset(chunk: Sequence[TracedSample], arrays: Mapping[str, Any], pathways: Mapping[str, Pathway],
+                     windows: Sequence[int], layers: Sequence[int]) -> xr.Dataset:
+    dims = ("sample", "pathway", "window", "layer")
+    coords = sample_coords([s.sample_id for s in chunk], [s.task for s in chunk], [s.instructed for s in chunk],
+                           arrays["answers"])
+    return xr.Dataset(
+        {"nssd": (dims, arrays["nssd"]), "p_compliant": (dims, arrays["p_compliant"]),
+         "p_compliant_base": ("sample", arrays["p_compliant_base"]),
+         "source": ("pathway", [role_label(s) for s, _ in pathways.values()]),
+         "target": ("pathway", [role_label(t) for _, t in pathways.values()])},
+        coords={**coords, "pathway": list(pathways), "window": list(windows), "layer": list(layers)},
+    )
+
+
+class KnockoutProfile(Analysis[TracedSample]):
+    """NSSD (Eq 4) and the compliant probability for every (pathway, window, layer) knockout."""
+
+    experiment = "knockout_profile"
+    Config = KnockoutConfig
+
+    def resolve(self, shape: Shape) -> dict[str, Any]:
+        self.pathways = {name: parse_pathway(name) for name in self.config.pathways}
+        self.windows = tuple(positive(w, "windows") for w in self.config.windows)
+        self.layers = check_layers(self.config.layers, shape)
+        config: dict[str, Any] = {"pathways": {k: [role_label(s), role_label(t)] for k, (s, t) in self.pathways.items()},
+                                  "windows": list(self.windows), "layers": list(self.layers)}
+        if len(self.windows) == 1:
+            config["window"] = self.windows[0]
+        return config
+
+    def steps(self, chunk: Sequence[TracedSample]) -> int:
+        return 1 + len(self.pathways) * len(self.windows) * len(self.layers)
+
+    def run_batch(self, loaded: LoadedModel, chunk: Sequence[TracedSample], advance: Advance) -> xr.Dataset:
+        arrays = knockout_batch(loaded, chunk, self.pathways, self.windows, self.layers, advance)
+        return knockout_dataset(chunk, arrays, self.pathways, self.windows, self.layers)

@@ -1,0 +1,93 @@
+"""Logit-lens profile (§4.1): readouts at the readout role's tokens (Eq 1, 5) before the layer,
+after attention and after the MLP, attention/MLP logit-difference attribution (Eq 7–8), per-head
+attribution (Eq 9), LDAR (Eq 6) and the readout-vs-answer-position synchronisation rate."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..models.adapters import Shape
+from ..models.loading import LoadedModel
+from ..prompts.prompt import TracedSample
+from ..prompts.roles import expand_role
+from ..readouts.metrics import decide, ldar, margin, synchronisation_rate, topk_readout
+from ..readouts.subspaces import SUBSPACES, subspace_logits
+from ..results.schema import OUTCOMES, sample_coords
+from ..tracer.batching import encode_samples
+from ..tracer.trace import SITES, trace_batch
+from .base import Advance, Analysis, positive
+from .configs import LensConfig
+
+
+def _rate_by_outcome(rate: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], a: torch.Tensor, b: torch.Tensor,
+                     followed: np.ndarray) -> np.ndarray:
+    out = np.full((len(OUTCOMES), a.shape[1]), np.nan)
+    masks = {"followed": followed, "failed": ~followed, "all": np.ones_like(followed)}
+    for o, outcome in enumerate(OUTCOMES):
+        if masks[outcome].any():
+            index = torch.from_numpy(np.flatnonzero(masks[outcome]))
+            out[o] = rate(a[index], b[index]).numpy()
+    return out
+
+
+def with_lens_aggregates(ds: xr.Dataset) -> xr.Dataset:
+    """(Re)compute the sample aggregates of a lens result from its per-sample variables: LDAR (Eq 6)
+    and the synchronisation rate, per outcome (followed, failed, all) and layer (post site)."""
+    instruction = torch.from_numpy(ds.margin.sel(site="post").transpose("sample", "layer").values)
+    generated_readout = ds.readout_generated.sel(site="post").transpose("sample", "layer", "subspace").values
+    generated = margin(torch.from_numpy(generated_readout))
+    final = torch.from_numpy(ds.final_margin.values)
+    followed = ds.followed.values.astype(bool)
+    out = ds.drop_vars(["ldar", "sync_rate"], errors="ignore").assign_coords(outcome=list(OUTCOMES))
+    out["ldar"] = (("outcome", "layer"), _rate_by_outcome(ldar, instruction, final, followed))
+    out["sync_rate"] = (("outcome", "layer"), _rate_by_outcome(synchronisation_rate, instruction, generated, followed))
+    return out
+
+
+class LensProfile(Analysis[TracedSample]):
+    """Per-sample readouts and attributions per batch; LDAR and sync rate over all samples."""
+
+    experiment = "lens_profile"
+    Config = LensConfig
+
+    def resolve(self, shape: Shape) -> dict[str, Any]:
+        positive(self.config.top_k, "top_k")
+        expand_role(self.config.readout_role)
+        self.shape = shape
+        return {"top_k": self.config.top_k, "heads": self.config.heads, "readout_role": self.config.readout_role}
+
+    def run_batch(self, loaded: LoadedModel, chunk: Sequence[TracedSample], advance: Advance) -> xr.Dataset:
+        config = self.config
+        encoded, space = encode_samples(loaded.adapter, chunk)
+        out = trace_batch(loaded, encoded, space, lens=True, heads=config.heads, readout_role=config.readout_role)
+        readout = topk_readout(out.readout, out.valid, config.top_k)  # (B, L, site, 2)
+        pre, mid, post = (readout[:, :, SITES.index(s)] for s in SITES)
+        attn, mlp = mid - pre, post - mid
+        data = {
+            "readout": (("sample", "layer", "site", "subspace"), readout.numpy()),
+            "readout_generated": (("sample", "layer", "site", "subspace"), out.readout_generated.numpy()),
+            "margin": (("sample", "layer", "site"), margin(readout).numpy()),
+            "attn_attribution": (("sample", "layer", "subspace"), attn.numpy()),
+            "mlp_attribution": (("sample", "layer", "subspace"), mlp.numpy()),
+            "attn_attribution_margin": (("sample", "layer"), margin(attn).numpy()),
+            "mlp_attribution_margin": (("sample", "layer"), margin(mlp).numpy()),
+            "final_margin": ("sample", margin(subspace_logits(out.answer_logits, space)).numpy()),
+        }
+        coords = {
+            **sample_coords([s.sample_id for s in chunk], [s.task for s in chunk], [s.instructed for s in chunk],
+                            decide(out.top_token, space)),
+            "layer": list(range(self.shape.n_layers)), "site": list(SITES), "subspace": list(SUBSPACES),
+        }
+        if config.heads:
+            per_head = topk_readout(out.head_readout.transpose(2, 3), out.valid, config.top_k)  # (B, L, H, 2)
+            data["head_attribution"] = (("sample", "layer", "head"), (margin(per_head) - margin(pre)[..., None]).numpy())
+            coords["head"] = list(range(self.shape.n_heads))
+        advance(1)
+        return xr.Dataset(data, coords=coords)
+
+    def finalise(self, merged: xr.Dataset) -> xr.Dataset:
+        return with_lens_aggregates(merged)

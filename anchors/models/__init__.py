@@ -1,0 +1,24 @@
+"""Models: one adapter per architecture family, loading (with the ``--model`` grammar), the
+shipped organisms and tiny random-weight instances for tests.
+
+Names are imported on first use, so ``anchors.models.organisms`` loads without torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_HOMES = {
+    "ADAPTERS": "adapters", "Adapter": "adapters", "AdapterError": "adapters", "Shape": "adapters",
+    "adapter_class": "adapters", "LoadedModel": "loading", "load_model": "loading", "read_adapter": "loading",
+    "ORGANISMS": "organisms", "organism_path": "organisms", "ModelSpec": "spec", "adapter_of": "spec",
+    "as_spec": "spec", "loaded_of": "spec",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'anchors.models' has no attribute {name!r}")
+    return getattr(import_module(f".{_HOMES[name]}", __name__), name)

@@ -1,0 +1,94 @@
+"""Which model to run, as one string: ``organism[:NAME]`` (a shipped organism), ``tiny:TYPE`` (a
+tiny random-weight instance) or a Hub id / local folder. A :class:`ModelSpec` reads the config and
+processor first (:meth:`ModelSpec.adapter`) so inputs are checked before any weights load
+(:meth:`ModelSpec.load`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ..errors import InputError
+from .adapters import ATTENTION_IMPLEMENTATIONS, Adapter
+from .loading import LoadedModel, load_model, read_adapter
+from .organisms import ORGANISMS, organism_path
+
+
+@dataclass
+class ModelSpec:
+    """A parsed ``--model`` value plus how to load it; adapter and model are read once, lazily."""
+
+    text: str = "organism"
+    attn_implementation: str = "sdpa"
+    dtype: str = "float32"
+    device_map: str | None = None
+    revision: str | None = None
+    _adapter: Adapter | None = field(default=None, repr=False)
+    _loaded: LoadedModel | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        from .tiny import TINY_MODEL_TYPES
+
+        kind, _, name = self.text.partition(":")
+        if kind == "organism" and (name or ORGANISMS[0]) not in ORGANISMS:
+            raise InputError(f"--model {self.text}: no shipped organism {name!r}; available: {', '.join(ORGANISMS)}")
+        if kind == "tiny" and name not in TINY_MODEL_TYPES:
+            raise InputError(f"--model {self.text}: no tiny model {name!r}; choose from {', '.join(TINY_MODEL_TYPES)}")
+        if self.attn_implementation not in ATTENTION_IMPLEMENTATIONS:
+            raise InputError(f"attn_implementation {self.attn_implementation!r}: use one of {ATTENTION_IMPLEMENTATIONS}")
+
+    @property
+    def kind(self) -> str:
+        head = self.text.partition(":")[0]
+        return head if head in ("organism", "tiny") else "checkpoint"
+
+    def _folder(self) -> str:
+        from .tiny import tiny_folder
+
+        name = self.text.partition(":")[2]
+        if self.kind == "organism":
+            return str(organism_path(name or ORGANISMS[0]))
+        if self.kind == "tiny":
+            return str(tiny_folder(name))
+        return self.text
+
+    def adapter(self) -> Adapter:
+        """The model's adapter from its config and processor only (no weights)."""
+        if self._loaded is not None:
+            return self._loaded.adapter
+        if self._adapter is None:
+            try:
+                self._adapter = read_adapter(self._folder(), self.revision)
+            except OSError as error:
+                raise InputError(f"--model {self.text}: cannot read its config or processor ({error})") from error
+        return self._adapter
+
+    def load(self) -> LoadedModel:
+        """Load the weights (once) for tracing."""
+        if self._loaded is None:
+            from .tiny import tiny_model
+
+            if self.kind == "tiny":
+                self._loaded = tiny_model(self.text.partition(":")[2], self.attn_implementation)
+            else:
+                self._loaded = load_model(self._folder(), dtype=self.dtype, device_map=self.device_map,
+                                          attn_implementation=self.attn_implementation, revision=self.revision,
+                                          adapter=self.adapter())
+                if self.kind == "organism":
+                    self._loaded.provenance.update(model=f"organism:{self.text.partition(':')[2] or ORGANISMS[0]}",
+                                                   revision="shipped")
+        return self._loaded
+
+
+def as_spec(model: ModelSpec | LoadedModel | str) -> ModelSpec | LoadedModel:
+    """A model argument as accepted by the runner: a spec string, a spec, or a loaded model."""
+    return ModelSpec(model) if isinstance(model, str) else model
+
+
+def adapter_of(model: ModelSpec | LoadedModel) -> Adapter:
+    return model.adapter() if isinstance(model, ModelSpec) else model.adapter
+
+
+def loaded_of(model: ModelSpec | LoadedModel) -> LoadedModel:
+    return model.load() if isinstance(model, ModelSpec) else model
+
+
+__all__ = ["ModelSpec", "adapter_of", "as_spec", "loaded_of"]

@@ -1,0 +1,67 @@
+"""Tiny random-weight instances of every registered architecture, built locally (no hub).
+
+Each is saved to a folder (safetensors + processor files) and loaded back through
+:func:`anchors.models.load_model`, so tests exercise the same loading path users take. The list
+of model types comes from the adapter registry: every registered type has a tiny instance.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...errors import InputError
+from ..adapters import ADAPTERS, adapter_class
+from ..loading import LoadedModel, load_model
+from .configs import BUILDERS
+
+TINY_MODEL_TYPES: tuple[str, ...] = tuple(t for t, adapter in ADAPTERS.items() if adapter.family in BUILDERS)
+
+
+def tiny_config(model_type: str, **sizes: Any) -> tuple[Any, Any]:
+    """``(config, processor)`` of a tiny ``model_type``; ``sizes`` override the builder's defaults."""
+    if model_type not in TINY_MODEL_TYPES:
+        raise InputError(f"no tiny model {model_type!r}; choose from {', '.join(TINY_MODEL_TYPES)}")
+    return BUILDERS[adapter_class(model_type).family](model_type, **sizes)
+
+
+def build_tiny(model_type: str, folder: str | Path, seed: int = 0, **sizes: Any) -> Path:
+    """Write a tiny ``model_type`` checkpoint with its processor to ``folder``."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    config, processor = tiny_config(model_type, **sizes)
+    torch.manual_seed(seed)
+    auto = AutoModelForImageTextToText if adapter_class(model_type).multimodal else AutoModelForCausalLM
+    model = auto.from_config(config)
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+_CACHE: dict[tuple, LoadedModel] = {}
+_FOLDERS: dict[str, Path] = {}
+
+
+def tiny_folder(model_type: str) -> Path:
+    """The folder of the process's tiny ``model_type`` checkpoint (built on first use, seed 0)."""
+    if model_type not in _FOLDERS:
+        if model_type not in TINY_MODEL_TYPES:
+            raise InputError(f"no tiny model {model_type!r}; choose from {', '.join(TINY_MODEL_TYPES)}")
+        _FOLDERS[model_type] = build_tiny(model_type, tempfile.mkdtemp(prefix=f"anchors-tiny-{model_type}-"))
+    return _FOLDERS[model_type]
+
+
+def tiny_model(model_type: str, attn_implementation: str = "eager") -> LoadedModel:
+    """A cached tiny model of ``model_type`` (built once per process, loaded per attention kind)."""
+    key = (model_type, attn_implementation)
+    if key not in _CACHE:
+        loaded = load_model(str(tiny_folder(model_type)), attn_implementation=attn_implementation)
+        loaded.provenance["model"] = f"tiny:{model_type}"  # the folder is a temporary path; the seed fixes the weights
+        _CACHE[key] = loaded
+    return _CACHE[key]

@@ -1,0 +1,78 @@
+"""A prompt made of labelled segments, and a traced sample: the prompt with its answer dictionaries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from ..errors import InputError
+from .roles import SEGMENT_ROLES
+
+MODALITIES: tuple[str, ...] = ("text", "vision")
+
+
+class PromptError(InputError):
+    """A prompt cannot be rendered or one of its segments cannot be located."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One sample's prompt.
+
+    ``segments`` are (role, text) pairs in user-message order, joined by ``separator``; a
+    ``system`` segment there is an inline system-style passage (App. C.2 "between" variant).
+    ``system_message`` goes into the chat template's system turn.
+    """
+
+    sample_id: str
+    segments: tuple[tuple[str, str], ...]
+    image: Any | None = None
+    system_message: str | None = None
+    separator: str = " "
+
+    def __post_init__(self) -> None:
+        for role, text in self.segments:
+            if role not in SEGMENT_ROLES:
+                raise PromptError(f"sample {self.sample_id}: unknown segment role {role!r}; use one of {sorted(SEGMENT_ROLES)}")
+            if not text or not text.strip():
+                raise PromptError(f"sample {self.sample_id}: segment {role!r} is empty")
+        if self.system_message is not None and not self.system_message.strip():
+            raise PromptError(f"sample {self.sample_id}: segment 'system' (system_message) is empty")
+
+    @property
+    def user_text(self) -> str:
+        return self.separator.join(text for _, text in self.segments)
+
+
+@dataclass(frozen=True)
+class TracedSample:
+    """What an analysis needs of one sample: the prompt, the first-token ids of its compliant and
+    competing answer dictionaries, its task, and ``instructed``, the modality to follow."""
+
+    prompt: Prompt
+    compliant_ids: tuple[int, ...]
+    competing_ids: tuple[int, ...]
+    task: str = "unknown"
+    instructed: str = "text"
+
+    def __post_init__(self) -> None:
+        if self.instructed not in MODALITIES:
+            raise InputError(f"sample {self.prompt.sample_id}: field 'instructed' must be one of {MODALITIES}, got {self.instructed!r}")
+
+    @property
+    def sample_id(self) -> str:
+        return self.prompt.sample_id
+
+    def key(self) -> list:
+        """What identifies this sample's computation: its id and both dictionaries."""
+        return [self.sample_id, list(self.compliant_ids), list(self.competing_ids)]
+
+
+def dictionary_hash(samples: Iterable[TracedSample]) -> str:
+    """A short hash of every sample's dictionary ids, to tell runs on different dictionaries apart."""
+    digest = hashlib.sha256()
+    for s in samples:
+        digest.update(json.dumps(s.key()).encode())
+    return digest.hexdigest()[:16]

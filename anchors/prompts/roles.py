@@ -1,0 +1,46 @@
+"""Token roles: every position of a batch holds exactly one; groups name common unions."""
+
+from __future__ import annotations
+
+from ..errors import InputError
+
+ROLES: tuple[str, ...] = (
+    "pad",
+    "template",
+    "system",
+    "visual",
+    "context",
+    "question",
+    "instruction_semantic",
+    "instruction_format",
+    "generated",
+)
+ROLE_CODE: dict[str, int] = {role: code for code, role in enumerate(ROLES)}
+SEGMENT_ROLES: frozenset[str] = frozenset({"system", "context", "question", "instruction_semantic", "instruction_format"})
+
+# Role groups usable wherever a role is expected.
+ROLE_GROUPS: dict[str, tuple[str, ...]] = {
+    "instruction": ("instruction_semantic", "instruction_format"),
+    "cues": ("visual", "context"),
+    "prompt": ("template", "system", "visual", "context", "question", "instruction_semantic", "instruction_format"),
+    "all": ("template", "system", "visual", "context", "question", "instruction_semantic", "instruction_format", "generated"),
+}
+
+
+def expand_role(role: str | tuple[str, ...]) -> tuple[str, ...]:
+    """A role name, a group name (``ROLE_GROUPS``), or a tuple of them, as plain role names."""
+    names = (role,) if isinstance(role, str) else tuple(role)
+    out: list[str] = []
+    for name in names:
+        if name in ROLE_GROUPS:
+            out.extend(ROLE_GROUPS[name])
+        elif name in ROLES and name != "pad":
+            out.append(name)
+        else:
+            raise InputError(f"unknown role {name!r}; roles: {ROLES[1:]}, groups: {tuple(ROLE_GROUPS)}")
+    return tuple(dict.fromkeys(out))
+
+
+def role_label(role: str | tuple[str, ...]) -> str:
+    """One string for a role or a tuple of roles (``visual+context``), as stored in results."""
+    return role if isinstance(role, str) else "+".join(role)

@@ -1,0 +1,60 @@
+"""NetCDF I/O for result Datasets: atomic writes, and loading that checks a result's kind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import xarray as xr
+
+from ..errors import InputError
+
+
+def save(dataset: xr.Dataset, path: str | Path) -> Path:
+    """Write with the netcdf4 engine through a temporary file and a rename (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    dataset.to_netcdf(temporary, engine="netcdf4")
+    os.replace(temporary, path)
+    return path
+
+
+def load(path: str | Path) -> xr.Dataset:
+    """Load a result fully into memory (the file is closed afterwards)."""
+    with xr.open_dataset(path, engine="netcdf4") as dataset:
+        return dataset.load()
+
+
+def load_result(path: str | Path, kinds: Iterable[str] | None = None) -> xr.Dataset:
+    """Load a result file, refusing a missing or unreadable file and, when ``kinds`` is given, a
+    result of another experiment, with a message naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        dataset = load(path)
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: not a readable NetCDF result ({error})") from error
+    found = dataset.attrs.get("experiment")
+    wanted = tuple(kinds) if kinds is not None else None
+    if wanted is not None and found not in wanted:
+        raise InputError(f"{path}: is a {found or 'non-anchors'} result; expected {' or '.join(wanted)}")
+    return dataset
+
+
+def check_writable(path: str | Path) -> Path:
+    """Refuse an output path that cannot be written (a parent that is a file, no permission)
+    before any work starts; creates the parent folder."""
+    path = Path(path)
+    probe = path.with_name(f".{path.name}.probe")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise InputError(f"--out {path}: cannot write there ({error.strerror or error})") from error
+    if path.is_dir():
+        raise InputError(f"--out {path}: is a folder; give a file name")
+    return path

@@ -1,0 +1,43 @@
+"""Conventions shared by every result Dataset (no torch): the names of the per-sample
+coordinates, sample outcomes, and which samples an aggregate is taken over."""
+
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+import xarray as xr
+
+from ..prompts.prompt import MODALITIES
+
+__all__ = ["EXPERIMENTS", "MODALITIES", "OUTCOMES", "config_of", "followed_or_all", "sample_coords"]
+OUTCOMES: tuple[str, ...] = ("followed", "failed", "all")
+# Which experiment a result holds (attrs["experiment"]), in the paper's order.
+EXPERIMENTS: tuple[str, ...] = ("knockout_profile", "position_controls", "lens_profile", "head_intervention")
+
+
+def sample_coords(sample_ids: Sequence[str], tasks: Sequence[str], instructed: Sequence[str],
+                  answers: Sequence[str]) -> dict[str, tuple[str, list]]:
+    """The per-sample coordinates every result carries; ``followed`` = the answer is compliant."""
+    return {
+        "sample": ("sample", list(sample_ids)),
+        "task": ("sample", list(tasks)),
+        "instructed": ("sample", list(instructed)),
+        "answer": ("sample", list(answers)),
+        "followed": ("sample", [a == "compliant" for a in answers]),
+    }
+
+
+def followed_or_all(ds: xr.Dataset, modality: str | None = None) -> xr.Dataset:
+    """The samples an aggregate is taken over: the followed ones (of ``modality`` when given), or
+    all of them when none followed, so a figure or ranking is never empty."""
+    chosen = ds if modality is None else ds.where(ds.instructed == modality, drop=True)
+    if not chosen.sizes.get("sample", 0):
+        return chosen
+    followed = chosen.where(chosen.followed.astype(bool), drop=True)
+    return followed if followed.sizes.get("sample", 0) else chosen
+
+
+def config_of(ds: xr.Dataset) -> dict:
+    """The analysis's resolved config stored in a result."""
+    return json.loads(ds.attrs.get("config", "{}"))

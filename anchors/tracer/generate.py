@@ -1,0 +1,59 @@
+"""Greedy generation under interventions, as one nnsight ``generate`` trace per batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import nnsight
+import torch
+
+from ..interventions.plan import plan_layers
+from ..interventions.specs import Intervention
+from ..models.loading import LoadedModel
+from ..readouts.subspaces import Subspaces
+from .encode import EncodedBatch
+from .layer_edits import apply_layer, remote_kwargs
+
+
+@dataclass
+class GenerationOutputs:
+    """B = batch, T = ``max_new_tokens``, U = union of the batch's dictionary ids.
+
+    - ``tokens`` (B, T): the generated token ids.
+    - ``step_logits`` (B, T, U): each step's logits on the dictionary ids.
+    """
+
+    tokens: torch.Tensor
+    step_logits: torch.Tensor
+
+
+def generate_batch(
+    loaded: LoadedModel,
+    batch: EncodedBatch,
+    subspaces: Subspaces,
+    interventions: Sequence[Intervention] = (),
+    *,
+    max_new_tokens: int = 4,
+    remote: bool | str = False,
+) -> GenerationOutputs:
+    """Greedy generation with ``interventions``: knockouts act in the prefill and in every decode
+    step (decode queries are ``generated`` tokens; the prompt sits in the KV cache); a HeadScale
+    acts in the prefill only, or in every step when its ``steps`` is ``"all"``."""
+    model, adapter = loaded.model, loaded.adapter
+    device = loaded.device
+    plan = plan_layers(list(interventions), adapter.shape.n_layers)
+    roles = batch.roles.to(device)
+    union = subspaces.union.to(device)
+    inputs = batch.inputs.to(device)
+    prompt_length = roles.shape[1]
+    with torch.no_grad(), model.generate(
+        inputs, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=False, **remote_kwargs(remote)
+    ) as tracer:
+        step_logits = nnsight.save([])
+        for step in tracer.iter[:max_new_tokens]:
+            for i, layer_plan in plan.items():
+                apply_layer(model, adapter, i, layer_plan, roles, prefill=step == 0, decode_step=step)
+            step_logits.append(adapter.unembed(model).output[:, -1, union])
+        tokens = nnsight.save(tracer.result)
+    return GenerationOutputs(tokens=tokens[:, prompt_length:].cpu(), step_logits=torch.stack(step_logits, 1).cpu())

@@ -1,0 +1,131 @@
+"""One nnsight trace per batch: apply interventions in layer order and read small tensors out.
+
+Everything inside the ``with model.trace(...)`` block is plain torch on real tensors (nnsight ≥0.5
+runs the block alongside the forward), so it can run on a remote NDIF server; dictionaries,
+roles and positions are turned into tensors before the trace, and labelled arrays are built
+after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import nnsight
+import torch
+
+from ..errors import InputError
+from ..interventions.plan import plan_layers
+from ..interventions.specs import Intervention
+from ..models.loading import LoadedModel
+from ..prompts.roles import ROLE_CODE, expand_role
+from ..readouts.lens import head_contributions, lens_logits
+from ..readouts.subspaces import Subspaces, subspace_logits
+from .encode import EncodedBatch
+from .layer_edits import apply_layer, remote_kwargs
+
+SITES: tuple[str, ...] = ("pre", "mid", "post")
+
+
+@dataclass
+class TraceOutputs:
+    """What one trace returns (CPU tensors). B = batch, U = union of the batch's dictionary ids,
+    L = layers, S = 3 sites (``pre``: layer input, ``mid``: after attention, ``post``: layer
+    output), P = readout positions (each row's positions of the readout role, right-padded by
+    repeating its last one), H = heads; the last axis of size 2 is (compliant, competing).
+
+    - ``answer_logits`` (B, U): final logits at the answer position on the dictionary ids.
+    - ``top_token`` (B,): greedy next token at the answer position.
+    - ``valid`` (B, P): which readout positions are real (not repeats).
+    - ``readout`` (B, L, S, P, 2), with ``lens``: subspace logits (Eq 1) of the logit lens at
+      every readout position and site.
+    - ``readout_generated`` (B, L, S, 2), with ``lens``: the same at the answer position.
+    - ``head_readout`` (B, L, P, H, 2), with ``heads``: subspace logits of the lens applied to the
+      layer input plus one head's update (Eq 9).
+    """
+
+    answer_logits: torch.Tensor
+    top_token: torch.Tensor
+    valid: torch.Tensor
+    readout: torch.Tensor | None = None
+    readout_generated: torch.Tensor | None = None
+    head_readout: torch.Tensor | None = None
+
+
+def gather_positions(roles: torch.Tensor, role: str | tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (B, P) of each row's positions holding ``role`` (padded by repeating the last) and
+    the validity mask (B, P)."""
+    codes = [ROLE_CODE[r] for r in expand_role(role)]
+    rows = [torch.nonzero(torch.isin(r, torch.tensor(codes))).flatten() for r in roles]
+    width = max(len(r) for r in rows)
+    index = torch.zeros(len(rows), width, dtype=torch.long)
+    valid = torch.zeros(len(rows), width, dtype=torch.bool)
+    for n, r in enumerate(rows):
+        if len(r) == 0:
+            raise InputError(f"row {n} has no position holding role {role!r}")
+        index[n, : len(r)] = r
+        index[n, len(r) :] = r[-1]
+        valid[n, : len(r)] = True
+    return index, valid
+
+
+def _take(hidden: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    return hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
+
+
+def trace_batch(
+    loaded: LoadedModel,
+    batch: EncodedBatch,
+    subspaces: Subspaces,
+    interventions: Sequence[Intervention] = (),
+    *,
+    lens: bool = False,
+    heads: bool = False,
+    readout_role: str | tuple[str, ...] = "instruction",
+    remote: bool | str = False,
+) -> TraceOutputs:
+    """Run one forward pass with ``interventions`` and return :class:`TraceOutputs`.
+
+    ``remote=True`` sends the trace to an NDIF server (``"local"`` simulates the round trip
+    in-process); the ``anchors`` package is registered so its functions travel by value.
+    """
+    model, adapter = loaded.model, loaded.adapter
+    device = loaded.device
+    plan = plan_layers(list(interventions), adapter.shape.n_layers)
+    roles = batch.roles.to(device)
+    space = subspaces.to(device)
+    union = space.union
+    index, valid = gather_positions(batch.roles, readout_role)
+    index = index.to(device)
+    last = torch.full((roles.shape[0], 1), roles.shape[1] - 1, dtype=torch.long, device=device)
+
+    def read(hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        at_readout = subspace_logits(lens_logits(adapter, model, _take(hidden, index), union), space)
+        at_answer = subspace_logits(lens_logits(adapter, model, _take(hidden, last), union), space)[:, 0]
+        return at_readout, at_answer
+
+    inputs = batch.inputs.to(device)
+    # logits_to_keep=1: the model unembeds the answer position only, never (batch, seq, vocab)
+    with torch.no_grad(), model.trace(inputs, logits_to_keep=1, **remote_kwargs(remote)):
+        readout, readout_generated, head_readout = [], [], []
+        for i in range(adapter.shape.n_layers):
+            if lens or heads:
+                pre = adapter.layer(model, i).input
+            z = apply_layer(model, adapter, i, plan.get(i), roles, prefill=True, read_z=heads)
+            if heads:
+                contributions = head_contributions(adapter, model, i, _take(z, index))
+                head_readout.append(subspace_logits(
+                    lens_logits(adapter, model, _take(pre, index)[:, :, None] + contributions, union), space))
+            if lens:
+                per_site = [read(h) for h in (pre, adapter.mid_norm(model, i).input, adapter.layer(model, i).output)]
+                readout.append(torch.stack([r for r, _ in per_site], dim=1))
+                readout_generated.append(torch.stack([g for _, g in per_site], dim=1))
+        final = model.output.logits[:, -1]
+        result = {"answer_logits": final[:, union], "top_token": final.argmax(-1)}
+        if lens:
+            result["readout"] = torch.stack(readout, dim=1)
+            result["readout_generated"] = torch.stack(readout_generated, dim=1)
+        if heads:
+            result["head_readout"] = torch.stack(head_readout, dim=1)
+        result = nnsight.save(result)
+    return TraceOutputs(valid=valid, **{k: v.detach().cpu() for k, v in result.items()})
