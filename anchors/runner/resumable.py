@@ -62,6 +62,20 @@ def _fingerprint(analysis: Analysis, config: dict, items: Sequence[Any], batch_s
     return hashlib.sha256(dumps(identity).encode()).hexdigest()[:20]
 
 
+def _finished(out: Path, parts_dir: Path, stamp: str) -> xr.Dataset | None:
+    """The finished result of this very run, if ``out`` holds it; refuses an output or a partial
+    run made with another configuration or data."""
+    if out.exists():
+        existing = load(out)
+        if existing.attrs.get("sweep_fingerprint") != stamp:
+            raise ResumeConflict(f"{out} exists and was made with another configuration or data; use --overwrite to replace it")
+        return existing
+    marker = parts_dir / "sweep.json"
+    if parts_dir.exists() and (json.loads(marker.read_text()).get("fingerprint") if marker.exists() else None) != stamp:
+        raise ResumeConflict(f"{parts_dir} holds a partial run with another configuration; use --overwrite to discard it")
+    return None
+
+
 def run(
     analysis: Analysis,
     model: ModelSpec | LoadedModel | str,
@@ -95,15 +109,10 @@ def run(
     stamp = _fingerprint(analysis, config, items, batch_size)
     parts_dir = out.with_name(out.name + ".parts") if out is not None else None
     if out is not None and not overwrite:
-        if out.exists():
-            existing = load(out)
-            if existing.attrs.get("sweep_fingerprint") != stamp:
-                raise ResumeConflict(f"{out} exists and was made with another configuration or data; use --overwrite to replace it")
+        existing = _finished(out, parts_dir, stamp)
+        if existing is not None:
             log(f"{out} is already complete")
             return existing
-        marker = parts_dir / "sweep.json"
-        if parts_dir.exists() and (json.loads(marker.read_text()).get("fingerprint") if marker.exists() else None) != stamp:
-            raise ResumeConflict(f"{parts_dir} holds a partial run with another configuration; use --overwrite to discard it")
     check_context(adapter, [prompt for item in items for prompt in analysis.prompts(item)])
     loaded = loaded_of(model)
     if parts_dir is not None:

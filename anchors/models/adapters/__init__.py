@@ -3,8 +3,6 @@ image tokens and chat formatting. Model-specific knowledge lives here and nowher
 
 from __future__ import annotations
 
-from typing import Any
-
 from .base import ATTENTION_IMPLEMENTATIONS, Adapter, AdapterError, Shape, hf_module, resolve
 from .gemma3 import Gemma3Adapter
 from .internvl import InternVLAdapter
@@ -28,11 +26,7 @@ def adapter_class(model_type: str) -> type[Adapter]:
         ) from None
 
 
-def adapter_for(config: Any, processor: Any) -> Adapter:
-    return adapter_class(config.model_type)(config, processor)
-
-
 __all__ = [
     "ADAPTERS", "ATTENTION_IMPLEMENTATIONS", "Adapter", "AdapterError", "Gemma3Adapter", "InternVLAdapter",
-    "LlavaAdapter", "QwenVLAdapter", "Shape", "TextAdapter", "adapter_class", "adapter_for", "hf_module", "resolve",
+    "LlavaAdapter", "QwenVLAdapter", "Shape", "TextAdapter", "adapter_class", "hf_module", "resolve",
 ]
