@@ -14,6 +14,7 @@ from ..models.loading import LoadedModel
 from ..readouts.subspaces import Subspaces
 from .encode import EncodedBatch
 from .layer_edits import apply_layer, remote_kwargs
+from .trace import to_host
 
 
 @dataclass
@@ -56,4 +57,4 @@ def generate_batch(
                 apply_layer(model, adapter, i, layer_plan, roles, prefill=step == 0, decode_step=step)
             step_logits.append(adapter.unembed(model).output[:, -1, union])
         tokens = nnsight.save(tracer.result)
-    return GenerationOutputs(tokens=tokens[:, prompt_length:].cpu(), step_logits=torch.stack(step_logits, 1).cpu())
+    return GenerationOutputs(tokens=tokens[:, prompt_length:].cpu(), step_logits=to_host(torch.stack(step_logits, 1)))

@@ -32,7 +32,8 @@ class TraceOutputs:
     """What one trace returns (CPU tensors). B = batch, U = union of the batch's dictionary ids,
     L = layers, S = 3 sites (``pre``: layer input, ``mid``: after attention, ``post``: layer
     output), P = readout positions (each row's positions of the readout role, right-padded by
-    repeating its last one), H = heads; the last axis of size 2 is (compliant, competing).
+    repeating its last one), H = heads; the last axis of size 2 is (compliant, competing). Floating
+    point outputs are float32 whatever the model's dtype.
 
     - ``answer_logits`` (B, U): final logits at the answer position on the dictionary ids.
     - ``top_token`` (B,): greedy next token at the answer position.
@@ -67,6 +68,13 @@ def gather_positions(roles: torch.Tensor, role: str | tuple[str, ...]) -> tuple[
         index[n, len(r) :] = r[-1]
         valid[n, : len(r)] = True
     return index, valid
+
+
+def to_host(tensor: torch.Tensor) -> torch.Tensor:
+    """A trace output on the CPU; floating point as float32 whatever the model's dtype (bf16
+    arrays have no numpy or NetCDF form)."""
+    tensor = tensor.detach().cpu()
+    return tensor.float() if tensor.is_floating_point() else tensor
 
 
 def _take(hidden: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -128,4 +136,4 @@ def trace_batch(
         if heads:
             result["head_readout"] = torch.stack(head_readout, dim=1)
         result = nnsight.save(result)
-    return TraceOutputs(valid=valid, **{k: v.detach().cpu() for k, v in result.items()})
+    return TraceOutputs(valid=valid, **{k: to_host(v) for k, v in result.items()})
