@@ -3,6 +3,7 @@ tokenizer, the coverage filter, and JSONL persistence so a run is reproducible w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -61,9 +62,14 @@ class CoverageReport:
     dropped: Counter = field(default_factory=Counter)
     dropped_ids: dict[str, str] = field(default_factory=dict)
 
-    def summary(self) -> str:
-        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.dropped.items())) or "none"
-        return f"{self.kept} samples kept; dropped: {reasons}"
+    def summary(self, named: int = 5) -> str:
+        """Counts per reason, naming up to ``named`` dropped samples of each."""
+        parts = []
+        for reason, n in sorted(self.dropped.items()):
+            ids = [sid for sid, why in self.dropped_ids.items() if why == reason]
+            more = f", … {len(ids) - named} more" if len(ids) > named else ""
+            parts.append(f"{n} {reason} ({', '.join(ids[:named])}{more})")
+        return f"{self.kept} samples kept; dropped: {', '.join(parts) or 'none'}"
 
 
 @dataclass(frozen=True)
@@ -101,21 +107,37 @@ def tokenise(
     return kept, report
 
 
-def to_traced(items: Sequence[TokenisedSample], open_image: Callable[[str], Any] | None = None) -> list[TracedSample]:
-    """Traced samples for the experiments (images opened as RGB)."""
-    opener = open_image or (lambda path: Image.open(path).convert("RGB"))
+def _open_rgb(sample: ModalitySample) -> Any:
+    try:
+        return Image.open(sample.image).convert("RGB")
+    except OSError as error:
+        raise DatasetError(f"sample {sample.sample_id}: field 'image': cannot open {sample.image} "
+                           f"({getattr(error, 'strerror', None) or error})") from error
+
+
+def to_traced(items: Sequence[TokenisedSample], open_image: Callable[[ModalitySample], Any] = _open_rgb) -> list[TracedSample]:
+    """Traced samples for the analyses (images opened as RGB; a missing one names the sample)."""
     return [
         TracedSample(
-            Prompt(t.sample.sample_id, t.sample.segments, image=opener(t.sample.image)),
-            t.compliant_ids, t.competing_ids, task=t.sample.task, instructed=t.sample.instructed,
+            Prompt(t.sample.sample_id, t.sample.segments, image=open_image(t.sample)),
+            t.compliant_ids, t.competing_ids, task=t.sample.task, instructed=t.sample.instructed, style=t.sample.style,
         )
         for t in items
     ]
 
 
+def _portable(image: str, folder: Path) -> str:
+    """An image path as stored in a data folder: relative to it when inside it, else absolute."""
+    absolute, folder = Path(image).resolve(), folder.resolve()
+    return absolute.relative_to(folder).as_posix() if absolute.is_relative_to(folder) else str(absolute)
+
+
 def save_samples(path: str | Path, samples: Iterable[ModalitySample]) -> Path:
+    """JSONL of samples; image paths relative to the file's folder when inside it, so a data folder
+    can be moved or used from any working directory."""
     path = Path(path)
-    path.write_text("".join(json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in samples), encoding="utf-8")
+    rows = [{**s.to_dict(), "image": _portable(s.image, path.parent)} for s in samples]
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     return path
 
 
@@ -126,7 +148,8 @@ def load_samples(path: str | Path) -> list[ModalitySample]:
         if not line.strip():
             continue
         try:
-            out.append(ModalitySample.from_dict(json.loads(line)))
+            sample = ModalitySample.from_dict(json.loads(line))
+            out.append(dataclasses.replace(sample, image=str(path.parent / sample.image)))
         except (json.JSONDecodeError, TypeError, KeyError) as error:
             raise DatasetError(f"{path}: line {index + 1}: not a saved sample ({error})") from error
     return out

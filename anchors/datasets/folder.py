@@ -29,6 +29,9 @@ class DataFolder:
     def open(cls, path: str | Path) -> "DataFolder":
         """Read both files, naming the folder and the missing or bad file on failure."""
         path = Path(path)
+        if path.is_file():
+            raise DatasetError(f"--data {path}: is a file; give the folder made by 'anchors data build' (holding "
+                               f"{SAMPLES_FILE} and {DICTIONARIES_FILE})")
         for name in (SAMPLES_FILE, DICTIONARIES_FILE):
             if not (path / name).is_file():
                 raise DatasetError(f"--data {path}: missing {name} (build it with 'anchors data build')")
@@ -51,34 +54,43 @@ class DataFolder:
     def variants(self, tokenizer: Any, names: Sequence[str], *, limit: int | None = None,
                  log: Callable[[str], None] = lambda message: None) -> dict[str, list[TracedSample]]:
         """The same samples in every prompt variant, aligned by (record, instructed modality, style)
-        and given one id, keeping those that pass the coverage filter in every variant."""
-        traced = {}
+        and given one id; ``limit`` counts such aligned samples, and those that fail the coverage
+        filter in any variant are left out of all."""
+        grouped: dict[str, dict[str, ModalitySample]] = {}
         for name in names:
-            chosen = [dataclasses.replace(s, sample_id=f"{s.record_id}:{s.instructed}:{s.style}")
-                      for s in self.samples if s.variant == name]
-            if not chosen:
+            grouped[name] = {f"{s.record_id}:{s.instructed}:{s.style}": s for s in self.samples if s.variant == name}
+            if not grouped[name]:
                 raise DatasetError(f"--data {self.path}: no '{name}' samples (build it with --variants {name})")
-            traced[name] = {s.sample_id: s for s in self._tokenised(chosen[:limit], tokenizer, log)}
-        first = traced[names[0]]
-        common = [sid for sid in first if all(sid in t for t in traced.values())]
-        return {name: [t[sid] for sid in common] for name, t in traced.items()}
+        aligned = [sid for sid in grouped[names[0]] if all(sid in g for g in grouped.values())][:limit]
+        if not aligned:
+            raise DatasetError(f"--data {self.path}: no sample exists in every variant of {', '.join(names)}")
+        traced = {name: {s.sample_id: s for s in self._tokenised(
+            [dataclasses.replace(grouped[name][sid], sample_id=sid) for sid in aligned], tokenizer, log)} for name in names}
+        kept = [sid for sid in aligned if all(sid in t for t in traced.values())]
+        return {name: [t[sid] for sid in kept] for name, t in traced.items()}
 
 
 def build_folder(out: str | Path, *, mc2: str | None = None, images: str | None = None, jsonl: str | None = None,
                  tasks: Sequence[str] | None = None, styles: tuple[str, ...] = ("default",),
                  variants: tuple[str, ...] = ("default",), extra_forms: str | None = None, strict: bool = True,
-                 log: Callable[[str], None] = lambda message: None) -> list[tuple[str, str]]:
+                 overwrite: bool = False, log: Callable[[str], None] = lambda message: None) -> list[tuple[str, str]]:
     """Read MC2 (with its COCO ``images`` root) or JSONL records, make the text- and vision-following
     samples in every style and variant, build their dictionaries (WordNet, offline) and write the
     data folder. Returns summary rows; bad records are logged (lenient) or raised (strict)."""
+    out = Path(out)
     if mc2 and not images:
         raise DatasetError("--mc2 needs --images DIR (the COCO 2014 root holding train2014/ and val2014/)")
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"--out {out}: is a file; give a folder")
+    if (out / SAMPLES_FILE).exists() and not overwrite:
+        raise DatasetError(f"--out {out}: already holds a data set; use --overwrite to replace it")
     report = load_mc2(mc2, images, strict=strict) if mc2 else load_jsonl(jsonl, strict=strict, tasks=tasks)
+    if not report.records:
+        raise DatasetError(f"{mc2 or jsonl}: no usable record ({report.summary()}); nothing to build")
     for problem in report.problems:
         log(f"skipped: {problem}")
     samples = build_samples(report.records, styles=styles, variants=variants)
     dictionaries = dictionaries_for(samples, extra_forms=load_extra_forms(extra_forms) if extra_forms else None)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_samples(out / SAMPLES_FILE, samples)
     save_dictionaries(out / DICTIONARIES_FILE, dictionaries.values())

@@ -127,7 +127,7 @@ class _Validator:
         if problem:
             return self.fail(index, record_id, "image", problem)
         self.seen.add(record_id)
-        self.report.records.append(Record(record_id, str(image), values["task"], values["question"], values["context"],
+        self.report.records.append(Record(record_id, str(image.resolve()), values["task"], values["question"], values["context"],
                                           values["answer_vision"], values["answer_text"]))
 
 

@@ -151,7 +151,7 @@ def to_modality_samples(examples: list[Example], image_folder: str | Path) -> li
         question = dict(e.segments)["question"]
         out.append(ModalitySample(
             sample_id=e.example_id, record_id=e.example_id, image=str(path), task="color", instructed=e.instructed,
-            style=e.wording, variant="default", segments=e.segments, compliant_answer=e.target,
+            style="held_out" if e.held_out else "held_in", variant="default", segments=e.segments, compliant_answer=e.target,
             competing_answer=e.competing, question=question,
         ))
     return out

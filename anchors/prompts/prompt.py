@@ -49,13 +49,15 @@ class Prompt:
 @dataclass(frozen=True)
 class TracedSample:
     """What an analysis needs of one sample: the prompt, the first-token ids of its compliant and
-    competing answer dictionaries, its task, and ``instructed``, the modality to follow."""
+    competing answer dictionaries, its task, ``instructed`` (the modality to follow) and ``style``
+    (the instruction's wording: a style name, or the organism's held-in/held-out split)."""
 
     prompt: Prompt
     compliant_ids: tuple[int, ...]
     competing_ids: tuple[int, ...]
     task: str = "unknown"
     instructed: str = "text"
+    style: str = "default"
 
     def __post_init__(self) -> None:
         if self.instructed not in MODALITIES:

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import xarray as xr
 
-from ..prompts.prompt import MODALITIES
+from ..prompts.prompt import MODALITIES, TracedSample
 
 __all__ = ["EXPERIMENTS", "MODALITIES", "OUTCOMES", "config_of", "followed_or_all", "sample_coords"]
 OUTCOMES: tuple[str, ...] = ("followed", "failed", "all")
@@ -16,13 +16,14 @@ OUTCOMES: tuple[str, ...] = ("followed", "failed", "all")
 EXPERIMENTS: tuple[str, ...] = ("knockout_profile", "position_controls", "lens_profile", "head_intervention")
 
 
-def sample_coords(sample_ids: Sequence[str], tasks: Sequence[str], instructed: Sequence[str],
-                  answers: Sequence[str]) -> dict[str, tuple[str, list]]:
-    """The per-sample coordinates every result carries; ``followed`` = the answer is compliant."""
+def sample_coords(samples: Sequence[TracedSample], answers: Sequence[str]) -> dict[str, tuple[str, list]]:
+    """The per-sample coordinates of ``samples`` whose greedy answers are ``answers``;
+    ``followed`` = the answer is compliant."""
     return {
-        "sample": ("sample", list(sample_ids)),
-        "task": ("sample", list(tasks)),
-        "instructed": ("sample", list(instructed)),
+        "sample": ("sample", [s.sample_id for s in samples]),
+        "task": ("sample", [s.task for s in samples]),
+        "instructed": ("sample", [s.instructed for s in samples]),
+        "style": ("sample", [s.style for s in samples]),
         "answer": ("sample", list(answers)),
         "followed": ("sample", [a == "compliant" for a in answers]),
     }
