@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -18,7 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .command_options import add_config_options, apply_config, config_from
+from .command_options import add_config_options, apply_config, config_from, positive_int
 from .errors import AnchorsError, InputError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
@@ -70,7 +71,7 @@ def cmd_data_build(args: argparse.Namespace, console: Any) -> int:
         raise InputError("give exactly one of --mc2 FILE (with --images DIR) or --jsonl FILE")
     summary = build_folder(args.out, mc2=args.mc2, images=args.images, jsonl=args.jsonl, tasks=args.tasks,
                            styles=tuple(args.styles), variants=tuple(args.variants), extra_forms=args.extra_forms,
-                           strict=args.strict, log=console.log)
+                           strict=args.strict, overwrite=args.overwrite, log=console.log)
     console.table("data build", summary)
     print(args.out)
     return EXIT_OK
@@ -82,11 +83,10 @@ def cmd_heads(args: argparse.Namespace, console: Any) -> int:
 
     lens = load_result(args.lens, ["lens_profile"])
     ranked = rank_heads(lens)
-    for modality, rows in top_heads(ranked, args.top).items():
-        console.table(f"top heads, {modality} following", rows, ("rank", "layer", "head", "score"))
+    console.emit(f"top {args.top} heads per instructed modality, {args.lens}", top_heads(ranked, args.top), args.format)
     if args.out:
         ranked.attrs = {**lens.attrs, "experiment": "rank_heads"}
-        print(save(ranked, args.out))
+        console.log(f"ranking written to {save(ranked, args.out)}")
     return EXIT_OK
 
 
@@ -106,7 +106,7 @@ def cmd_report(args: argparse.Namespace, console: Any) -> int:
 
     if not Path(args.run_dir).is_dir():
         raise InputError(f"{args.run_dir} is not a directory")
-    print(write_report(args.run_dir))
+    print(write_report(args.run_dir, log=console.log))
     return EXIT_OK
 
 
@@ -142,12 +142,6 @@ def cmd_roles(args: argparse.Namespace, console: Any) -> int:
     rows = [(str(i), token, role) for i, (token, role) in enumerate(describe_row(adapter, batch, 0))]
     console.table(f"token roles, {args.model}", rows, ("position", "token", "role"))
     return EXIT_OK
-
-
-def _positive(value: str) -> int:
-    if int(value) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return int(value)
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -188,12 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--extra-forms", help="JSON file: answer -> extra surface forms (e.g. Chinese)")
     build.add_argument("--lenient", dest="strict", action="store_false", help="skip and list bad records instead of stopping")
     build.add_argument("--out", required=True, help="output folder")
+    build.add_argument("--overwrite", action="store_true", help="replace a data set already in --out")
     for name, (_, config_name, help) in ANALYSIS_COMMANDS.items():
         sub = command(name, cmd_analysis, help)
         _model_options(sub)
         sub.add_argument("--data", required=True, help="folder made by 'anchors data build'")
-        sub.add_argument("--limit", type=_positive, help="use only the first N samples")
-        sub.add_argument("--batch-size", type=_positive, default=8, help="samples per batch and saved part (default: 8)")
+        sub.add_argument("--limit", type=positive_int, help="use only the first N samples")
+        sub.add_argument("--batch-size", type=positive_int, default=8, help="samples per batch and saved part (default: 8)")
         sub.add_argument("--out", type=Path, required=True, help="NetCDF file to write")
         sub.add_argument("--overwrite", action="store_true", help="replace an output made with other options "
                          "(without it, re-running the same command resumes an interrupted run)")
@@ -202,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_config_options(sub, getattr(configs, config_name))
     heads = command("heads", cmd_heads, "rank heads per instructed modality from a lens result")
     heads.add_argument("lens", help="lens result (NetCDF) made with per-head attribution")
-    heads.add_argument("--top", type=_positive, default=10, help="heads to list per modality (default: 10)")
+    heads.add_argument("--top", type=positive_int, default=10, help="heads to list per modality (default: 10)")
+    heads.add_argument("--format", default="table", choices=["table", "csv", "json"], help="stdout format (default: table)")
     heads.add_argument("--out", type=Path, help="also write the ranking as NetCDF")
     plot = command("plot", cmd_plot, "figures (PNG and SVG) from a result file")
     plot.add_argument("result", help="a result NetCDF file")
@@ -210,16 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     command("report", cmd_report, "self-contained HTML report of a run directory").add_argument("run_dir")
     demo = command("demo", cmd_demo, "the whole paper on the built-in organism, with its report")
     demo.add_argument("--out", help="run directory (default: runs/demo-TIMESTAMP)")
-    demo.add_argument("--samples", type=_positive, default=128, help="samples per wording split (default: 128)")
-    demo.add_argument("--batch-size", type=_positive, default=32, help="samples per batch (default: 32)")
+    demo.add_argument("--samples", type=positive_int, default=128, help="samples per wording split (default: 128)")
+    demo.add_argument("--batch-size", type=positive_int, default=32, help="samples per batch (default: 32)")
     organism = commands.add_parser("organism", help="the model organism").add_subparsers(dest="organism_command", required=True)
     train = command("train", cmd_organism_train, "train an organism from scratch", organism)
     train.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
-    train.add_argument("--steps", type=_positive, default=2000, help="optimiser steps (default: 2000)")
-    train.add_argument("--batch-size", type=_positive, default=48, help="examples per step (default: 48)")
+    train.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps (default: 2000)")
+    train.add_argument("--batch-size", type=positive_int, default=48, help="examples per step (default: 48)")
     train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
     train.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    train.add_argument("--threads", type=_positive, default=2, help="torch threads; results depend on it (default: 2)")
+    train.add_argument("--threads", type=positive_int, default=2, help="torch threads; results depend on it (default: 2)")
     train.add_argument("--architecture", default=ORGANISMS[0], choices=ORGANISMS, help="transformers architecture")
     _model_options(command("roles", cmd_roles, "print the token-role map of an example prompt"))
     return parser
@@ -234,9 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         apply_config(parser, argv)
         args = parser.parse_args(argv)
+        if args.quiet:  # transformers' own bars too (read from the environment when it is imported)
+            os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+            if "transformers" in sys.modules:
+                sys.modules["transformers"].utils.logging.disable_progress_bar()
         return args.handler(args, Console(args.quiet))
     except KeyboardInterrupt:
-        print("anchors: interrupted", file=sys.stderr)
+        print("anchors: interrupted; finished batches are kept in OUT.parts: run the same command again to resume",
+              file=sys.stderr)
         return 130
     except AnchorsError as error:
         print(f"anchors: error: {' '.join(str(error).split()) or type(error).__name__}", file=sys.stderr)

@@ -14,6 +14,13 @@ from typing import Any
 from .errors import InputError
 
 
+def positive_int(value: str) -> int:
+    """argparse type of counts (batch size, limit, top)."""
+    if int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return int(value)
+
+
 def config_fields(config_class: type) -> list[tuple[dataclasses.Field, type, bool]]:
     """(field, element type, is a list) of an analysis config, from its type hints."""
     hints = typing.get_type_hints(config_class)

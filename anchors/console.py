@@ -3,9 +3,12 @@ summary tables; silent with ``--quiet``. Imports only rich."""
 
 from __future__ import annotations
 
+import csv
+import json
+import sys
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from rich.console import Console as RichConsole
 from rich.progress import (
@@ -45,3 +48,19 @@ class Console:
         for row in rows:
             table.add_row(*row)
         self.rich.print(table)
+
+    def emit(self, title: str, rows: Sequence[dict[str, object]], fmt: str = "table") -> None:
+        """A result's rows on stdout (also under --quiet): a table, CSV or JSON."""
+        if fmt == "json":
+            print(json.dumps(list(rows), indent=1))
+        elif fmt == "csv":
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else [])
+            writer.writeheader()
+            writer.writerows(rows)
+        else:
+            table = Table(title=title)
+            for column in (rows[0] if rows else {}):
+                table.add_column(column)
+            for row in rows:
+                table.add_row(*(str(value) for value in row.values()))
+            RichConsole(width=160).print(table)

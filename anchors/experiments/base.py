@@ -15,7 +15,7 @@ import xarray as xr
 
 from ..datasets.folder import DataFolder
 from ..errors import InputError
-from ..models.adapters import Shape
+from ..models.adapters import Adapter, Shape
 from ..models.loading import LoadedModel
 from ..prompts.prompt import Prompt, TracedSample
 
@@ -27,6 +27,14 @@ def positive(value: int, name: str) -> int:
     if int(value) < 1:
         raise InputError(f"{name} must be a positive integer, got {value}")
     return int(value)
+
+
+def check_window(window: int, shape: Shape) -> list[str]:
+    """A note when a knockout window covers more layers than the model has."""
+    if window > shape.n_layers:
+        return [f"window {window} is wider than the model's {shape.n_layers} layers: each knockout covers layers "
+                f"centre±{window // 2}, clipped, so most cover every layer"]
+    return []
 
 
 def check_layers(layers: Sequence[int] | None, shape: Shape) -> tuple[int, ...]:
@@ -48,10 +56,12 @@ class Analysis(Generic[Item]):
 
     def __init__(self, config: Any = None, **options: Any) -> None:
         self.config = config if config is not None else self.Config(**options)
+        self.notes: list[str] = []
 
-    def resolve(self, shape: Shape) -> dict[str, Any]:
-        """Check the config against the model's sizes and return it resolved (defaults made
-        explicit, e.g. every layer), JSON-ready: this is ``attrs["config"]``."""
+    def resolve(self, adapter: Adapter) -> dict[str, Any]:
+        """Check the config against the model (its adapter: sizes, model type; no weights) and return
+        it resolved (defaults made explicit, e.g. every layer), JSON-ready: this is
+        ``attrs["config"]``. Remarks worth a user's attention go to :attr:`notes`."""
         return dataclasses.asdict(self.config)
 
     def from_folder(self, folder: DataFolder, tokenizer: Any, limit: int | None, log: Callable[[str], None]) -> Any:

@@ -12,11 +12,11 @@ import xarray as xr
 from ..datasets.folder import DataFolder
 from ..datasets.instructions import VARIANTS
 from ..errors import InputError
-from ..models.adapters import Shape
+from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
 from ..prompts.prompt import Prompt, TracedSample
 from ..prompts.roles import role_label
-from .base import Advance, Analysis, check_layers, positive
+from .base import Advance, Analysis, check_layers, check_window, positive
 from .configs import ControlsConfig
 from .knockout import Pathway, knockout_batch, knockout_dataset
 
@@ -45,8 +45,10 @@ class PositionControls(Analysis[VariantGroup]):
     Config = ControlsConfig
     pathways: dict[str, Pathway] = {target: (CUES, roles) for target, roles in CONTROL_TARGETS.items()}
 
-    def resolve(self, shape: Shape) -> dict[str, Any]:
+    def resolve(self, adapter: Adapter) -> dict[str, Any]:
+        shape = adapter.shape
         self.window = positive(self.config.window, "window")
+        self.notes = check_window(self.window, shape)
         self.layers = check_layers(self.config.layers, shape)
         return {"variants": list(self.variants), "window": self.window, "layers": list(self.layers),
                 "targets": {k: list(v) for k, v in CONTROL_TARGETS.items()}}
@@ -83,11 +85,11 @@ class PositionControls(Analysis[VariantGroup]):
             profile = knockout_dataset(samples, arrays, self.pathways, (self.window,), self.layers)
             profile = profile.isel(window=0, drop=True).drop_vars(["source", "target"]).rename(pathway="target")
             # the model's answer can differ between variants: keep it per variant
-            profiles.append(profile.reset_coords(["answer", "followed"]).drop_vars(["task", "instructed"]))
+            profiles.append(profile.reset_coords(["answer", "followed"]).drop_vars(["task", "instructed", "style"]))
         merged = xr.concat(profiles, dim=xr.DataArray(self.variants, dims="variant", name="variant"), data_vars="all",
                            coords="minimal", compat="override")
         first = [group.variants[self.variants[0]] for group in chunk]
-        merged = merged.assign_coords(task=("sample", [s.task for s in first]),
+        merged = merged.assign_coords(task=("sample", [s.task for s in first]), style=("sample", [s.style for s in first]),
                                       instructed=("sample", [s.instructed for s in first]))
         merged["target_roles"] = ("target", [role_label(roles) for roles in CONTROL_TARGETS.values()])
         return merged

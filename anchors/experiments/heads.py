@@ -14,7 +14,7 @@ import xarray as xr
 
 from ..errors import InputError
 from ..interventions.specs import HeadScale
-from ..models.adapters import Shape
+from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
 from ..prompts.prompt import MODALITIES, TracedSample
 from ..prompts.roles import expand_role
@@ -45,34 +45,37 @@ class HeadIntervention(Analysis[TracedSample]):
     def identity(self) -> dict[str, Any]:
         return {"ranking": hashlib.sha256(self.ranked.ranking.values.tobytes()).hexdigest()[:16]}
 
-    def resolve(self, shape: Shape) -> dict[str, Any]:
+    def resolve(self, adapter: Adapter) -> dict[str, Any]:
+        shape = adapter.shape
         config, total = self.config, shape.n_layers * shape.n_heads
-        if (self.ranked.sizes["layer"], self.ranked.sizes["head"]) != (shape.n_layers, shape.n_heads):
-            raise InputError(f"the lens result ranks {self.ranked.sizes['layer']}×{self.ranked.sizes['head']} heads; "
-                             f"the model has {shape.n_layers}×{shape.n_heads}")
-        if any(k < 1 or k > total for k in config.ks):
-            raise InputError(f"every k must be in 1…{total}, got {list(config.ks)}")
+        grid, lens_type = (self.ranked.sizes["layer"], self.ranked.sizes["head"]), self.ranked.attrs.get("model_type")
+        if grid != (shape.n_layers, shape.n_heads) or lens_type not in (None, adapter.config.model_type):
+            raise InputError(f"the lens result comes from another model ({lens_type}, {grid[0]} layers × {grid[1]} heads); "
+                             f"this model is {adapter.config.model_type}, {shape.n_layers} layers × {shape.n_heads} heads")
+        if not config.ks or any(k < 1 or k > total for k in config.ks):
+            raise InputError(f"every k must be in 1…{total} (the model's heads), got {list(config.ks)}")
+        self.ks, self.alphas = tuple(sorted(set(config.ks))), tuple(sorted(set(config.alphas)))
         expand_role(config.role)
         self.n_heads = shape.n_heads
-        self.alpha_k, self.shared_top = config.alpha_k or max(config.ks), config.shared_top or max(config.ks)
+        self.alpha_k, self.shared_top = config.alpha_k or max(self.ks), config.shared_top or max(self.ks)
         order = {m: self.ranked.ranking.sel(modality=m).values for m in MODALITIES}
         position = {m: {int(h): r for r, h in enumerate(order[m])} for m in MODALITIES}
         both = set.intersection(*(set(order[m][: self.shared_top].tolist()) for m in MODALITIES))
         self.shared = sorted(both, key=lambda h: sum(position[m][h] for m in MODALITIES))
         self.order = order
         rng = np.random.default_rng(config.seed)
-        self.random = [[rng.choice(total, size=k, replace=False) for k in config.ks] for _ in range(config.n_random)]
+        self.random = [[rng.choice(total, size=k, replace=False) for k in self.ks] for _ in range(config.n_random)]
         return {**{f: getattr(config, f) for f in ("ks", "amplify_alpha", "alphas", "n_random", "role", "seed")},
-                "ks": list(config.ks), "alphas": list(config.alphas), "alpha_k": self.alpha_k, "shared_top": self.shared_top}
+                "ks": list(self.ks), "alphas": list(self.alphas), "alpha_k": self.alpha_k, "shared_top": self.shared_top}
 
     def _heads(self, flat: Sequence[int]) -> Heads:
         return tuple((int(i) // self.n_heads, int(i) % self.n_heads) for i in flat)
 
     def steps(self, chunk: Sequence[TracedSample]) -> int:
-        return 1 + len(MODES) * len(self.config.ks) * (2 + self.config.n_random) + len(self.config.alphas)
+        return 1 + len(MODES) * len(self.ks) * (2 + self.config.n_random) + len(self.alphas)
 
     def run_batch(self, loaded: LoadedModel, chunk: Sequence[TracedSample], advance: Advance) -> xr.Dataset:
-        config, ks = self.config, self.config.ks
+        config, ks = self.config, self.ks
         encoded, space = encode_samples(loaded.adapter, chunk)
         answers = decide(trace_batch(loaded, encoded, space).top_token, space)
         advance(1)
@@ -109,17 +112,17 @@ class HeadIntervention(Analysis[TracedSample]):
                     under[:, m, column["shared"], i] = follows(mode, same(self.shared[:k]), alpha)
                 advance(2 + config.n_random)
         top = {mod: self._heads(self.order[mod][: self.alpha_k]) for mod in MODALITIES}
-        swept = np.full((len(chunk), len(config.alphas)), np.nan)
-        for a, alpha in enumerate(config.alphas):
+        swept = np.full((len(chunk), len(self.alphas)), np.nan)
+        for a, alpha in enumerate(self.alphas):
             swept[:, a] = follows("amplify", top, alpha)
             advance(1)
-        coords = sample_coords([s.sample_id for s in chunk], [s.task for s in chunk], [s.instructed for s in chunk], answers)
+        coords = sample_coords(chunk, answers)
         return xr.Dataset(
             {"follows": (("sample", "mode", "selection", "k"), under),
              "follows_random_draw": (("sample", "mode", "draw", "k"), draws),
              "follows_alpha": (("sample", "alpha"), swept)},
             coords={**coords, "mode": list(MODES), "selection": list(SELECTIONS), "k": list(ks),
-                    "draw": np.arange(config.n_random), "alpha": list(config.alphas)},
+                    "draw": np.arange(config.n_random), "alpha": list(self.alphas)},
         )
 
     def finalise(self, merged: xr.Dataset) -> xr.Dataset:
@@ -141,5 +144,6 @@ class HeadIntervention(Analysis[TracedSample]):
         return out.assign(
             mfr_original=("mode", np.array(original)),
             n_evaluated=("mode", np.array([int(in_mode[m].sum()) for m in MODES])),
-            head_score=self.ranked.score, ranking=self.ranked.ranking, shared=(("layer", "head"), shared),
+            head_score=self.ranked.score, ranking=self.ranked.ranking, ranking_layer=self.ranked.ranking_layer,
+            ranking_head=self.ranked.ranking_head, shared=(("layer", "head"), shared),
         )

@@ -10,7 +10,7 @@ import xarray as xr
 
 from ..errors import InputError
 from ..interventions.specs import Knockout
-from ..models.adapters import Shape
+from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
 from ..prompts.prompt import TracedSample
 from ..prompts.roles import expand_role, role_label
@@ -18,7 +18,7 @@ from ..readouts.metrics import compliant_probability, decide, nssd
 from ..results.schema import sample_coords
 from ..tracer.batching import encode_samples
 from ..tracer.trace import trace_batch
-from .base import Advance, Analysis, check_layers, positive
+from .base import Advance, Analysis, check_layers, check_window, positive
 from .configs import DEFAULT_PATHWAYS, KnockoutConfig
 
 Pathway = tuple[tuple[str, ...], tuple[str, ...]]
@@ -58,8 +58,7 @@ def knockout_batch(loaded: LoadedModel, chunk: Sequence[TracedSample], pathways:
 def knockout_dataset(chunk: Sequence[TracedSample], arrays: Mapping[str, Any], pathways: Mapping[str, Pathway],
                      windows: Sequence[int], layers: Sequence[int]) -> xr.Dataset:
     dims = ("sample", "pathway", "window", "layer")
-    coords = sample_coords([s.sample_id for s in chunk], [s.task for s in chunk], [s.instructed for s in chunk],
-                           arrays["answers"])
+    coords = sample_coords(chunk, arrays["answers"])
     return xr.Dataset(
         {"nssd": (dims, arrays["nssd"]), "p_compliant": (dims, arrays["p_compliant"]),
          "p_compliant_base": ("sample", arrays["p_compliant_base"]),
@@ -75,12 +74,15 @@ class KnockoutProfile(Analysis[TracedSample]):
     experiment = "knockout_profile"
     Config = KnockoutConfig
 
-    def resolve(self, shape: Shape) -> dict[str, Any]:
+    def resolve(self, adapter: Adapter) -> dict[str, Any]:
+        shape = adapter.shape
         self.pathways = {name: parse_pathway(name) for name in self.config.pathways}
-        self.windows = tuple(positive(w, "windows") for w in self.config.windows)
+        self.windows = tuple(sorted({positive(w, "windows") for w in self.config.windows}))
+        self.notes = [note for w in self.windows for note in check_window(w, shape)]
         self.layers = check_layers(self.config.layers, shape)
         config: dict[str, Any] = {"pathways": {k: [role_label(s), role_label(t)] for k, (s, t) in self.pathways.items()},
-                                  "windows": list(self.windows), "layers": list(self.layers)}
+                                  "windows": list(self.windows), "main_window": int(self.config.windows[0]),
+                                  "layers": list(self.layers)}
         if len(self.windows) == 1:
             config["window"] = self.windows[0]
         return config

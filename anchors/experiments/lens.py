@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..models.adapters import Shape
+from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
 from ..prompts.prompt import TracedSample
 from ..prompts.roles import expand_role
@@ -54,7 +54,8 @@ class LensProfile(Analysis[TracedSample]):
     experiment = "lens_profile"
     Config = LensConfig
 
-    def resolve(self, shape: Shape) -> dict[str, Any]:
+    def resolve(self, adapter: Adapter) -> dict[str, Any]:
+        shape = adapter.shape
         positive(self.config.top_k, "top_k")
         expand_role(self.config.readout_role)
         self.shape = shape
@@ -78,8 +79,7 @@ class LensProfile(Analysis[TracedSample]):
             "final_margin": ("sample", margin(subspace_logits(out.answer_logits, space)).numpy()),
         }
         coords = {
-            **sample_coords([s.sample_id for s in chunk], [s.task for s in chunk], [s.instructed for s in chunk],
-                            decide(out.top_token, space)),
+            **sample_coords(chunk, decide(out.top_token, space)),
             "layer": list(range(self.shape.n_layers)), "site": list(SITES), "subspace": list(SUBSPACES),
         }
         if config.heads:

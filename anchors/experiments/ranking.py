@@ -8,36 +8,46 @@ import xarray as xr
 from ..errors import InputError
 from ..prompts.prompt import MODALITIES
 from ..results.schema import followed_or_all
+from ..results.variables import describe
 
 
 def rank_heads(lens: xr.Dataset) -> xr.Dataset:
     """Rank heads per instructed modality by their mean margin attribution (Eq 9) over followed
     samples (all samples of that modality where none followed). Returns ``score`` (modality, layer,
-    head) and ``ranking`` (modality, rank) of flat head indices ``layer * n_heads + head``."""
+    head), ``ranking`` (modality, rank) of flat indices ``layer * n_heads + head``, the same as
+    ``ranking_layer`` / ``ranking_head``, and which samples each ranking used (``ranked_on``:
+    followed, all, or none; ``n_ranked``)."""
     if "head_attribution" not in lens:
-        raise InputError("the lens result has no head_attribution: run the lens profile with heads")
-    scores = []
+        raise InputError("the lens result has no per-head attribution: run 'anchors lens' without --no-heads")
+    scores, ranked_on, n_ranked = [], [], []
     for modality in MODALITIES:
-        chosen = followed_or_all(lens, modality).head_attribution
-        scores.append(chosen.mean("sample") if chosen.sizes["sample"] else xr.zeros_like(lens.head_attribution.isel(sample=0)))
+        chosen = followed_or_all(lens, modality)
+        n = chosen.sizes["sample"]
+        n_ranked.append(n)
+        ranked_on.append("none" if not n else "followed" if bool(chosen.followed.all()) else "all")
+        scores.append(chosen.head_attribution.mean("sample") if n else xr.zeros_like(lens.head_attribution.isel(sample=0)))
     score = xr.concat(scores, dim=xr.DataArray(list(MODALITIES), dims="modality", name="modality"))
     ranking = np.argsort(-score.stack(flat=("layer", "head")).values, axis=1, kind="stable")  # layer-major
-    return xr.Dataset(
+    layer, head = np.divmod(ranking, lens.sizes["head"])
+    dims = ("modality", "rank")
+    return describe(xr.Dataset(
         {"score": score.drop_vars([c for c in score.coords if c not in ("modality", "layer", "head")]),
-         "ranking": (("modality", "rank"), ranking)},
+         "ranking": (dims, ranking), "ranking_layer": (dims, layer), "ranking_head": (dims, head),
+         "ranked_on": ("modality", ranked_on), "n_ranked": ("modality", n_ranked)},
         coords={"rank": np.arange(ranking.shape[1])},
-    )
+        attrs={"model_type": lens.attrs.get("model_type", "")},
+    ))
 
 
-def top_heads(ranked: xr.Dataset, top: int) -> dict[str, list[tuple[str, str, str, str]]]:
-    """Per modality, the ``top`` heads as (rank, layer, head, score) rows for display."""
-    n_heads = ranked.sizes["head"]
-    out = {}
+def top_heads(ranked: xr.Dataset, top: int) -> list[dict[str, object]]:
+    """The ``top`` heads of each modality's ranking as rows (modality, rank, layer, head, score,
+    and the samples ranked on)."""
+    rows = []
     for modality in ranked.modality.values:
-        rows = []
-        for rank, flat in enumerate(ranked.ranking.sel(modality=modality).values[:top]):
-            layer, head = divmod(int(flat), n_heads)
-            score = float(ranked.score.sel(modality=modality, layer=layer, head=head))
-            rows.append((f"#{rank + 1}", str(layer), str(head), f"{score:+.4f}"))
-        out[str(modality)] = rows
-    return out
+        part = ranked.sel(modality=modality)
+        for rank in range(min(top, ranked.sizes["rank"])):
+            layer, head = int(part.ranking_layer[rank]), int(part.ranking_head[rank])
+            rows.append({"modality": str(modality), "rank": rank + 1, "layer": layer, "head": head,
+                         "score": round(float(part.score.sel(layer=layer, head=head)), 6),
+                         "ranked_on": f"{part.ranked_on.item()} samples (n={int(part.n_ranked)})"})
+    return rows

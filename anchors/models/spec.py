@@ -6,10 +6,14 @@ processor first (:meth:`ModelSpec.adapter`) so inputs are checked before any wei
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import torch
+
 from ..errors import InputError
 from .adapters import ATTENTION_IMPLEMENTATIONS, Adapter
 from .loading import LoadedModel, load_model, read_adapter
 from .organisms import ORGANISMS, organism_path
+
+DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16", "float64")
 
 
 @dataclass
@@ -34,6 +38,11 @@ class ModelSpec:
             raise InputError(f"--model {self.text}: no tiny model {name!r}; choose from {', '.join(TINY_MODEL_TYPES)}")
         if self.attn_implementation not in ATTENTION_IMPLEMENTATIONS:
             raise InputError(f"attn_implementation {self.attn_implementation!r}: use one of {ATTENTION_IMPLEMENTATIONS}")
+        if self.dtype not in DTYPES:
+            raise InputError(f"--dtype {self.dtype}: not a floating-point torch dtype; use one of {', '.join(DTYPES)}")
+        if self.device_map is not None and "cuda" in str(self.device_map) and not torch.cuda.is_available():
+            raise InputError(f"--device-map {self.device_map}: no CUDA device is available on this machine "
+                             "(leave it out to run on the CPU)")
 
     @property
     def kind(self) -> str:
@@ -64,17 +73,14 @@ class ModelSpec:
     def load(self) -> LoadedModel:
         """Load the weights (once) for tracing."""
         if self._loaded is None:
-            from .tiny import tiny_model
-
-            if self.kind == "tiny":
-                self._loaded = tiny_model(self.text.partition(":")[2], self.attn_implementation)
-            else:
-                self._loaded = load_model(self._folder(), dtype=self.dtype, device_map=self.device_map,
-                                          attn_implementation=self.attn_implementation, revision=self.revision,
-                                          adapter=self.adapter())
-                if self.kind == "organism":
-                    self._loaded.provenance.update(model=f"organism:{self.text.partition(':')[2] or ORGANISMS[0]}",
-                                                   revision="shipped")
+            self._loaded = load_model(self._folder(), dtype=self.dtype, device_map=self.device_map,
+                                      attn_implementation=self.attn_implementation, revision=self.revision,
+                                      adapter=self.adapter())
+            name = self.text.partition(":")[2]
+            if self.kind == "organism":
+                self._loaded.provenance.update(model=f"organism:{name or ORGANISMS[0]}", revision="shipped")
+            elif self.kind == "tiny":  # a temporary folder; the seed fixes the weights
+                self._loaded.provenance.update(model=f"tiny:{name}", revision="seed-0")
         return self._loaded
 
 

@@ -31,6 +31,8 @@ def load_result(path: str | Path, kinds: Iterable[str] | None = None) -> xr.Data
     """Load a result file, refusing a missing or unreadable file and, when ``kinds`` is given, a
     result of another experiment, with a message naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a result file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
@@ -45,16 +47,16 @@ def load_result(path: str | Path, kinds: Iterable[str] | None = None) -> xr.Data
 
 
 def check_writable(path: str | Path) -> Path:
-    """Refuse an output path that cannot be written (a parent that is a file, no permission)
-    before any work starts; creates the parent folder."""
+    """Refuse an output path that cannot be written (a folder, under a file, no permission) before
+    any work starts, without creating anything."""
     path = Path(path)
-    probe = path.with_name(f".{path.name}.probe")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise InputError(f"--out {path}: cannot write there ({error.strerror or error})") from error
     if path.is_dir():
         raise InputError(f"--out {path}: is a folder; give a file name")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(f"--out {path}: cannot write there ({ancestor} is a file, not a folder)")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"--out {path}: cannot write there (no permission to write in {ancestor})")
     return path

@@ -26,6 +26,7 @@ from ..models.spec import ModelSpec, adapter_of, as_spec, loaded_of
 from ..prompts.prompt import dictionary_hash
 from ..results.netcdf import check_writable, load, save
 from ..results.provenance import dumps, provenance
+from ..results.variables import describe
 from ..tracer.batching import check_unique
 from ..tracer.encode import check_context
 
@@ -44,9 +45,9 @@ def no_progress(description: str, total: int, unit: str) -> Iterator[Advance]:
 def _variable_width_strings(part: xr.Dataset) -> xr.Dataset:
     """Fixed-width strings as objects: concatenating ``<U3`` ids with ``<U4`` ones would otherwise
     truncate the longer ids to the first part's width."""
-    names = [name for name in part.variables if part[name].dtype.kind == "U"]
-    return part.assign({name: part[name].astype(object) for name in names if name not in part.dims}).assign_coords(
-        {name: part[name].astype(object) for name in names if name in part.dims})
+    wide = {name: part[name].astype(object) for name in part.variables if part[name].dtype.kind == "U"}
+    coords = {name: value for name, value in wide.items() if name in part.coords}
+    return part.assign_coords(coords).assign({name: value for name, value in wide.items() if name not in coords})
 
 
 def _merge(parts: Sequence[xr.Dataset]) -> xr.Dataset:
@@ -102,7 +103,9 @@ def run(
     out = check_writable(out) if out is not None else None
     adapter = adapter_of(model)
     items = analysis.items(samples)
-    config = analysis.resolve(adapter.shape)
+    config = analysis.resolve(adapter)
+    for note in analysis.notes:
+        log(f"note: {note}")
     if not items:
         raise InputError("no samples to run")
     check_unique(items)
@@ -134,7 +137,7 @@ def run(
             part = analysis.run_batch(loaded, chunk, advance)
             parts.append(load(save(part, path)) if path is not None else part)
             log(f"batch {index + 1}/{len(chunks)}: done")
-    result = analysis.finalise(_merge(parts))
+    result = describe(analysis.finalise(_merge(parts)))
     traced = [s for item in items for s in analysis.samples_of(item)]
     result.attrs = provenance(loaded.provenance, analysis.experiment, config, n_samples=len(items),
                               dictionary_hash=dictionary_hash(traced), batch_size=batch_size)

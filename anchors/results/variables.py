@@ -1,0 +1,72 @@
+"""What every result variable means: ``long_name``, ``description`` and ``units`` written into the
+NetCDF attributes, so a result file explains itself without this package."""
+
+from __future__ import annotations
+
+import xarray as xr
+
+LOGIT, NATS, PROBABILITY, FRACTION = "logit", "nats", "probability", "fraction of samples"
+
+# name -> (long_name, description, units or "")
+VARIABLES: dict[str, tuple[str, str, str]] = {
+    "nssd": ("normalized signed structural divergence (Eq 4)",
+             "sign(p_compliant after - before) * KL(P_before || P_after) over the decision subspace at the answer "
+             "position after the knockout; negative: the cut pathway supported following the instruction", NATS),
+    "p_compliant": ("compliant probability after the knockout",
+                    "mass of the compliant dictionary in the next-token distribution restricted to compliant and "
+                    "competing ids and renormalised, after the knockout", PROBABILITY),
+    "p_compliant_base": ("compliant probability without intervention",
+                         "as p_compliant, on the clean forward pass", PROBABILITY),
+    "source": ("source roles", "token roles whose keys the knockout hides", ""),
+    "target": ("target roles", "token roles whose queries the knockout blinds", ""),
+    "target_roles": ("target roles of each control", "instruction part cut from the cues (visual, context)", ""),
+    "answer": ("greedy answer class", "compliant, competing or other: the dictionary holding the greedy first "
+               "token (per prompt variant)", ""),
+    "followed": ("instruction followed", "the greedy answer is in the compliant dictionary (per prompt variant)", ""),
+    "readout": ("subspace readout at the readout tokens (Eq 1, 5)",
+                "per subspace, mean over the top-k readout-role tokens of the logit lens's max logit over the "
+                "dictionary, at each site of each layer", LOGIT),
+    "readout_generated": ("subspace readout at the answer position",
+                          "the logit lens's max logit over each dictionary at the last prompt position", LOGIT),
+    "margin": ("arbitration margin at the readout tokens", "readout compliant - competing", LOGIT),
+    "attn_attribution": ("attention attribution (Eq 7)", "readout after attention - before the layer", LOGIT),
+    "mlp_attribution": ("MLP attribution (Eq 8)", "readout after the MLP - after attention", LOGIT),
+    "attn_attribution_margin": ("attention attribution to the margin", "attn_attribution compliant - competing", LOGIT),
+    "mlp_attribution_margin": ("MLP attribution to the margin", "mlp_attribution compliant - competing", LOGIT),
+    "head_attribution": ("per-head attribution to the margin (Eq 9)",
+                         "margin of the readout of (layer input + the head's update) - margin of the layer input's "
+                         "readout", LOGIT),
+    "final_margin": ("final decision margin", "model logits at the answer position, compliant - competing max", LOGIT),
+    "ldar": ("latent decision alignment rate (Eq 6)",
+             "fraction of samples whose readout margin (after the layer) has the sign of the final decision", FRACTION),
+    "sync_rate": ("synchronisation rate", "fraction of samples whose margin sign at the readout tokens equals the one "
+                  "at the answer position", FRACTION),
+    "follows": ("follows under the head intervention", "1 if the greedy answer is compliant with the heads scaled, "
+                "0 if not, NaN where the sample is not evaluated (block: followed samples; amplify: failed)", ""),
+    "follows_random_draw": ("follows with random heads", "as follows, for each draw of k random heads", ""),
+    "follows_alpha": ("follows when amplifying the top heads by alpha", "as follows, on failed samples", ""),
+    "mfr": ("modality-following ratio under the intervention", "mean of follows over the evaluated samples", FRACTION),
+    "mfr_random_draw": ("MFR with random heads, per draw", "mean of follows_random_draw over samples", FRACTION),
+    "mfr_alpha": ("MFR when amplifying the top heads by alpha (Table 4)", "mean of follows_alpha over failed samples",
+                  FRACTION),
+    "mfr_original": ("MFR without intervention", "on the samples each mode is evaluated on", FRACTION),
+    "n_evaluated": ("samples evaluated", "followed samples for block, failed ones for amplify", "samples"),
+    "head_score": ("head score used for ranking", "mean head_attribution over the ranked samples", LOGIT),
+    "score": ("head score used for ranking", "mean head_attribution over the ranked samples", LOGIT),
+    "ranking": ("heads by descending score, flat index", "layer * heads_per_layer + head", ""),
+    "ranking_layer": ("layer of the head at each rank", "decoded from ranking", ""),
+    "ranking_head": ("head (within its layer) at each rank", "decoded from ranking", ""),
+    "ranked_on": ("samples ranked on", "followed, or all samples of the modality when none followed, or none", ""),
+    "n_ranked": ("number of samples ranked on", "", "samples"),
+    "shared": ("modality-shared head", "in the top shared_top of both the text- and the vision-following ranking", ""),
+}
+
+
+def describe(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with long_name, description and units on every variable this module knows."""
+    out = ds.copy()
+    for name in out.data_vars:
+        if name in VARIABLES:
+            long_name, description, units = VARIABLES[name]
+            out[name].attrs.update(long_name=long_name, description=description, **({"units": units} if units else {}))
+    return out
