@@ -24,25 +24,51 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F
 MODALITY_TITLE = {"text": "text following", "vision": "vision following"}
 
 
-def _figure(ncols: int, title: str, width: float = 5.2, height: float = 3.6) -> tuple[plt.Figure, np.ndarray]:
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False, constrained_layout=True)
+BAND = "line: mean over samples; band: 95% confidence interval of the mean (±1.96 standard errors)"
+
+
+def _figure(ncols: int, title: str, width: float = 5.2, height: float = 3.6, *, nrows: int = 1, sharey: bool = False,
+            caption: str = "") -> tuple[plt.Figure, np.ndarray]:
+    """Panels with integer x ticks; ``sharey`` where panels compare magnitudes; ``caption`` under them."""
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, sharey=sharey,
+                             layout="constrained")
     fig.suptitle(title)
-    for ax in axes[0]:
+    if caption:
+        fig.supxlabel(caption, fontsize=8, color="#444444")
+    for ax in axes.flat:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return fig, axes[0]
+    return fig, axes.reshape(-1)
+
+
+def _legend_outside(fig: plt.Figure, ax: plt.Axes) -> None:
+    """One legend for the figure, right of the panels, off the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
 
 
 def _band(ax: plt.Axes, x: np.ndarray, values: xr.DataArray, colour: str, label: str) -> None:
-    """Mean ± std over samples."""
-    mean, std = values.mean("sample").values, values.std("sample").values
+    """Mean over samples and its 95% confidence interval (±1.96 standard errors)."""
+    n = values.sizes["sample"]
+    mean = values.mean("sample").values
+    half = 1.96 * values.std("sample").values / np.sqrt(max(n, 1))
     ax.plot(x, mean, color=colour, label=label, linewidth=1.8)
-    ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
+    ax.fill_between(x, mean - half, mean + half, color=colour, alpha=0.15, linewidth=0)
 
 
-def _readout_place(ds: xr.Dataset) -> str:
-    """Where a lens result read the residual stream, from its stored configuration."""
-    role = config_of(ds).get("readout_role", "instruction")
-    return {"instruction": "instruction tokens", "generated": "the answer position"}.get(role, f"{role} tokens")
+PLACES = {"instruction": "instruction tokens", "generated": "the answer position"}
+
+
+def main_window(ds: xr.Dataset) -> int:
+    """The knockout window drawn when one is shown: the first one the analysis was given."""
+    return int(config_of(ds).get("main_window", ds.window.values[0]))
+
+
+def place(ds: xr.Dataset) -> str:
+    """Where a lens result read the residual stream, or an intervention scaled the heads, from its
+    stored configuration."""
+    config = config_of(ds)
+    role = config.get("readout_role", config.get("role", "instruction"))
+    return PLACES.get(role, f"{role} tokens")
 
 
 def _modalities(ds: xr.Dataset) -> list[str]:
@@ -51,52 +77,60 @@ def _modalities(ds: xr.Dataset) -> list[str]:
 
 def knockout_nssd(ds: xr.Dataset, window: int | None = None) -> plt.Figure:
     """Fig 2: NSSD per layer (mean ± std over followed samples) for every pathway."""
-    window = int(ds.window.values[0]) if window is None else window
+    window = main_window(ds) if window is None else window
     modalities = _modalities(ds)
-    fig, axes = _figure(len(modalities), f"Attention knockout (window {window}): NSSD per layer")
+    fig, axes = _figure(len(modalities), f"Attention knockout (window {window}): NSSD per layer", height=4.2,
+                        sharey=True, caption=f"followed samples; {BAND}")
     for ax, modality in zip(axes, modalities):
         part = followed_or_all(ds, modality).sel(window=window)
         for colour, pathway in zip(PALETTE, ds.pathway.values):
             _band(ax, part.layer.values, part.nssd.sel(pathway=pathway), colour, str(pathway))
         ax.axhline(0, color="grey", linewidth=0.8)
-        ax.set(title=MODALITY_TITLE[modality], xlabel="layer (window centre)", ylabel="NSSD (negative: pathway supports following)")
-    axes[-1].legend(fontsize=8, loc="lower left")
+        ax.set(title=f"{MODALITY_TITLE[modality]} (n={part.sizes['sample']})", xlabel="layer (window centre)")
+    axes[0].set_ylabel("NSSD (negative: pathway supports following)")
+    _legend_outside(fig, axes[0])
     return fig
 
 
 def window_sensitivity(ds: xr.Dataset) -> plt.Figure:
     """Fig 6: mean NSSD per layer for each window size, one panel per pathway."""
     pathways = list(ds.pathway.values)
-    fig, axes = _figure(len(pathways), "Knockout window sensitivity: mean NSSD per layer", width=3.6)
+    ncols = min(3, len(pathways))
+    nrows = -(-len(pathways) // ncols)
+    fig, axes = _figure(ncols, "Knockout window sensitivity: mean NSSD per layer (one y-scale for all panels)",
+                        width=3.8, height=3.0, nrows=nrows, sharey=True, caption="mean over followed samples")
     followed = followed_or_all(ds)
     for ax, pathway in zip(axes, pathways):
-        for colour, window in zip(PALETTE, ds.window.values):
+        for colour, window in zip(PALETTE, sorted(int(w) for w in ds.window.values)):
             ax.plot(ds.layer.values, followed.nssd.sel(pathway=pathway, window=window).mean("sample").values,
-                    color=colour, label=f"window {int(window)}")
+                    color=colour, marker="o", markersize=3, label=f"window {window}")
         ax.axhline(0, color="grey", linewidth=0.8)
-        ax.set(title=str(pathway), xlabel="layer", ylabel="mean NSSD")
-    axes[0].legend(fontsize=8)
+        ax.set(title=str(pathway), xlabel="layer (window centre)", ylabel="mean NSSD")
+    for ax in axes[len(pathways):]:
+        ax.set_visible(False)
+    _legend_outside(fig, axes[0])
     return fig
 
 
 def semantic_vs_format(ds: xr.Dataset) -> plt.Figure:
     """Fig 3a / App C.2: cutting cues→semantic instruction vs cues→format instruction, per variant."""
     variants = list(ds.variant.values)
-    fig, axes = _figure(len(variants), "Cues → instruction part knockout: NSSD per layer", width=4.2)
+    fig, axes = _figure(len(variants), "Cues → instruction part knockout: NSSD per layer", width=3.8, height=3.8,
+                        sharey=True, caption=f"followed samples of each variant; {BAND}")
     for ax, variant in zip(axes, variants):
-        part = ds.sel(variant=variant)
-        followed = followed_or_all(part)
+        followed = followed_or_all(ds.sel(variant=variant))
         for colour, target in zip(PALETTE, ds.target.values):
-            _band(ax, part.layer.values, followed.nssd.sel(target=target), colour, f"cues → {target}")
+            _band(ax, ds.layer.values, followed.nssd.sel(target=target), colour, f"cues → {target} part")
         ax.axhline(0, color="grey", linewidth=0.8)
-        ax.set(title=f"variant: {variant}", xlabel="layer", ylabel="NSSD")
-    axes[0].legend(fontsize=8)
+        ax.set(title=f"variant: {variant} (n={followed.sizes['sample']})", xlabel="layer (window centre)")
+    axes[0].set_ylabel("NSSD")
+    _legend_outside(fig, axes[0])
     return fig
 
 
 def ldar_profile(ds: xr.Dataset) -> plt.Figure:
     """Fig 3b: LDAR per layer (followed, failed) and the instruction/answer synchronisation rate."""
-    fig, axes = _figure(2, f"Latent decision at {_readout_place(ds)}")
+    fig, axes = _figure(2, f"Latent decision at {place(ds)}")
     for colour, outcome in zip(PALETTE, ("followed", "failed")):
         axes[0].plot(ds.layer.values, ds.ldar.sel(outcome=outcome).values, color=colour, marker="o", label=outcome)
         axes[1].plot(ds.layer.values, ds.sync_rate.sel(outcome=outcome).values, color=colour, marker="o", label=outcome)
@@ -110,7 +144,7 @@ def ldar_profile(ds: xr.Dataset) -> plt.Figure:
 def generated_necessity(ds: xr.Dataset) -> plt.Figure:
     """Fig 3c: compliant probability after cutting instruction→generated vs cues→generated."""
     wanted = [p for p in ("instruction->generated", "visual->generated", "context->generated") if p in ds.pathway.values]
-    window = int(ds.window.values[0])
+    window = main_window(ds)
     fig, axes = _figure(1, f"What the answer position needs (window {window})")
     followed = followed_or_all(ds)
     ax = axes[0]
@@ -127,7 +161,7 @@ def generated_necessity(ds: xr.Dataset) -> plt.Figure:
 def subspace_evolution(ds: xr.Dataset) -> plt.Figure:
     """Fig 4: compliant/competing readout per layer for followed and failed samples, and the
     attention and MLP attributions to the arbitration margin."""
-    fig, axes = _figure(3, f"Subspace evolution at {_readout_place(ds)} and margin attribution", width=4.4)
+    fig, axes = _figure(3, f"Subspace evolution at {place(ds)} and margin attribution", width=4.4, caption=BAND)
     for ax, outcome in zip(axes[:2], ("followed", "failed")):
         part = ds.where(ds.followed.astype(bool) == (outcome == "followed"), drop=True)
         ax.set(title=f"{outcome} samples (n={part.sizes.get('sample', 0)})", xlabel="layer", ylabel="readout (max logit, top-k mean)")
@@ -136,7 +170,7 @@ def subspace_evolution(ds: xr.Dataset) -> plt.Figure:
                 _band(ax, ds.layer.values, part.readout.sel(site="post", subspace=subspace), colour, str(subspace))
             ax.legend(fontsize=8)
     ax = axes[2]
-    for colour, (name, label) in zip(PALETTE, (("attn_attribution_margin", "attention"), ("mlp_attribution_margin", "MLP"))):
+    for colour, (name, label) in zip(PALETTE[2:], (("attn_attribution_margin", "attention"), ("mlp_attribution_margin", "MLP"))):
         for style, outcome in (("-", True), ("--", False)):
             part = ds[name].where(ds.followed.astype(bool) == outcome, drop=True)
             if part.sizes.get("sample", 0):
@@ -148,15 +182,18 @@ def subspace_evolution(ds: xr.Dataset) -> plt.Figure:
     return fig
 
 
-def head_heatmap(ds: xr.Dataset, top_k: int = 10) -> plt.Figure:
-    """Fig 5b: mean head attribution to the margin (layer × head) per modality, top-k marked."""
+def head_heatmap(ds: xr.Dataset) -> plt.Figure:
+    """Fig 5b: mean head attribution to the margin (layer × head) per modality; marked are the
+    heads an intervention result amplified (its alpha_k), or the top 10 of a lens result."""
     if "head_score" in ds:
-        scores = ds.head_score
+        scores, top_k = ds.head_score, int(config_of(ds).get("alpha_k", 10))
     else:
-        scores = xr.concat([followed_or_all(ds, m).head_attribution.mean("sample") for m in MODALITIES],
-                           dim=xr.DataArray(list(MODALITIES), dims="modality", name="modality"))
+        scores, top_k = xr.concat([followed_or_all(ds, m).head_attribution.mean("sample") for m in MODALITIES],
+                                  dim=xr.DataArray(list(MODALITIES), dims="modality", name="modality")), 10
     modalities = list(scores.modality.values)
-    fig, axes = _figure(len(modalities), f"Head attribution to the arbitration margin (top {top_k} marked)", width=4.6)
+    fig, axes = _figure(len(modalities), f"Head attribution to the arbitration margin at {place(ds)}",
+                        width=4.6, caption=f"squares: the top {top_k} heads of each ranking; colour: mean Δ margin "
+                                           "over followed samples")
     limit = float(np.nanmax(np.abs(scores.values))) or 1.0
     for ax, modality in zip(axes, modalities):
         grid = scores.sel(modality=modality).transpose("layer", "head").values
@@ -164,33 +201,48 @@ def head_heatmap(ds: xr.Dataset, top_k: int = 10) -> plt.Figure:
         flat = np.argsort(-np.nan_to_num(grid.reshape(-1), nan=-np.inf))[:top_k]
         layers, heads = np.unravel_index(flat, grid.shape)
         ax.scatter(heads, layers, marker="s", s=60, facecolors="none", edgecolors="black", linewidths=1.2)
-        ax.set(title=MODALITY_TITLE[str(modality)], xlabel="head", ylabel="layer")
+        ax.set(title=MODALITY_TITLE[str(modality)], xlabel="head", ylabel="layer",
+               xticks=range(grid.shape[1]), yticks=range(grid.shape[0]))
         fig.colorbar(image, ax=ax, label="Δ margin")
     return fig
 
 
 def mfr_curves(ds: xr.Dataset) -> plt.Figure:
-    """Fig 5c: MFR versus k for targeted, random and shared heads, blocking and amplifying."""
-    fig, axes = _figure(2, "Modality-following ratio under head interventions")
+    """Fig 5c: MFR versus k for targeted, random and shared heads, blocking and amplifying; shared
+    heads only for k up to the number that exist."""
+    n_shared, n_draws = int(ds.shared.sum()), ds.sizes["draw"]
+    fig, axes = _figure(2, f"Modality-following ratio, heads scaled at {place(ds)}", sharey=True,
+                        caption=f"band: min–max of MFR over the {n_draws} random draws; shared: heads in both "
+                                f"modalities' top lists ({n_shared} exist)")
+    k = ds.k.values
     for ax, mode in zip(axes, ds.mode.values):
         for colour, selection in zip(PALETTE, ds.selection.values):
-            ax.plot(ds.k.values, ds.mfr.sel(mode=mode, selection=selection).values, color=colour, marker="o", label=str(selection))
-        low = ds.mfr_random_draw.sel(mode=mode).min("draw").values
-        high = ds.mfr_random_draw.sel(mode=mode).max("draw").values
-        ax.fill_between(ds.k.values, low, high, color=PALETTE[1], alpha=0.15, linewidth=0)
-        ax.axhline(float(ds.mfr_original.sel(mode=mode)), color="grey", linestyle=":", label="original")
-        what = "blocking (followed samples)" if mode == "block" else "amplifying (failed samples)"
-        ax.set(title=f"{what}, n={int(ds.n_evaluated.sel(mode=mode))}", xlabel="number of heads k", ylabel="MFR", ylim=(-0.02, 1.02))
-        ax.legend(fontsize=8)
+            values = ds.mfr.sel(mode=mode, selection=selection).values
+            shown = k <= n_shared if selection == "shared" else np.ones_like(k, dtype=bool)
+            if np.isfinite(values[shown]).any():
+                ax.plot(k[shown], values[shown], color=colour, marker="o", label=str(selection))
+        if n_draws:
+            draws = ds.mfr_random_draw.sel(mode=mode)
+            ax.fill_between(k, draws.min("draw").values, draws.max("draw").values, color=PALETTE[1], alpha=0.15, linewidth=0)
+        ax.axhline(float(ds.mfr_original.sel(mode=mode)), color="grey", linestyle=":", label="no intervention")
+        what = "blocking, α=0 (followed samples)" if mode == "block" else \
+            f"amplifying, α={config_of(ds).get('amplify_alpha', '')} (failed samples)"
+        ax.set(title=f"{what}, n={int(ds.n_evaluated.sel(mode=mode))}", xlabel="number of heads k", ylabel="MFR",
+               ylim=(-0.02, 1.02), xticks=k)
+    _legend_outside(fig, axes[0])
     return fig
 
 
 def alpha_sweep(ds: xr.Dataset) -> plt.Figure:
-    """Table 4 as a curve: MFR on failed samples when amplifying the top heads by alpha."""
-    fig, axes = _figure(1, "Amplification coefficient sweep: MFR on failed samples")
+    """Table 4 as a curve: MFR on failed samples when amplifying the top alpha_k heads by alpha."""
+    n, k = int(ds.n_evaluated.sel(mode="amplify")), config_of(ds).get("alpha_k", "")
+    fig, axes = _figure(1, f"Amplifying the top {k} heads at {place(ds)} by α", width=6.0,
+                        caption=f"MFR on the {n} failed samples; dotted: without intervention")
     ax = axes[0]
     ax.plot(ds.alpha.values, ds.mfr_alpha.values, color=PALETTE[0], marker="o")
-    ax.set(xlabel="alpha", ylabel="MFR on failed samples", ylim=(-0.02, 1.02), xscale="log")
+    ax.axhline(float(ds.mfr_original.sel(mode="amplify")), color="grey", linestyle=":")
+    ax.set(xlabel="α (scale of the heads' outputs)", ylabel="MFR on failed samples", ylim=(-0.02, 1.02), xscale="log",
+           xticks=ds.alpha.values, xticklabels=[f"{a:g}" for a in ds.alpha.values])
     return fig
 
 
@@ -200,11 +252,11 @@ FIGURES: dict[str, dict[str, Callable[[xr.Dataset], plt.Figure]]] = {
     "position_controls": {"fig3a_semantic_vs_format": semantic_vs_format},
     "lens_profile": {"fig3b_ldar": ldar_profile, "fig4_subspace_evolution": subspace_evolution,
                      "fig5b_head_heatmap": head_heatmap},
-    "head_intervention": {"fig5c_mfr_curves": mfr_curves, "table4_alpha_sweep": alpha_sweep, "fig5b_head_scores": head_heatmap},
+    "head_intervention": {"fig5c_mfr_curves": mfr_curves, "table4_alpha_sweep": alpha_sweep, "fig5b_head_heatmap": head_heatmap},
 }
 
 
-def render(ds: xr.Dataset, out_dir: str | Path, stem: str = "") -> list[Path]:
+def render(ds: xr.Dataset, out_dir: str | Path, stem: str = "", skip: tuple[str, ...] = ()) -> list[Path]:
     """Save every figure the result's experiment supports as PNG and SVG; returns the PNG paths."""
     experiment = ds.attrs.get("experiment")
     if experiment not in FIGURES:
@@ -213,7 +265,7 @@ def render(ds: xr.Dataset, out_dir: str | Path, stem: str = "") -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, draw in FIGURES[experiment].items():
-        if name == "fig6_window_sensitivity" and ds.sizes.get("window", 1) < 2:
+        if name in skip or name == "fig6_window_sensitivity" and ds.sizes.get("window", 1) < 2:
             continue
         figure = draw(ds)
         base = out_dir / f"{stem}{name}"

@@ -6,16 +6,17 @@ import base64
 import html
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import xarray as xr
 
-from ..results.netcdf import load
+from ..errors import InputError
+from ..results.netcdf import load_result
 from ..results.schema import EXPERIMENTS, config_of, followed_or_all
-from .figures import FIGURES, render
+from .figures import FIGURES, main_window, place, render
 
 PROVENANCE_KEYS = ("model", "model_revision", "model_type", "adapter", "attn_implementation", "dtype", "command")
-PLACES = {"instruction": "at instruction tokens", "generated": "at the answer position"}
 
 
 def key_numbers(ds: xr.Dataset) -> list[tuple[str, str]]:
@@ -27,7 +28,7 @@ def key_numbers(ds: xr.Dataset) -> list[tuple[str, str]]:
     if experiment == "knockout_profile":
         followed = followed_or_all(ds)
         for pathway in ds.pathway.values:
-            mean = followed.nssd.sel(pathway=pathway).isel(window=0).mean("sample")
+            mean = followed.nssd.sel(pathway=pathway, window=main_window(ds)).mean("sample")
             layer = int(mean.idxmin("layer"))
             rows.append((f"min mean NSSD, {pathway}", f"{float(mean.min()):.4f} at layer {layer}"))
     elif experiment == "lens_profile":
@@ -71,37 +72,53 @@ figcaption { color: #555; font-size: 0.9em; } code { background: #f5f5f5; paddin
 """
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Render figures for every result (``*.nc``) in ``run_dir`` and write ``report.html``."""
-    run_dir = Path(run_dir)
-    loaded = [(path, load(path)) for path in sorted(run_dir.glob("*.nc"))]
-    loaded = [(path, ds) for path, ds in loaded if ds.attrs.get("experiment") in FIGURES]
-    if not loaded:
-        raise FileNotFoundError(f"{run_dir}: no result files (*.nc) to report on")
+def _readable(run_dir: Path, log: Callable[[str], None]) -> tuple[list[tuple[Path, xr.Dataset]], list[str]]:
+    """The result files of ``run_dir`` that load, in the paper's order; the others, with why."""
+    loaded, skipped = [], []
+    for path in sorted(run_dir.glob("*.nc")):
+        try:
+            ds = load_result(path, FIGURES)
+        except InputError as error:
+            skipped.append(str(error))
+            log(f"skipped: {error}")
+            continue
+        loaded.append((path, ds))
     loaded.sort(key=lambda item: (EXPERIMENTS.index(item[1].attrs["experiment"]), item[0].name))
-    results = [path for path, _ in loaded]
-    sections, provenance = [], None
+    return loaded, skipped
+
+
+def write_report(run_dir: str | Path, log: Callable[[str], None] = lambda message: None) -> Path:
+    """Render figures for every result (``*.nc``) in ``run_dir`` and write ``report.html``; a file
+    that is not a readable result is skipped with a warning (logged and listed in the report).
+    The head heatmap is shown once: with the interventions when the run has them."""
+    run_dir = Path(run_dir)
+    loaded, skipped = _readable(run_dir, log)
+    if not loaded:
+        raise InputError(f"{run_dir}: no readable result files (*.nc) to report on")
+    has_interventions = any(ds.attrs["experiment"] == "head_intervention" for _, ds in loaded)
+    sections = []
     for path, ds in loaded:
-        provenance = provenance or {k: str(ds.attrs.get(k, "")) for k in PROVENANCE_KEYS}
-        figures = render(ds, run_dir / "figures", stem=f"{path.stem}-")
+        skip = ("fig5b_head_heatmap",) if has_interventions and ds.attrs["experiment"] == "lens_profile" else ()
+        figures = render(ds, run_dir / "figures", stem=f"{path.stem}-", skip=skip)
         settings = config_of(ds)
-        config = json.dumps(settings, indent=1)
-        place = PLACES.get(settings.get("readout_role", settings.get("role", "")), "")
+        where = f"at {place(ds)}" if ds.attrs["experiment"] in ("lens_profile", "head_intervention") else ""
         sections.append(
-            f"<section><h2>{html.escape(' '.join(filter(None, (ds.attrs['experiment'], place))))} — "
+            f"<section><h2>{html.escape(' '.join(filter(None, (ds.attrs['experiment'], where))))} — "
             f"<code>{html.escape(path.name)}</code></h2>"
             f"{_table(key_numbers(ds))}{''.join(_image(f) for f in figures)}"
-            f"<details><summary>configuration</summary><pre>{html.escape(config)}</pre></details></section>"
+            f"<details><summary>configuration</summary><pre>{html.escape(json.dumps(settings, indent=1))}</pre>"
+            "</details></section>"
         )
-    versions = ""
-    if provenance is not None:
-        first = load(results[0])
-        versions = html.escape(first.attrs.get("versions", ""))
+    first = loaded[0][1]
+    provenance = {k: str(first.attrs.get(k, "")) for k in PROVENANCE_KEYS}
+    warnings = "".join(f"<li>{html.escape(message)}</li>" for message in skipped)
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>instruction-anchors report</title>"
         f"<style>{STYLE}</style></head><body><h1>instruction-anchors report</h1>"
         f"<p>Run directory: <code>{html.escape(str(run_dir))}</code></p>"
-        f"<h2>Provenance</h2>{_table(list((provenance or {}).items()))}<p>Versions: <code>{versions}</code></p>"
+        + (f"<h2>Skipped files</h2><ul>{warnings}</ul>" if skipped else "")
+        + f"<h2>Provenance</h2>{_table(list(provenance.items()))}"
+        f"<p>Versions: <code>{html.escape(first.attrs.get('versions', ''))}</code></p>"
         f"{''.join(sections)}</body></html>"
     )
     out = run_dir / "report.html"
