@@ -117,7 +117,7 @@ def test_inputs_are_refused_before_any_weights_load(capsys, tmp_path, weightless
 def test_an_internal_error_exits_1_with_its_traceback(capsys, monkeypatch):
     from anchors.report import html
 
-    def broken(run_dir):
+    def broken(run_dir, log=None):
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(html, "write_report", broken)

@@ -52,8 +52,8 @@ def test_every_command_runs_and_writes_its_output(data, tmp_path):
     common = [*MODEL, "--data", str(data), "--batch-size", "4", "--quiet"]
     run("knockout", *common, "--windows", "1", "3", "--out", str(tmp_path / "knockout.nc"))
     run("lens", *common, "--top-k", "3", "--out", str(tmp_path / "lens.nc"))
-    ranking = run("heads", str(tmp_path / "lens.nc"), "--top", "3", "--out", str(tmp_path / "ranking.nc"))
-    assert ranking.stdout.strip() == str(tmp_path / "ranking.nc")
+    ranking = run("heads", str(tmp_path / "lens.nc"), "--top", "3", "--format", "csv", "--out", str(tmp_path / "ranking.nc"))
+    assert len(ranking.stdout.strip().splitlines()) == 1 + 2 * 3 and (tmp_path / "ranking.nc").is_file()
     run("intervene", *common, "--lens", str(tmp_path / "lens.nc"), "--ks", "1", "2", "--n-random", "2",
         "--alphas", "1", "2", "--out", str(tmp_path / "heads.nc"))
     run("controls", *common, "--window", "3", "--out", str(tmp_path / "controls.nc"))

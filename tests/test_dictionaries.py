@@ -133,7 +133,7 @@ def test_coverage_filter_reports_why_samples_are_dropped():
     }
     kept, report = tokenise(samples, dictionaries, tokenizer)
     assert [k.sample.sample_id for k in kept] == ["r1:text:default:default"]
-    assert report.dropped == {"shared ids": 1} and report.summary() == "1 samples kept; dropped: 1 shared ids"
+    assert report.dropped == {"shared ids": 1} and report.summary() == "1 samples kept; dropped: 1 shared ids (r1:vision:default:default)"
     assert set(kept[0].compliant_ids) == set(first_token_ids(tokenizer, ["blue"]))
     with pytest.raises(DatasetError, match="no dictionary for answer 'green'"):
         tokenise([build_sample(_record("green", "blue"), "text")], dictionaries, tokenizer)

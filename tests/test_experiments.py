@@ -141,5 +141,5 @@ def test_bad_options_are_refused(loaded, samples):
     with pytest.raises(ValueError, match="sample ids must be unique"):
         run(LensProfile(), loaded, samples[:2] + samples[:1])
     lens = run(LensProfile(heads=False), loaded, samples)
-    with pytest.raises(ValueError, match="no head_attribution"):
+    with pytest.raises(ValueError, match="no per-head attribution: run .anchors lens. without --no-heads"):
         HeadIntervention(lens)
