@@ -145,8 +145,9 @@ def generated_necessity(ds: xr.Dataset) -> plt.Figure:
     """Fig 3c: compliant probability after cutting instruction→generated vs cues→generated."""
     wanted = [p for p in ("instruction->generated", "visual->generated", "context->generated") if p in ds.pathway.values]
     window = main_window(ds)
-    fig, axes = _figure(1, f"What the answer position needs (window {window})")
     followed = followed_or_all(ds)
+    fig, axes = _figure(1, f"What the answer position needs (window {window})", width=6.0,
+                        caption=f"mean over {followed.sizes['sample']} followed samples")
     ax = axes[0]
     ax.plot(ds.layer.values, np.full(ds.sizes["layer"], float(followed.p_compliant_base.mean())), color="grey",
             linestyle=":", label="no knockout")
