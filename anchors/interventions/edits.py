@@ -55,6 +55,17 @@ def knockout_mask(
     return mask.expand(batch, -1, -1, -1).masked_fill(cut, torch.finfo(mask.dtype).min)
 
 
+def cut_edges(
+    mask: torch.Tensor | None, roles: torch.Tensor, edges: list[tuple[list[int], list[int]]], query_length: int,
+    dtype: torch.dtype, decode_step: int = 0, generated_code: int = 0,
+) -> torch.Tensor:
+    """The attention mask a layer should receive with ``edges`` (source codes, target codes) cut:
+    the prompt's role codes ``roles`` (B, T) are extended with ``generated_code`` for keys beyond
+    the prompt (decode steps), then :func:`knockout_mask` edits a copy of ``mask``."""
+    key_length = mask.shape[-1] if mask is not None else roles.shape[1] + decode_step
+    return knockout_mask(mask, extend_roles(roles, key_length, generated_code), edges, query_length, dtype)
+
+
 def scale_heads(
     z: torch.Tensor, heads: list[int], alpha: float, positions: torch.Tensor, head_dim: int
 ) -> torch.Tensor:

@@ -11,10 +11,15 @@ from typing import Any
 import nnsight
 import torch
 
-from ..interventions.edits import extend_roles, knockout_mask, role_mask, scale_heads
+from ..interventions.edits import cut_edges, role_mask, scale_heads
 from ..interventions.plan import LayerPlan
 from ..models.adapters import Adapter
 from ..prompts.roles import ROLE_CODE
+
+
+def edge_codes(step: LayerPlan) -> list[tuple[list[int], list[int]]]:
+    """A layer plan's knockouts as (source codes, target codes) for :func:`cut_edges`."""
+    return [([ROLE_CODE[r] for r in e.source], [ROLE_CODE[r] for r in e.target]) for e in step.knockouts]
 
 
 def apply_layer(
@@ -27,12 +32,9 @@ def apply_layer(
     if step and step.knockouts:
         attention = adapter.attention(model, index)
         args, kwargs = attention.inputs
-        mask = kwargs.get("attention_mask")
-        query_length = kwargs["hidden_states"].shape[1]
-        key_length = mask.shape[-1] if mask is not None else roles.shape[1] + (decode_step if not prefill else 0)
-        key_roles = extend_roles(roles, key_length, generated_code)
-        blocks = [([ROLE_CODE[r] for r in e.source], [ROLE_CODE[r] for r in e.target]) for e in step.knockouts]
-        new_mask = knockout_mask(mask, key_roles, blocks, query_length, kwargs["hidden_states"].dtype)
+        hidden = kwargs["hidden_states"]
+        new_mask = cut_edges(kwargs.get("attention_mask"), roles, edge_codes(step), hidden.shape[1], hidden.dtype,
+                             decode_step=0 if prefill else decode_step, generated_code=generated_code)
         attention.inputs = (args, {**kwargs, "attention_mask": new_mask})
     scales = [s for s in (step.head_scales if step else []) if prefill or s.steps == "all"]
     if not scales and not read_z:
