@@ -104,8 +104,6 @@ def cmd_plot(args: argparse.Namespace, console: Any) -> int:
 def cmd_report(args: argparse.Namespace, console: Any) -> int:
     from .report import write_report
 
-    if not Path(args.run_dir).is_dir():
-        raise InputError(f"{args.run_dir} is not a directory")
     print(write_report(args.run_dir, log=console.log))
     return EXIT_OK
 
@@ -114,17 +112,18 @@ def cmd_demo(args: argparse.Namespace, console: Any) -> int:
     from .organism.demo import run_demo
 
     out = Path(args.out) if args.out else Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
-    report = run_demo(out, n_samples=args.samples, batch_size=args.batch_size, progress=console.progress, log=console.log)
+    report = run_demo(out, n_samples=args.samples, batch_size=args.batch_size, organism=args.organism,
+                      progress=console.progress, log=console.log)
     console.rich.print(f"[bold green]demo finished[/]: results, figures and report in {out}")
     print(report)
     return EXIT_OK
 
 
 def cmd_organism_train(args: argparse.Namespace, console: Any) -> int:
-    from .organism.train import TrainConfig, train_and_save
+    from .organism.train import recipe, train_and_save
 
-    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
-                         architecture=args.architecture)
+    config = recipe(args.recipe, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                    threads=args.threads, architecture=args.architecture)
     with console.progress("training", config.steps, "steps") as advance:
         record = train_and_save(args.out, config, on_step=lambda step, loss: advance(1))
     console.table("organism", [("final loss", f"{record['loss_every_100'][-1]:.4f}")]
@@ -158,7 +157,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .datasets.instructions import STYLES, VARIANTS
     from .experiments import configs
-    from .models.organisms import ORGANISMS
+    from .models.organisms import ARCHITECTURES, ORGANISMS
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="TOML file of options (top-level keys, or a [command] table)")
@@ -208,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", help="run directory (default: runs/demo-TIMESTAMP)")
     demo.add_argument("--samples", type=positive_int, default=128, help="samples per wording split (default: 128)")
     demo.add_argument("--batch-size", type=positive_int, default=32, help="samples per batch (default: 32)")
+    demo.add_argument("--organism", default=ORGANISMS[0], choices=ORGANISMS, help="which shipped organism")
     organism = commands.add_parser("organism", help="the model organism").add_subparsers(dest="organism_command", required=True)
     train = command("train", cmd_organism_train, "train an organism from scratch", organism)
     train.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
@@ -216,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
     train.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     train.add_argument("--threads", type=positive_int, default=2, help="torch threads; results depend on it (default: 2)")
-    train.add_argument("--architecture", default=ORGANISMS[0], choices=ORGANISMS, help="transformers architecture")
+    train.add_argument("--architecture", default=ARCHITECTURES[0], choices=ARCHITECTURES, help="transformers architecture")
+    train.add_argument("--recipe", default="plain", help="'plain', or 'anchored' (the paper's route planted by "
+                       "attention constraints in training; 8 layers)")
     _model_options(command("roles", cmd_roles, "print the token-role map of an example prompt"))
     return parser
 

@@ -7,8 +7,11 @@ from pathlib import Path
 from ..errors import InputError
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
-# The architectures an organism exists (and can be retrained) for; the first is the default.
-ORGANISMS: tuple[str, ...] = ("qwen2_5_vl", "llava")
+# The architectures an organism can be trained for; the first is the default organism.
+ARCHITECTURES: tuple[str, ...] = ("qwen2_5_vl", "llava")
+# The shipped organisms: one per architecture, plus "anchored" (Qwen2.5-VL trained with the paper's
+# route planted by attention constraints, anchors.organism.constraints).
+ORGANISMS: tuple[str, ...] = ARCHITECTURES + ("anchored",)
 
 
 def organism_path(name: str = ORGANISMS[0]) -> Path:

@@ -9,6 +9,7 @@ from typing import Callable
 
 from ..datasets.folder import DataFolder
 from ..experiments import HeadIntervention, KnockoutProfile, LensProfile, PositionControls
+from ..models.organisms import ORGANISMS
 from ..models.spec import ModelSpec
 from ..report import write_report
 from ..runner.resumable import Progress, no_progress, run
@@ -21,11 +22,12 @@ CONTROL_VARIANTS = ("default", "swapped", "system_before", "system_between")
 READOUT_SITES = {"": "instruction", "_answer": "generated"}
 
 
-def run_demo(out: str | Path, *, n_samples: int = 128, batch_size: int = 32, progress: Progress = no_progress,
-             log: Callable[[str], None] = lambda message: None) -> Path:
-    """Write data, NetCDF results, figures and ``report.html`` into ``out``; returns the report path."""
+def run_demo(out: str | Path, *, n_samples: int = 128, batch_size: int = 32, organism: str = ORGANISMS[0],
+             progress: Progress = no_progress, log: Callable[[str], None] = lambda message: None) -> Path:
+    """Write data, NetCDF results, figures and ``report.html`` for a shipped ``organism`` into
+    ``out``; returns the report path."""
     out = Path(out)
-    model = ModelSpec("organism")
+    model = ModelSpec(f"organism:{organism}")
     data = DataFolder.open(write_data(out / "data", n_samples, control_variants=CONTROL_VARIANTS,
                                       n_controls=n_samples // 4))
     tokenizer, shape = model.adapter().tokenizer, model.adapter().shape
@@ -44,6 +46,6 @@ def run_demo(out: str | Path, *, n_samples: int = 128, batch_size: int = 32, pro
         analysis = HeadIntervention(lenses[suffix], ks=ks, amplify_alpha=4.0, alphas=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
                                     alpha_k=max(ks), n_random=5, role=role)
         run(analysis, model, traced, out=out / f"heads{suffix}.nc", **common)
-    (out / "demo.json").write_text(json.dumps({"n_samples": n_samples, "batch_size": batch_size,
+    (out / "demo.json").write_text(json.dumps({"organism": organism, "n_samples": n_samples, "batch_size": batch_size,
                                                "windows": DEMO_WINDOWS, "ks": ks}, indent=1))
     return write_report(out)

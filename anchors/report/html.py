@@ -92,6 +92,8 @@ def write_report(run_dir: str | Path, log: Callable[[str], None] = lambda messag
     that is not a readable result is skipped with a warning (logged and listed in the report).
     The head heatmap is shown once: with the interventions when the run has them."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir} is not a directory")
     loaded, skipped = _readable(run_dir, log)
     if not loaded:
         raise InputError(f"{run_dir}: no readable result files (*.nc) to report on")
