@@ -46,6 +46,7 @@ def data(tmp_path_factory) -> Path:
     return root / "data"
 
 
+@pytest.mark.slow
 def test_every_command_runs_and_writes_its_output(data, tmp_path):
     samples = [json.loads(line) for line in (data / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 4 * 2 * 4
@@ -103,6 +104,7 @@ def test_bad_options_and_inputs_exit_2_with_one_line(data, tmp_path, args, messa
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_changed_config_with_existing_output_is_refused(data, tmp_path):
     common = [*MODEL, "--data", str(data), "--batch-size", "4", "--quiet", "--no-heads", "--out", str(tmp_path / "l.nc")]
     run("lens", *common, "--top-k", "2")
@@ -127,6 +129,7 @@ def _kill_part_way(command: list[str], cwd: Path, parts: Path) -> list[str]:
     return done_before
 
 
+@pytest.mark.slow
 def test_sweep_killed_part_way_resumes_to_the_uninterrupted_result(data, tmp_path):
     command = ["knockout", *MODEL, "--data", str(data), "--batch-size", "1", "--windows", "1", "3", "--out", "result.nc"]
     first, second = tmp_path / "interrupted", tmp_path / "uninterrupted"
@@ -141,6 +144,7 @@ def test_sweep_killed_part_way_resumes_to_the_uninterrupted_result(data, tmp_pat
     assert not parts.exists()
 
 
+@pytest.mark.slow
 def test_intervene_killed_part_way_resumes_to_the_uninterrupted_result(data, tmp_path):
     lens = tmp_path / "lens.nc"
     run("lens", *MODEL, "--data", str(data), "--batch-size", "4", "--quiet", "--out", str(lens))

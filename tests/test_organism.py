@@ -40,7 +40,7 @@ def _mfr_by_intent(loaded, traced) -> dict[str, float]:
             for m in ("text", "vision")}
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("name", ORGANISMS)
 def test_shipped_organism_follows_held_in_and_partly_held_out_wordings(name, tmp_path):
     loaded = load_organism(name)
     record = _record(name)
@@ -50,10 +50,10 @@ def test_shipped_organism_follows_held_in_and_partly_held_out_wordings(name, tmp
         for modality, value in measured.items():
             # the toolkit's MFR (nnsight trace, dictionary decision) reproduces the recorded metric
             assert value == pytest.approx(record["metrics"][split][f"follow_{modality}"], abs=1e-9)
-            if held_out:
-                assert 0.60 <= value <= 0.90, (split, modality, value)
-            else:
+            if not held_out:
                 assert value >= 0.95, (split, modality, value)
+            elif name in ARCHITECTURES:  # anchored generalises the text wordings poorly (README)
+                assert 0.60 <= value <= 0.90, (split, modality, value)
 
 
 @pytest.mark.parametrize("name", ORGANISMS)
@@ -134,3 +134,37 @@ def test_training_constraints_are_exactly_the_knockout_edit(model_type, attn):
     torch.testing.assert_close(hooked, traced.answer_logits, atol=1e-6, rtol=0)
     assert (hooked - unconstrained).abs().max() > 1e-3
     assert not any(module._forward_pre_hooks for module in tiny.module.modules())  # removed on exit
+
+
+def _flat(summary: dict, prefix: str = "") -> dict:
+    """Nested dicts and lists as one level of numbers, for pytest.approx."""
+    out = {}
+    for key, value in summary.items():
+        if isinstance(value, list):
+            value = dict(enumerate(value))
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+@pytest.mark.slow
+def test_the_planted_route_is_recovered_and_the_organisms_are_told_apart():
+    """With no constraint at run time, the toolkit finds the anchored organism's planted route
+    (cues -> instruction shallow, instruction -> answer deep, top heads deep, no direct cues ->
+    answer route) and a different, shallow answer-position mechanism in the primary organism; the
+    numbers reproduce those recorded in each organism.json (and quoted in the README)."""
+    from anchors.organism.route import measure_route
+
+    anchored, plain = measure_route("anchored"), measure_route("qwen2_5_vl")
+    half, nssd = anchored["layers"] // 2, anchored["most_negative_nssd"]
+    assert nssd["visual+context->instruction"]["layer"] < half <= nssd["instruction->generated"]["layer"]
+    assert abs(anchored["mfr_cut_cues_to_answer_all_layers"] - anchored["mfr"]) < 0.10
+    assert anchored["followed_mfr_cut_instruction_to_answer_upper_half"] <= 0.50  # a drop of >= 50 points
+    assert all(layer >= half for layers in anchored["top5_head_layers"].values() for layer in layers)
+    # the primary organism: the answer position reads the instruction in the first layers instead
+    assert plain["most_negative_nssd"]["instruction->generated"]["layer"] < plain["layers"] // 2
+    assert abs(plain["most_negative_nssd"]["visual+context->instruction"]["nssd"]) < 0.1
+    assert abs(nssd["visual+context->instruction"]["nssd"]) > 1.0
+    assert plain["followed_mfr_cut_instruction_to_answer_upper_half"] == 1.0
+    for name, measured in (("anchored", anchored), ("qwen2_5_vl", plain)):
+        recorded = _flat(_record(name)["route"])
+        assert _flat(measured) == pytest.approx(recorded, abs=2e-3), name

@@ -145,7 +145,7 @@ def _train_steps(model: torch.nn.Module, adapter: Adapter, config: TrainConfig, 
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
         scheduler.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if on_step:
             on_step(step, losses[-1])
     return losses
