@@ -11,10 +11,8 @@ from typing import Any, Callable, Sequence
 from ..prompts.prompt import TracedSample
 from .build import dictionaries_for, load_samples, save_samples, to_traced, tokenise
 from .dictionaries import AnswerDictionary, load_dictionaries, load_extra_forms, save_dictionaries
-from .instructions import build_samples
-from .records import load_jsonl, load_mc2
-from .instructions import ModalitySample
-from .records import DatasetError
+from .instructions import ModalitySample, build_samples
+from .records import DatasetError, load_jsonl, load_mc2
 
 SAMPLES_FILE, DICTIONARIES_FILE = "samples.jsonl", "dictionaries.jsonl"
 

@@ -16,10 +16,7 @@ _HOMES = {
     "parse_pathway": "knockout", "with_lens_aggregates": "lens", "DEFAULT_PATHWAYS": "configs",
     "KnockoutConfig": "configs", "LensConfig": "configs", "InterventionConfig": "configs", "ControlsConfig": "configs",
 }
-# experiment name (attrs["experiment"]) -> analysis class name
-ANALYSES: dict[str, str] = {"knockout_profile": "KnockoutProfile", "position_controls": "PositionControls",
-                            "lens_profile": "LensProfile", "head_intervention": "HeadIntervention"}
-__all__ = sorted(_HOMES) + ["ANALYSES"]
+__all__ = sorted(_HOMES)
 
 
 def __getattr__(name: str) -> Any:

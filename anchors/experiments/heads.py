@@ -26,7 +26,12 @@ from .base import Advance, Analysis
 from .configs import InterventionConfig
 from .ranking import rank_heads
 
-MODES: dict[str, str] = {"block": "followed", "amplify": "failed"}  # mode -> the samples it is evaluated on
+MODES: dict[str, bool] = {"block": True, "amplify": False}  # mode -> evaluated on followed (True) or failed samples
+
+
+def evaluated(mode: str, followed: np.ndarray) -> np.ndarray:
+    """Which samples ``mode`` is evaluated on: blocking on followed samples, amplifying on failed."""
+    return followed == MODES[mode]
 SELECTIONS: tuple[str, ...] = ("targeted", "random", "shared")
 Heads = tuple[tuple[int, int], ...]
 
@@ -80,7 +85,8 @@ class HeadIntervention(Analysis[TracedSample]):
         answers = decide(trace_batch(loaded, encoded, space).top_token, space)
         advance(1)
         followed = np.array([a == "compliant" for a in answers])
-        groups = {(mode, m): [i for i, s in enumerate(chunk) if followed[i] == (mode == "block") and s.instructed == m]
+        instructed = np.array([s.instructed for s in chunk])
+        groups = {(mode, m): np.flatnonzero(evaluated(mode, followed) & (instructed == m)).tolist()
                   for mode in MODES for m in MODALITIES}
         prepared = {key: encode_samples(loaded.adapter, [chunk[i] for i in rows]) for key, rows in groups.items() if rows}
 
@@ -128,7 +134,7 @@ class HeadIntervention(Analysis[TracedSample]):
     def finalise(self, merged: xr.Dataset) -> xr.Dataset:
         """MFR per setting = mean over the evaluated samples (NaN where none was evaluated)."""
         followed = merged.followed.values.astype(bool)
-        in_mode = {"block": followed, "amplify": ~followed}
+        in_mode = {mode: evaluated(mode, followed) for mode in MODES}
         shape = (self.ranked.sizes["layer"], self.ranked.sizes["head"])
         shared = np.zeros(shape, dtype=bool)
         for h in self.shared:

@@ -31,11 +31,10 @@ class ModelSpec:
     def __post_init__(self) -> None:
         from .tiny import TINY_MODEL_TYPES
 
-        kind, _, name = self.text.partition(":")
-        if kind == "organism" and (name or ORGANISMS[0]) not in ORGANISMS:
-            raise InputError(f"--model {self.text}: no shipped organism {name!r}; available: {', '.join(ORGANISMS)}")
-        if kind == "tiny" and name not in TINY_MODEL_TYPES:
-            raise InputError(f"--model {self.text}: no tiny model {name!r}; choose from {', '.join(TINY_MODEL_TYPES)}")
+        if self.kind == "organism" and self.name not in ORGANISMS:
+            raise InputError(f"--model {self.text}: no shipped organism {self.name!r}; available: {', '.join(ORGANISMS)}")
+        if self.kind == "tiny" and self.name not in TINY_MODEL_TYPES:
+            raise InputError(f"--model {self.text}: no tiny model {self.name!r}; choose from {', '.join(TINY_MODEL_TYPES)}")
         if self.attn_implementation not in ATTENTION_IMPLEMENTATIONS:
             raise InputError(f"attn_implementation {self.attn_implementation!r}: use one of {ATTENTION_IMPLEMENTATIONS}")
         if self.dtype not in DTYPES:
@@ -49,14 +48,19 @@ class ModelSpec:
         head = self.text.partition(":")[0]
         return head if head in ("organism", "tiny") else "checkpoint"
 
+    @property
+    def name(self) -> str:
+        """The organism (default: the first) or tiny model type named after ``organism:``/``tiny:``."""
+        name = self.text.partition(":")[2]
+        return name or ORGANISMS[0] if self.kind == "organism" else name
+
     def _folder(self) -> str:
         from .tiny import tiny_folder
 
-        name = self.text.partition(":")[2]
         if self.kind == "organism":
-            return str(organism_path(name or ORGANISMS[0]))
+            return str(organism_path(self.name))
         if self.kind == "tiny":
-            return str(tiny_folder(name))
+            return str(tiny_folder(self.name))
         return self.text
 
     def adapter(self) -> Adapter:
@@ -76,11 +80,10 @@ class ModelSpec:
             self._loaded = load_model(self._folder(), dtype=self.dtype, device_map=self.device_map,
                                       attn_implementation=self.attn_implementation, revision=self.revision,
                                       adapter=self.adapter())
-            name = self.text.partition(":")[2]
             if self.kind == "organism":
-                self._loaded.provenance.update(model=f"organism:{name or ORGANISMS[0]}", revision="shipped")
+                self._loaded.provenance.update(model=f"organism:{self.name}", revision="shipped")
             elif self.kind == "tiny":  # a temporary folder; the seed fixes the weights
-                self._loaded.provenance.update(model=f"tiny:{name}", revision="seed-0")
+                self._loaded.provenance.update(model=f"tiny:{self.name}", revision="seed-0")
         return self._loaded
 
 

@@ -15,7 +15,7 @@ import torch
 
 from ...errors import InputError
 from ..adapters import ADAPTERS, adapter_class
-from ..loading import LoadedModel, load_model
+from ..loading import LoadedModel
 from .configs import BUILDERS
 
 TINY_MODEL_TYPES: tuple[str, ...] = tuple(t for t, adapter in ADAPTERS.items() if adapter.family in BUILDERS)
@@ -58,10 +58,11 @@ def tiny_folder(model_type: str) -> Path:
 
 
 def tiny_model(model_type: str, attn_implementation: str = "eager") -> LoadedModel:
-    """A cached tiny model of ``model_type`` (built once per process, loaded per attention kind)."""
+    """A cached tiny model of ``model_type`` (built once per process, loaded per attention kind),
+    loaded as ``--model tiny:TYPE`` is."""
+    from ..spec import ModelSpec
+
     key = (model_type, attn_implementation)
     if key not in _CACHE:
-        loaded = load_model(str(tiny_folder(model_type)), attn_implementation=attn_implementation)
-        loaded.provenance["model"] = f"tiny:{model_type}"  # the folder is a temporary path; the seed fixes the weights
-        _CACHE[key] = loaded
+        _CACHE[key] = ModelSpec(f"tiny:{model_type}", attn_implementation=attn_implementation).load()
     return _CACHE[key]
