@@ -27,12 +27,23 @@ DEFAULT_PATHWAYS: dict[str, tuple[str, str]] = {
 }
 
 
+KNOCKOUT_METHODS: tuple[str, ...] = ("reuse", "naive", "atp", "atp+verify")
+EXACT_HELP = ("'reuse' (exact: the clean run's layer inputs, keys and values are reused), 'naive' (exact: one full "
+              "trace per setting, the reference)")
+
+
 @dataclass(frozen=True)
 class KnockoutConfig:
     pathways: tuple[str, ...] = option(tuple(DEFAULT_PATHWAYS),
                                        "pathway names, or 'source->target' with roles/groups joined by '+' (default: all six)")
     windows: tuple[int, ...] = option((9,), "knockout window sizes in layers; several give the sensitivity sweep (default: 9)")
     layers: tuple[int, ...] | None = option(None, "window centres (default: every layer)")
+    method: str = option("reuse", f"{EXACT_HELP}, 'atp' (attribution-patching estimate from one forward and one "
+                                  "backward pass; experimental), 'atp+verify' (atp, then the exact knockout for the "
+                                  "--verify-top strongest settings per pathway) (default: reuse)",
+                         choices=KNOCKOUT_METHODS)
+    max_batch_rows: int = option(64, "rows (settings x samples) stacked into one forward by 'reuse' (default: 64)")
+    verify_top: int = option(5, "settings per pathway checked exactly by 'atp+verify' (default: 5)")
 
 
 @dataclass(frozen=True)
@@ -62,3 +73,5 @@ class ControlsConfig:
                                                     "the API, the keys of the samples given)", choices=VARIANTS)
     window: int = option(9, "knockout window (default: 9)")
     layers: tuple[int, ...] | None = option(None, "window centres (default: every layer)")
+    method: str = option("reuse", f"{EXACT_HELP} (default: reuse)", choices=KNOCKOUT_METHODS[:2])
+    max_batch_rows: int = option(64, "rows (settings x samples) stacked into one forward by 'reuse' (default: 64)")

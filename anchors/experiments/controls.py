@@ -50,7 +50,9 @@ class PositionControls(Analysis[VariantGroup]):
         self.window = positive(self.config.window, "window")
         self.notes = check_window(self.window, shape)
         self.layers = check_layers(self.config.layers, shape)
+        positive(self.config.max_batch_rows, "max_batch_rows")
         return {"variants": list(self.variants), "window": self.window, "layers": list(self.layers),
+                "method": self.config.method,
                 "targets": {k: list(v) for k, v in CONTROL_TARGETS.items()}}
 
     def from_folder(self, folder: DataFolder, tokenizer: Any, limit: int | None, log: Callable[[str], None]) -> Any:
@@ -81,7 +83,8 @@ class PositionControls(Analysis[VariantGroup]):
         profiles = []
         for name in self.variants:
             samples = [group.variants[name] for group in chunk]
-            arrays = knockout_batch(loaded, samples, self.pathways, (self.window,), self.layers, advance)
+            arrays = knockout_batch(loaded, samples, self.pathways, (self.window,), self.layers, advance,
+                                    method=self.config.method, max_rows=self.config.max_batch_rows)
             profile = knockout_dataset(samples, arrays, self.pathways, (self.window,), self.layers)
             profile = profile.isel(window=0, drop=True).drop_vars(["source", "target"]).rename(pathway="target")
             # the model's answer can differ between variants: keep it per variant

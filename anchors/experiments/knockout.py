@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import torch
 import xarray as xr
 
 from ..errors import InputError
@@ -17,7 +18,7 @@ from ..prompts.roles import expand_role, role_label
 from ..readouts.metrics import compliant_probability, decide, nssd
 from ..results.schema import sample_coords
 from ..tracer.batching import encode_samples
-from ..tracer.trace import trace_batch
+from ..tracer.sweep import Method, sweep_knockouts
 from .base import Advance, Analysis, check_layers, check_window, positive
 from .configs import DEFAULT_PATHWAYS, KnockoutConfig
 
@@ -37,22 +38,25 @@ def parse_pathway(name: str) -> Pathway:
 
 
 def knockout_batch(loaded: LoadedModel, chunk: Sequence[TracedSample], pathways: Mapping[str, Pathway],
-                   windows: Sequence[int], layers: Sequence[int], advance: Advance) -> dict[str, Any]:
-    """One clean trace, then one trace per (pathway, window, layer) knockout of the batch."""
+                   windows: Sequence[int], layers: Sequence[int], advance: Advance, *, method: Method = "reuse",
+                   max_rows: int | None = None) -> dict[str, Any]:
+    """The clean answer and, for every (pathway, window, layer) knockout of the batch, NSSD and the
+    compliant probability after the cut (exact: ``reuse`` or ``naive``, see :func:`sweep_knockouts`)."""
     encoded, space = encode_samples(loaded.adapter, chunk)
-    base = trace_batch(loaded, encoded, space)
-    advance(1)
-    shape = (len(chunk), len(pathways), len(windows), len(layers))
-    divergence, p_after = np.full(shape, np.nan), np.full(shape, np.nan)
-    for p, (source, target) in enumerate(pathways.values()):
-        for w, window in enumerate(windows):
-            for l, layer in enumerate(layers):
-                cut = trace_batch(loaded, encoded, space, [Knockout(source, target, layer, window)])
-                divergence[:, p, w, l] = nssd(base.answer_logits, cut.answer_logits, space).numpy()
-                p_after[:, p, w, l] = compliant_probability(cut.answer_logits, space).numpy()
-                advance(1)
-    return {"nssd": divergence, "p_compliant": p_after, "answers": decide(base.top_token, space),
+    settings = [Knockout(source, target, layer, window) for source, target in pathways.values()
+                for window in windows for layer in layers]
+    base, cut = sweep_knockouts(loaded, encoded, space, settings, method=method, max_rows=max_rows, advance=advance)
+    shape = (len(pathways), len(windows), len(layers), len(chunk))
+    divergence = torch.stack([nssd(base.answer_logits, logits, space) for logits in cut])
+    p_after = torch.stack([compliant_probability(logits, space) for logits in cut])
+    return {"nssd": _samples_first(divergence, shape), "p_compliant": _samples_first(p_after, shape),
+            "answers": decide(base.top_token, space),
             "p_compliant_base": compliant_probability(base.answer_logits, space).numpy()}
+
+
+def _samples_first(values: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
+    """(settings, B) in (pathway, window, layer) order → (B, pathway, window, layer)."""
+    return np.moveaxis(values.reshape(shape).numpy(), -1, 0)
 
 
 def knockout_dataset(chunk: Sequence[TracedSample], arrays: Mapping[str, Any], pathways: Mapping[str, Pathway],
@@ -80,9 +84,12 @@ class KnockoutProfile(Analysis[TracedSample]):
         self.windows = tuple(sorted({positive(w, "windows") for w in self.config.windows}))
         self.notes = [note for w in self.windows for note in check_window(w, shape)]
         self.layers = check_layers(self.config.layers, shape)
+        positive(self.config.max_batch_rows, "max_batch_rows")
         config: dict[str, Any] = {"pathways": {k: [role_label(s), role_label(t)] for k, (s, t) in self.pathways.items()},
                                   "windows": list(self.windows), "main_window": int(self.config.windows[0]),
-                                  "layers": list(self.layers)}
+                                  "layers": list(self.layers), "method": self.config.method}
+        if self.config.method == "atp+verify":
+            config["verify_top"] = positive(self.config.verify_top, "verify_top")
         if len(self.windows) == 1:
             config["window"] = self.windows[0]
         return config
@@ -91,5 +98,6 @@ class KnockoutProfile(Analysis[TracedSample]):
         return 1 + len(self.pathways) * len(self.windows) * len(self.layers)
 
     def run_batch(self, loaded: LoadedModel, chunk: Sequence[TracedSample], advance: Advance) -> xr.Dataset:
-        arrays = knockout_batch(loaded, chunk, self.pathways, self.windows, self.layers, advance)
+        arrays = knockout_batch(loaded, chunk, self.pathways, self.windows, self.layers, advance,
+                                method=self.config.method, max_rows=self.config.max_batch_rows)
         return knockout_dataset(chunk, arrays, self.pathways, self.windows, self.layers)

@@ -1,0 +1,176 @@
+"""Exact knockout sweeps that reuse the clean run: start each knockout at its window's first layer,
+and recompute only the positions the cut can change.
+
+A knockout in a window starting at layer f leaves everything before layer f as in the clean run,
+and (under a causal mask) every position before the first query it edits unchanged at every layer.
+So one clean trace per batch caches each decoder layer's input and its keys and values; a setting
+then runs layers f… on the suffix of positions from t0 (the first edited query), attending to the
+clean keys and values of the prefix. The result is the naive knockout's, up to float rounding.
+
+Several settings that share (f, t0) are stacked along the batch dimension (each row with its own
+mask edit), as many as ``max_rows`` allows.
+
+Layer inputs are sliced by name; the table below holds which axis of each keyword argument of a
+transformers decoder layer is the sequence and which is the batch. An argument it does not know
+stops the sweep with an error that names it (``--method naive`` still works).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import nnsight
+import torch
+from transformers import DynamicCache
+
+from ..errors import AnchorsError
+from ..interventions.edits import knockout_mask
+from ..interventions.specs import Knockout
+from ..models.adapters import hf_module
+from ..models.loading import LoadedModel
+from ..prompts.roles import ROLE_CODE, expand_role
+from ..readouts.lens import lens_logits
+from ..readouts.subspaces import Subspaces
+from .encode import EncodedBatch
+from .trace import TraceOutputs, to_host
+
+# keyword argument of a decoder layer → (sequence axis, batch axis); None: not batched
+LAYER_KWARGS: dict[str, tuple[int, int | None]] = {
+    "position_embeddings": (-2, -3),  # (cos, sin): (B, T, d) or (3, B, T, d) for multimodal RoPE
+    "position_ids": (-1, -2),  # (B, T) or (3, B, T)
+    "cache_position": (-1, None),  # (T,)
+}
+PASSED_THROUGH = frozenset({"attention_mask", "past_key_values", "use_cache", "output_attentions"})
+
+
+class ReuseError(AnchorsError):
+    """The model's decoder layers take an input the prefix-reuse sweep cannot slice."""
+
+
+@dataclass
+class CleanRun:
+    """What the clean trace leaves for the reruns (tensors on the model's device).
+
+    - ``hidden[f]`` (B, T, D): input of decoder layer f, for every start layer asked for.
+    - ``keys[i]``, ``values[i]`` (B, KV heads, T, d): the keys and values layer i attended to.
+    - ``masks[i]``: the attention mask layer i received ((B|1, 1, T, T) float or bool, or None).
+    - ``kwargs[i]``: layer i's other keyword tensors (position embeddings, position ids).
+    """
+
+    outputs: TraceOutputs
+    hidden: dict[int, torch.Tensor]
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    masks: list[torch.Tensor | None]
+    kwargs: list[dict[str, Any]]
+
+
+class PrefixKV:
+    """The cache a rerun's layers see: the clean prefix's keys and values, then the suffix's own."""
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], rows: int, t0: int) -> None:
+        self.keys, self.values, self.rows, self.t0 = keys, values, rows, t0
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer: int, *args: Any, **kwargs: Any):
+        def prefix(x: torch.Tensor) -> torch.Tensor:
+            return x[:, :, : self.t0].repeat(self.rows, 1, 1, 1)
+
+        return torch.cat([prefix(self.keys[layer]), key], dim=-2), torch.cat([prefix(self.values[layer]), value], dim=-2)
+
+
+def clean_run(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces, start_layers: Sequence[int]) -> CleanRun:
+    """The clean trace: answer logits as :func:`trace_batch` returns them, plus every layer's
+    inputs, keys and values from the earliest start layer on."""
+    model, adapter = loaded.model, loaded.adapter
+    n_layers = adapter.shape.n_layers
+    first = min(start_layers)
+    union = subspaces.to(loaded.device).union
+    cache = DynamicCache()
+    with torch.no_grad(), model.trace(batch.inputs.to(loaded.device), logits_to_keep=1, past_key_values=cache,
+                                      use_cache=True):
+        saved: dict[str, Any] = {"hidden": {}, "masks": [], "kwargs": []}
+        for i in range(n_layers):
+            if i < first:
+                continue
+            layer = adapter.layer(model, i)
+            if i in start_layers:
+                saved["hidden"][i] = layer.input
+            kwargs = layer.inputs[1]
+            saved["masks"].append(kwargs.get("attention_mask"))
+            saved["kwargs"].append({k: v for k, v in kwargs.items() if k not in PASSED_THROUGH})
+        final = model.output.logits[:, -1]
+        saved["answer"] = {"answer_logits": final[:, union], "top_token": final.argmax(-1)}
+        saved = nnsight.save(saved)
+    for name in {k for kw in saved["kwargs"] for k, v in kw.items() if isinstance(v, torch.Tensor)}:
+        if name not in LAYER_KWARGS:
+            raise ReuseError(f"decoder layers of {type(adapter).__name__} take {name!r}, which prefix reuse cannot slice; "
+                             "use --method naive")
+    outputs = TraceOutputs(valid=torch.ones(0), **{k: to_host(v) for k, v in saved["answer"].items()})
+    pad = [None] * first
+    return CleanRun(outputs, saved["hidden"], [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers],
+                    pad + saved["masks"], pad + saved["kwargs"])
+
+
+def first_query(roles: torch.Tensor, knockout: Knockout) -> int:
+    """The first position (over the batch) whose query the knockout edits; the length if none."""
+    codes = torch.tensor([ROLE_CODE[r] for r in expand_role(knockout.target)])
+    hits = torch.nonzero(torch.isin(roles, codes).any(0)).flatten()
+    return int(hits[0]) if len(hits) else roles.shape[1]
+
+
+def causal_prefix(masks: Sequence[torch.Tensor | None], t0: int) -> int:
+    """The largest t ≤ t0 such that no query before t attends to a key at or after t, in any of
+    ``masks`` (bidirectional image blocks, as in Gemma 3, can move it earlier)."""
+    limit = t0
+    for mask in masks:
+        if mask is None:
+            continue
+        allowed = mask if mask.dtype == torch.bool else mask > torch.finfo(mask.dtype).min / 2
+        keys = torch.arange(allowed.shape[-1], device=allowed.device)
+        last_key = torch.where(allowed, keys, -1).amax(dim=(0, 1, 3)) if allowed.dim() == 4 else None
+        reach = torch.cummax(last_key, 0).values  # furthest key any query ≤ q attends to
+        ok = torch.nonzero(reach[: limit] < torch.arange(1, limit + 1, device=reach.device)).flatten()
+        limit = min(limit, 1 + int(ok[-1]) if len(ok) else 0)
+    return limit
+
+
+def _slice(value: Any, axes: tuple[int, int | None], t0: int, rows: int) -> Any:
+    """Positions ``t0…`` of a layer input, its batch repeated ``rows`` times (unless broadcast)."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(_slice(v, axes, t0, rows) for v in value)
+    if not isinstance(value, torch.Tensor):
+        return value
+    sequence, batch = axes
+    value = value.narrow(sequence, t0, value.shape[sequence] - t0)
+    if batch is None or rows == 1 or value.shape[batch] == 1:
+        return value
+    repeats = [1] * value.dim()
+    repeats[batch] = rows
+    return value.repeat(*repeats)
+
+
+def rerun(loaded: LoadedModel, clean: CleanRun, roles: torch.Tensor, settings: Sequence[Knockout], start: int, t0: int,
+          union: torch.Tensor) -> torch.Tensor:
+    """Answer logits (R, B, U) of ``settings`` (knockouts whose windows start at or after ``start``)
+    from the clean run's layer ``start`` input, on positions ``t0…``."""
+    module, adapter = hf_module(loaded.model), loaded.adapter
+    n_layers, rows = adapter.shape.n_layers, len(settings)
+    batch, length = roles.shape
+    queries = length - t0
+    codes = [([ROLE_CODE[r] for r in expand_role(k.source)], [ROLE_CODE[r] for r in expand_role(k.target)])
+             for k in settings]
+    windows = [set(k.layers(n_layers)) for k in settings]
+    hidden = clean.hidden[start][:, t0:].repeat(rows, 1, 1)
+    cache = PrefixKV(clean.keys, clean.values, rows, t0)
+    for i in range(start, n_layers):
+        mask = clean.masks[i]
+        mask = None if mask is None else mask[..., t0:, :]
+        edited = [knockout_mask(mask, roles, [codes[s]] if i in windows[s] else [], queries, hidden.dtype)
+                  for s in range(rows)]
+        kwargs = {k: _slice(v, LAYER_KWARGS[k], t0, rows) if k in LAYER_KWARGS else v for k, v in clean.kwargs[i].items()}
+        out = adapter.layers(module)[i](hidden, attention_mask=torch.cat(edited), past_key_values=cache, use_cache=True,
+                                        **kwargs)
+        hidden = out[0] if isinstance(out, tuple) else out
+    logits = lens_logits(adapter, module, hidden[:, -1], union)
+    return logits.view(rows, batch, -1)
