@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..datasets.instructions import VARIANTS
+from ..interventions.specs import KNOCKOUT_METHODS
 from ..prompts.roles import ROLE_GROUPS, ROLES
 
 
@@ -27,7 +28,6 @@ DEFAULT_PATHWAYS: dict[str, tuple[str, str]] = {
 }
 
 
-KNOCKOUT_METHODS: tuple[str, ...] = ("reuse", "naive", "atp", "atp+verify")
 EXACT_HELP = ("'reuse' (exact: the clean run's layer inputs, keys and values are reused), 'naive' (exact: one full "
               "trace per setting, the reference)")
 

@@ -18,7 +18,7 @@ from ..prompts.roles import expand_role, role_label
 from ..readouts.metrics import compliant_probability, decide, nssd
 from ..results.schema import sample_coords
 from ..tracer.batching import encode_samples
-from ..tracer.sweep import Method, sweep_knockouts
+from ..tracer.sweep import Method, sweep_knockouts, sweep_steps
 from .base import Advance, Analysis, check_layers, check_window, positive
 from .configs import DEFAULT_PATHWAYS, KnockoutConfig
 
@@ -39,18 +39,21 @@ def parse_pathway(name: str) -> Pathway:
 
 def knockout_batch(loaded: LoadedModel, chunk: Sequence[TracedSample], pathways: Mapping[str, Pathway],
                    windows: Sequence[int], layers: Sequence[int], advance: Advance, *, method: Method = "reuse",
-                   max_rows: int | None = None) -> dict[str, Any]:
+                   max_rows: int | None = None, verify_top: int = 0) -> dict[str, Any]:
     """The clean answer and, for every (pathway, window, layer) knockout of the batch, NSSD and the
-    compliant probability after the cut (exact: ``reuse`` or ``naive``, see :func:`sweep_knockouts`)."""
+    compliant probability after the cut, and whether they are exact (see :func:`sweep_knockouts`)."""
     encoded, space = encode_samples(loaded.adapter, chunk)
     settings = [Knockout(source, target, layer, window) for source, target in pathways.values()
                 for window in windows for layer in layers]
-    base, cut = sweep_knockouts(loaded, encoded, space, settings, method=method, max_rows=max_rows, advance=advance)
+    sweep = sweep_knockouts(loaded, encoded, space, settings, method=method, max_rows=max_rows, verify_top=verify_top,
+                            advance=advance)
+    base = sweep.clean
     shape = (len(pathways), len(windows), len(layers), len(chunk))
-    divergence = torch.stack([nssd(base.answer_logits, logits, space) for logits in cut])
-    p_after = torch.stack([compliant_probability(logits, space) for logits in cut])
+    divergence = torch.stack([nssd(base.answer_logits, logits, space) for logits in sweep.logits])
+    p_after = torch.stack([compliant_probability(logits, space) for logits in sweep.logits])
+    exact = sweep.exact[:, None].expand(-1, len(chunk))
     return {"nssd": _samples_first(divergence, shape), "p_compliant": _samples_first(p_after, shape),
-            "answers": decide(base.top_token, space),
+            "exact": _samples_first(exact, shape), "answers": decide(base.top_token, space),
             "p_compliant_base": compliant_probability(base.answer_logits, space).numpy()}
 
 
@@ -64,7 +67,7 @@ def knockout_dataset(chunk: Sequence[TracedSample], arrays: Mapping[str, Any], p
     dims = ("sample", "pathway", "window", "layer")
     coords = sample_coords(chunk, arrays["answers"])
     return xr.Dataset(
-        {"nssd": (dims, arrays["nssd"]), "p_compliant": (dims, arrays["p_compliant"]),
+        {"nssd": (dims, arrays["nssd"]), "p_compliant": (dims, arrays["p_compliant"]), "exact": (dims, arrays["exact"]),
          "p_compliant_base": ("sample", arrays["p_compliant_base"]),
          "source": ("pathway", [role_label(s) for s, _ in pathways.values()]),
          "target": ("pathway", [role_label(t) for _, t in pathways.values()])},
@@ -95,9 +98,12 @@ class KnockoutProfile(Analysis[TracedSample]):
         return config
 
     def steps(self, chunk: Sequence[TracedSample]) -> int:
-        return 1 + len(self.pathways) * len(self.windows) * len(self.layers)
+        return sweep_steps(len(self.pathways) * len(self.windows) * len(self.layers), len(self.pathways),
+                           self.config.method, self.config.verify_top)
 
     def run_batch(self, loaded: LoadedModel, chunk: Sequence[TracedSample], advance: Advance) -> xr.Dataset:
         arrays = knockout_batch(loaded, chunk, self.pathways, self.windows, self.layers, advance,
-                                method=self.config.method, max_rows=self.config.max_batch_rows)
+                                method=self.config.method, max_rows=self.config.max_batch_rows,
+                                verify_top=self.config.verify_top)
         return knockout_dataset(chunk, arrays, self.pathways, self.windows, self.layers)
+

@@ -59,6 +59,8 @@ class HeadScale:
         return sorted({layer for layer, _ in self.heads})
 
 
+# How a sweep of many knockouts is computed (exact: reuse, naive; estimated: atp, atp+verify).
+KNOCKOUT_METHODS: tuple[str, ...] = ("reuse", "naive", "atp", "atp+verify")
 Intervention = Knockout | HeadScale
 _KINDS: dict[str, type] = {"knockout": Knockout, "head_scale": HeadScale}
 

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 PACKAGES = ("instruction-anchors", "torch", "transformers", "nnsight", "xarray", "numpy")
 # Config keys also stored as top-level attributes when scalar, for quick filtering.
-SCALAR_KEYS = ("seed", "window", "top_k")
+SCALAR_KEYS = ("seed", "window", "top_k", "method")
 
 
 def versions() -> dict[str, str]:

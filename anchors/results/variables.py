@@ -15,6 +15,10 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
     "p_compliant": ("compliant probability after the knockout",
                     "mass of the compliant dictionary in the next-token distribution restricted to compliant and "
                     "competing ids and renormalised, after the knockout", PROBABILITY),
+    "exact": ("knockout computed exactly",
+              "true where nssd and p_compliant come from running the knockout (methods reuse, naive, and the "
+              "settings atp reruns or atp+verify verifies); false where they are attribution-patching estimates",
+              ""),
     "p_compliant_base": ("compliant probability without intervention",
                          "as p_compliant, on the clean forward pass", PROBABILITY),
     "source": ("source roles", "token roles whose keys the knockout hides", ""),

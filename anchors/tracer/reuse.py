@@ -79,37 +79,46 @@ class PrefixKV:
         return torch.cat([prefix(self.keys[layer]), key], dim=-2), torch.cat([prefix(self.values[layer]), value], dim=-2)
 
 
+def capture_layer(model: Any, adapter: Any, index: int, start_layers: Sequence[int], saved: dict[str, Any]) -> None:
+    """Inside a running trace, at decoder layer ``index`` (from the earliest start layer on): keep its
+    keyword inputs, and its hidden input (detached) if it is a start layer."""
+    if index < min(start_layers):
+        return
+    layer = adapter.layer(model, index)
+    if index in start_layers:
+        saved["hidden"][index] = layer.input.detach()
+    kwargs = layer.inputs[1]
+    saved["masks"].append(kwargs.get("attention_mask"))
+    saved["kwargs"].append({k: v for k, v in kwargs.items() if k not in PASSED_THROUGH})
+
+
+def captured(saved: dict[str, Any], cache: DynamicCache, outputs: TraceOutputs, adapter: Any) -> CleanRun:
+    """The :class:`CleanRun` from what :func:`capture_layer` saved and the trace's key/value cache."""
+    for name in {k for kw in saved["kwargs"] for k, v in kw.items() if isinstance(v, torch.Tensor)}:
+        if name not in LAYER_KWARGS:
+            raise ReuseError(f"decoder layers of {type(adapter).__name__} take {name!r}, which prefix reuse cannot "
+                             "slice; use --method naive")
+    pad = [None] * (adapter.shape.n_layers - len(saved["masks"]))
+    return CleanRun(outputs, saved["hidden"], [layer.keys.detach() for layer in cache.layers],
+                    [layer.values.detach() for layer in cache.layers], pad + saved["masks"], pad + saved["kwargs"])
+
+
 def clean_run(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces, start_layers: Sequence[int]) -> CleanRun:
     """The clean trace: answer logits as :func:`trace_batch` returns them, plus every layer's
     inputs, keys and values from the earliest start layer on."""
-    model, adapter = loaded.model, loaded.adapter
-    n_layers = adapter.shape.n_layers
-    first = min(start_layers)
+    model = loaded.model
     union = subspaces.to(loaded.device).union
     cache = DynamicCache()
     with torch.no_grad(), model.trace(batch.inputs.to(loaded.device), logits_to_keep=1, past_key_values=cache,
                                       use_cache=True):
         saved: dict[str, Any] = {"hidden": {}, "masks": [], "kwargs": []}
-        for i in range(n_layers):
-            if i < first:
-                continue
-            layer = adapter.layer(model, i)
-            if i in start_layers:
-                saved["hidden"][i] = layer.input
-            kwargs = layer.inputs[1]
-            saved["masks"].append(kwargs.get("attention_mask"))
-            saved["kwargs"].append({k: v for k, v in kwargs.items() if k not in PASSED_THROUGH})
+        for i in range(loaded.adapter.shape.n_layers):
+            capture_layer(model, loaded.adapter, i, start_layers, saved)
         final = model.output.logits[:, -1]
         saved["answer"] = {"answer_logits": final[:, union], "top_token": final.argmax(-1)}
         saved = nnsight.save(saved)
-    for name in {k for kw in saved["kwargs"] for k, v in kw.items() if isinstance(v, torch.Tensor)}:
-        if name not in LAYER_KWARGS:
-            raise ReuseError(f"decoder layers of {type(adapter).__name__} take {name!r}, which prefix reuse cannot slice; "
-                             "use --method naive")
     outputs = TraceOutputs(valid=torch.ones(0), **{k: to_host(v) for k, v in saved["answer"].items()})
-    pad = [None] * first
-    return CleanRun(outputs, saved["hidden"], [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers],
-                    pad + saved["masks"], pad + saved["kwargs"])
+    return captured(saved, cache, outputs, loaded.adapter)
 
 
 def first_query(roles: torch.Tensor, knockout: Knockout) -> int:
