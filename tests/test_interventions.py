@@ -161,3 +161,14 @@ def test_specs_round_trip_through_json():
         Knockout("vision", "instruction", 1)
     with pytest.raises(ValueError, match="knockout layer 7 outside"):
         Knockout("visual", "instruction", 7).layers(3)
+
+
+def test_per_head_readouts_are_built_in_chunks_no_larger_than_a_hidden_state(tiny):
+    """The head-readout references above run through the chunked path: the tiny prompts have more
+    instruction positions than one chunk holds."""
+    from anchors.tracer.trace import per_head_chunk
+
+    batch, _, _, positions = _setup(tiny, 3)
+    length, heads = batch.roles.shape[1], tiny.adapter.shape.n_heads
+    assert per_head_chunk(length, heads) * heads <= length
+    assert max(len(p) for p in positions) > per_head_chunk(length, heads)

@@ -77,6 +77,13 @@ def to_host(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.float() if tensor.is_floating_point() else tensor
 
 
+def per_head_chunk(length: int, n_heads: int) -> int:
+    """Readout positions whose per-head residuals (B, positions, heads, hidden) are built at once:
+    at most one residual stream's worth (B, length, hidden), so the per-head readout never holds
+    more than a hidden state of the forward pass does."""
+    return max(1, length // n_heads)
+
+
 def _take(hidden: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
 
@@ -106,6 +113,7 @@ def trace_batch(
     index, valid = gather_positions(batch.roles, readout_role)
     index = index.to(device)
     last = torch.full((roles.shape[0], 1), roles.shape[1] - 1, dtype=torch.long, device=device)
+    head_chunk = per_head_chunk(roles.shape[1], adapter.shape.n_heads)
 
     def read(hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         at_readout = subspace_logits(lens_logits(adapter, model, _take(hidden, index), union), space)
@@ -121,9 +129,10 @@ def trace_batch(
                 pre = adapter.layer(model, i).input
             z = apply_layer(model, adapter, i, plan.get(i), roles, prefill=True, read_z=heads)
             if heads:
-                contributions = head_contributions(adapter, model, i, _take(z, index))
-                head_readout.append(subspace_logits(
-                    lens_logits(adapter, model, _take(pre, index)[:, :, None] + contributions, union), space))
+                head_readout.append(torch.cat([
+                    subspace_logits(lens_logits(adapter, model, _take(pre, part)[:, :, None]
+                                                + head_contributions(adapter, model, i, _take(z, part)), union), space)
+                    for part in index.split(head_chunk, dim=1)], dim=1))
             if lens:
                 per_site = [read(h) for h in (pre, adapter.mid_norm(model, i).input, adapter.layer(model, i).output)]
                 readout.append(torch.stack([r for r, _ in per_site], dim=1))
