@@ -24,6 +24,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/run.py
+	$(VENV)/bin/python benchmarks/atp_accuracy.py
 	$(VENV)/bin/python benchmarks/cli_startup.py
 
 clean:

@@ -52,6 +52,10 @@ def test_every_command_runs_and_writes_its_output(data, tmp_path):
     assert len(samples) == 4 * 2 * 4
     common = [*MODEL, "--data", str(data), "--batch-size", "4", "--quiet"]
     run("knockout", *common, "--windows", "1", "3", "--out", str(tmp_path / "knockout.nc"))
+    run("knockout", *common, "--windows", "1", "--method", "atp+verify", "--verify-top", "1", "--max-batch-rows", "8",
+        "--out", str(tmp_path / "screen" / "knockout.nc"))
+    screen = load(tmp_path / "screen" / "knockout.nc")
+    assert screen.attrs["method"] == "atp+verify" and screen.exact.any() and not screen.exact.all()
     run("lens", *common, "--top-k", "3", "--out", str(tmp_path / "lens.nc"))
     ranking = run("heads", str(tmp_path / "lens.nc"), "--top", "3", "--format", "csv", "--out", str(tmp_path / "ranking.nc"))
     assert len(ranking.stdout.strip().splitlines()) == 1 + 2 * 3 and (tmp_path / "ranking.nc").is_file()

@@ -33,7 +33,8 @@ def qwen_vl(model_type: str = "qwen2_5_vl", *, words: tuple[str, ...] = (), voca
          **sizes: int) -> tuple[Any, Any]:
     """Config and processor of a tiny random-weight instance (56×56 image → 4 image tokens);
     ``words`` become single tokens of its tokenizer; ``sizes`` override the decoder's and the
-    vision tower's sizes (``vision_depth``, ``vision_width``)."""
+    vision tower's sizes (``vision_depth``, ``vision_width``) and the largest image edge
+    (``image_size``, default 112)."""
     from transformers import (
         Qwen2_5_VLConfig,
         Qwen2_5_VLProcessor,
@@ -81,7 +82,8 @@ def qwen_vl(model_type: str = "qwen2_5_vl", *, words: tuple[str, ...] = (), voca
         vision.update(hidden_size=hidden)
         config = Qwen2VLConfig(text_config=text, vision_config=vision, **token_ids)
         processor_class = Qwen2VLProcessor
-    pixels = {"shortest_edge": 56 * 56, "longest_edge": 112 * 112}
+    edge = sizes.get("image_size", 112)  # images are resized to at most edge² pixels: (edge/28)² tokens
+    pixels = {"shortest_edge": 56 * 56, "longest_edge": edge * edge}
     processor = processor_class(
         image_processor=Qwen2VLImageProcessor(size=pixels, patch_size=14, merge_size=2),
         video_processor=Qwen2VLVideoProcessor(size=pixels, patch_size=14, merge_size=2),
