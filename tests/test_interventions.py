@@ -172,3 +172,11 @@ def test_per_head_readouts_are_built_in_chunks_no_larger_than_a_hidden_state(tin
     length, heads = batch.roles.shape[1], tiny.adapter.shape.n_heads
     assert per_head_chunk(length, heads) * heads <= length
     assert max(len(p) for p in positions) > per_head_chunk(length, heads)
+
+
+@pytest.mark.parametrize("layer, window, expected", [
+    (5, 1, [5]), (5, 2, [4, 5]), (5, 3, [4, 5, 6]), (5, 4, [3, 4, 5, 6]), (5, 9, list(range(1, 10))),
+    (0, 4, [0, 1]), (11, 4, [9, 10, 11]),
+])
+def test_a_window_covers_exactly_its_size_in_layers_clipped_at_the_ends(layer, window, expected):
+    assert list(Knockout("visual", "instruction", layer, window).layers(12)) == expected

@@ -14,6 +14,7 @@ from typing import Any, Callable, ClassVar, Generic, Sequence, TypeVar
 import xarray as xr
 
 from ..datasets.folder import DataFolder
+from ..datasets.subset import Subset
 from ..errors import InputError
 from ..models.adapters import Adapter, Shape
 from ..models.loading import LoadedModel
@@ -33,7 +34,7 @@ def check_window(window: int, shape: Shape) -> list[str]:
     """A note when a knockout window covers more layers than the model has."""
     if window > shape.n_layers:
         return [f"window {window} is wider than the model's {shape.n_layers} layers: each knockout covers layers "
-                f"centre±{window // 2}, clipped, so most cover every layer"]
+                f"centre-{window // 2}…centre+{(window - 1) // 2}, clipped, so most cover every layer"]
     return []
 
 
@@ -64,9 +65,9 @@ class Analysis(Generic[Item]):
         ``attrs["config"]``. Remarks worth a user's attention go to :attr:`notes`."""
         return dataclasses.asdict(self.config)
 
-    def from_folder(self, folder: DataFolder, tokenizer: Any, limit: int | None, log: Callable[[str], None]) -> Any:
+    def from_folder(self, folder: DataFolder, tokenizer: Any, subset: Subset, log: Callable[[str], None]) -> Any:
         """The samples this analysis takes, read from a data folder (tokenised with ``tokenizer``)."""
-        return folder.traced(tokenizer, limit=limit, log=log)
+        return folder.traced(tokenizer, subset=subset, log=log)
 
     def items(self, samples: Any) -> list[Item]:
         """The units batched along ``sample`` (each has ``sample_id`` and ``key()``)."""

@@ -11,14 +11,16 @@ from ..prompts.roles import expand_role
 
 
 def _window(layer: int, window: int, n_layers: int) -> range:
-    half = window // 2
-    return range(max(0, layer - half), min(n_layers - 1, layer + half) + 1)
+    """Exactly ``window`` layers around ``layer`` (clipped at the model's ends): ``window//2`` before
+    it and ``(window-1)//2`` after, so an even window takes its extra layer on the earlier side."""
+    return range(max(0, layer - window // 2), min(n_layers - 1, layer + (window - 1) // 2) + 1)
 
 
 @dataclass(frozen=True)
 class Knockout:
     """Block attention from every ``source`` token (key) to every ``target`` token (query) in all
-    heads of layers ``layer - window//2 … layer + window//2`` (clipped), Eq 3."""
+    heads of layers ``layer - window//2 … layer + (window-1)//2`` (clipped; ``window`` layers, an
+    even window's extra one on the earlier side), Eq 3."""
 
     source: str | tuple[str, ...]
     target: str | tuple[str, ...]
