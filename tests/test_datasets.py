@@ -176,3 +176,14 @@ def test_samples_round_trip_through_jsonl(tmp_path, mc2):
     path, images, _ = mc2
     samples = build_samples(load_mc2(path, images).records, variants=("default", "system_before"))
     assert load_samples(save_samples(tmp_path / "samples.jsonl", samples)) == samples
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_exact_duplicate_records_are_dropped_and_reported(tmp_path, mc2, strict):
+    _, images, records = mc2
+    doubled = tmp_path / "doubled.json"
+    doubled.write_text(json.dumps(records + [dict(records[2])]))
+    report = load_mc2(doubled, images, strict=strict)
+    assert len(report.records) == len(records) and not report.problems
+    assert [(d.index, d.reason) for d in report.duplicates] == [(len(records), "exact duplicate of record 2")]
+    assert report.summary() == f"{len(records)} records loaded, 0 skipped, 1 exact duplicates dropped"

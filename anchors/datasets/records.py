@@ -59,11 +59,16 @@ class Record:
 
 @dataclass
 class LoadReport:
+    """Records kept; bad records skipped (lenient loading); exact duplicates of an earlier record
+    (same image, task, question, context and answers), dropped."""
+
     records: list[Record] = field(default_factory=list)
     problems: list[RecordError] = field(default_factory=list)
+    duplicates: list[RecordError] = field(default_factory=list)
 
     def summary(self) -> str:
-        return f"{len(self.records)} records loaded, {len(self.problems)} skipped"
+        dropped = f", {len(self.duplicates)} exact duplicates dropped" if self.duplicates else ""
+        return f"{len(self.records)} records loaded, {len(self.problems)} skipped{dropped}"
 
 
 def normalise(text: str) -> str:
@@ -95,6 +100,7 @@ class _Validator:
         self.tasks = tuple(tasks) if tasks is not None else MC2_TASKS
         self.report = LoadReport()
         self.seen: set[str] = set()
+        self.contents: dict[tuple[str, ...], int] = {}
 
     def fail(self, index: int, record_id: str | None, field_name: str, reason: str) -> None:
         error = RecordError(self.file, index, record_id, field_name, reason)
@@ -123,10 +129,17 @@ class _Validator:
     def accept(self, index: int, record_id: str, image: Path, values: dict[str, str]) -> None:
         if record_id in self.seen:
             return self.fail(index, record_id, "id", "duplicate record id")
+        content = (str(image.resolve()), *(values[name] for name in TEXT_FIELDS + ("task",)))
+        if content in self.contents:
+            # dropped in strict mode too: the published MC2 file holds one, and strict is the default
+            self.report.duplicates.append(RecordError(self.file, index, record_id, "record",
+                                                      f"exact duplicate of record {self.contents[content]}"))
+            return None
         problem = _check_image(image)
         if problem:
             return self.fail(index, record_id, "image", problem)
         self.seen.add(record_id)
+        self.contents[content] = index
         self.report.records.append(Record(record_id, str(image.resolve()), values["task"], values["question"], values["context"],
                                           values["answer_vision"], values["answer_text"]))
 
