@@ -73,3 +73,20 @@ def test_ldar_and_synchronisation():
     assert ldar(layer_margin, final).tolist() == [0.75, 0.75]
     generated = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])
     assert synchronisation_rate(layer_margin, generated).tolist() == [0.5, 0.75]
+
+
+def test_subspace_score_max_and_mean_hand_computed():
+    from anchors.readouts import subspace_logits
+
+    # union ids [3, 4, 5, 6]; compliant {3, 4}, competing {5, 6}; logits per id over two layers
+    membership = dict(compliant=torch.tensor([[True, True, False, False]]),
+                      competing=torch.tensor([[False, False, True, True]]))
+    logits = torch.tensor([[[1.0, 3.0, -2.0, 0.0], [4.0, 0.0, 1.0, 1.0]]])  # (B=1, L=2, U=4)
+    by_max = subspace_logits(logits, Subspaces(torch.tensor([3, 4, 5, 6]), **membership))
+    by_mean = subspace_logits(logits, Subspaces(torch.tensor([3, 4, 5, 6]), **membership, score="mean"))
+    assert by_max.tolist() == [[[3.0, 0.0], [4.0, 1.0]]]
+    assert by_mean.tolist() == [[[2.0, -1.0], [2.0, 1.0]]]
+    assert Subspaces(torch.tensor([3]), membership["compliant"][:, :1], membership["competing"][:, :1],
+                     score="mean").to(torch.device("cpu")).score == "mean"
+    with pytest.raises(ValueError, match="subspace score 'median'"):
+        Subspaces(torch.tensor([3]), membership["compliant"][:, :1], membership["competing"][:, :1], score="median")

@@ -4,6 +4,7 @@ attribution (Eq 9), LDAR (Eq 6) and the readout-vs-answer-position synchronisati
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -59,11 +60,13 @@ class LensProfile(Analysis[TracedSample]):
         positive(self.config.top_k, "top_k")
         expand_role(self.config.readout_role)
         self.shape = shape
-        return {"top_k": self.config.top_k, "heads": self.config.heads, "readout_role": self.config.readout_role}
+        return {"top_k": self.config.top_k, "heads": self.config.heads, "readout_role": self.config.readout_role,
+                "subspace_score": self.config.subspace_score}
 
     def run_batch(self, loaded: LoadedModel, chunk: Sequence[TracedSample], advance: Advance) -> xr.Dataset:
         config = self.config
         encoded, space = encode_samples(loaded.adapter, chunk)
+        space = dataclasses.replace(space, score=config.subspace_score)
         out = trace_batch(loaded, encoded, space, lens=True, heads=config.heads, readout_role=config.readout_role)
         readout = topk_readout(out.readout, out.valid, config.top_k)  # (B, L, site, 2)
         pre, mid, post = (readout[:, :, SITES.index(s)] for s in SITES)

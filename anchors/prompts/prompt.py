@@ -11,6 +11,8 @@ from ..errors import InputError
 from .roles import SEGMENT_ROLES
 
 MODALITIES: tuple[str, ...] = ("text", "vision")
+# how a dictionary's logits become one subspace logit: Eq 1's max, or their mean (App. E.1's ablation)
+SUBSPACE_SCORES: tuple[str, ...] = ("max", "mean")
 
 
 class PromptError(InputError):

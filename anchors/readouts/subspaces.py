@@ -9,6 +9,7 @@ from typing import Sequence
 import torch
 
 from ..errors import InputError
+from ..prompts.prompt import SUBSPACE_SCORES
 
 
 class DictionaryError(InputError):
@@ -22,6 +23,11 @@ class Subspaces:
     union: torch.Tensor  # (U,) token ids
     compliant: torch.Tensor  # (B, U) bool
     competing: torch.Tensor  # (B, U) bool
+    score: str = "max"  # one of SUBSPACE_SCORES: how subspace_logits pools a dictionary's logits
+
+    def __post_init__(self) -> None:
+        if self.score not in SUBSPACE_SCORES:
+            raise InputError(f"subspace score {self.score!r} is not one of {', '.join(SUBSPACE_SCORES)}")
 
     @classmethod
     def from_ids(cls, sample_ids: Sequence[str], compliant: Sequence[Sequence[int]], competing: Sequence[Sequence[int]]) -> "Subspaces":
@@ -44,16 +50,21 @@ class Subspaces:
         return cls(torch.tensor(union, dtype=torch.long), membership(compliant), membership(competing))
 
     def to(self, device: torch.device) -> "Subspaces":
-        return Subspaces(self.union.to(device), self.compliant.to(device), self.competing.to(device))
+        return Subspaces(self.union.to(device), self.compliant.to(device), self.competing.to(device), self.score)
 
 
 SUBSPACES: tuple[str, ...] = ("compliant", "competing")
 
 
 def subspace_logits(logits: torch.Tensor, subspaces: Subspaces) -> torch.Tensor:
-    """Max logit over each dictionary (Eq 1): (B, ..., U) → (B, ..., 2) [compliant, competing]."""
+    """Each dictionary's logit (Eq 1): the max over its ids, or with ``subspaces.score == "mean"``
+    their mean (App. E.1). (B, ..., U) → (B, ..., 2) [compliant, competing]."""
     shape = (logits.shape[0],) + (1,) * (logits.dim() - 2) + (logits.shape[-1],)
-    low = torch.finfo(logits.dtype).min
-    compliant = logits.masked_fill(~subspaces.compliant.view(shape), low).amax(-1)
-    competing = logits.masked_fill(~subspaces.competing.view(shape), low).amax(-1)
-    return torch.stack([compliant, competing], dim=-1)
+
+    def pooled(member: torch.Tensor) -> torch.Tensor:
+        member = member.view(shape)
+        if subspaces.score == "mean":
+            return (logits * member).sum(-1) / member.sum(-1)
+        return logits.masked_fill(~member, torch.finfo(logits.dtype).min).amax(-1)
+
+    return torch.stack([pooled(subspaces.compliant), pooled(subspaces.competing)], dim=-1)

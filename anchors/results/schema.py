@@ -12,6 +12,7 @@ from ..prompts.prompt import MODALITIES, TracedSample
 
 __all__ = ["EXPERIMENTS", "MODALITIES", "OUTCOMES", "config_of", "followed_or_all", "sample_coords"]
 OUTCOMES: tuple[str, ...] = ("followed", "failed", "all")
+
 # Which experiment a result holds (attrs["experiment"]), in the paper's order.
 EXPERIMENTS: tuple[str, ...] = ("knockout_profile", "position_controls", "lens_profile", "head_intervention")
 
