@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .command_options import add_config_options, apply_config, config_from, positive_int
+from .command_options import add_build_options, add_config_options, add_data_options, apply_config, config_from, positive_int
 from .errors import AnchorsError, InputError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
@@ -57,8 +57,9 @@ def cmd_analysis(args: argparse.Namespace, console: Any) -> int:
         analysis = experiments.HeadIntervention(load_result(args.lens, ["lens_profile"]), config)
     else:
         analysis = getattr(experiments, class_name)(config)
-    result = run_folder(analysis, _model(args), args.data, limit=args.limit, out=args.out, batch_size=args.batch_size,
-                        overwrite=args.overwrite, progress=console.progress, log=console.log, cli_config=_cli_config(args))
+    result = run_folder(analysis, _model(args), args.data, limit=args.limit, fraction=args.fraction,
+                        seed=args.fraction_seed, out=args.out, batch_size=args.batch_size, overwrite=args.overwrite,
+                        progress=console.progress, log=console.log, cli_config=_cli_config(args))
     console.table(f"{result.attrs['experiment']} — {args.out}", key_numbers(result))
     print(args.out)
     return EXIT_OK
@@ -67,11 +68,17 @@ def cmd_analysis(args: argparse.Namespace, console: Any) -> int:
 def cmd_data_build(args: argparse.Namespace, console: Any) -> int:
     from .datasets.folder import build_folder
 
+    from .datasets.dictionaries import OpenAICompatibleVerifier
+
     if bool(args.mc2) == bool(args.jsonl):
         raise InputError("give exactly one of --mc2 FILE (with --images DIR) or --jsonl FILE")
+    if bool(args.verifier_endpoint) != bool(args.verifier_model):
+        raise InputError("--verifier-endpoint and --verifier-model go together")
+    verifier = (OpenAICompatibleVerifier(args.verifier_endpoint, args.verifier_model, args.verifier_key_env)
+                if args.verifier_endpoint else None)
     summary = build_folder(args.out, mc2=args.mc2, images=args.images, jsonl=args.jsonl, tasks=args.tasks,
                            styles=tuple(args.styles), variants=tuple(args.variants), extra_forms=args.extra_forms,
-                           strict=args.strict, overwrite=args.overwrite, log=console.log)
+                           strict=args.strict, verifier=verifier, overwrite=args.overwrite, log=console.log)
     console.table("data build", summary)
     print(args.out)
     return EXIT_OK
@@ -155,7 +162,6 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .datasets.instructions import STYLES, VARIANTS
     from .experiments import configs
     from .models.organisms import ARCHITECTURES, ORGANISMS
 
@@ -172,22 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = command("build", cmd_data_build, "MC2 or JSONL records -> samples.jsonl + dictionaries.jsonl",
                     commands.add_parser("data", help="build analysis data").add_subparsers(dest="data_command", required=True))
-    build.add_argument("--mc2", help="the published MC2 file evaluate_final.json")
-    build.add_argument("--images", help="COCO 2014 root (holding train2014/ and val2014/) for --mc2")
-    build.add_argument("--jsonl", help="your own records, one JSON object per line")
-    build.add_argument("--tasks", nargs="+", help="task names allowed in --jsonl (default: MC2's eight)")
-    build.add_argument("--styles", nargs="+", default=["default"], choices=list(STYLES), help="instruction styles")
-    build.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS), help="prompt variants")
-    build.add_argument("--extra-forms", help="JSON file: answer -> extra surface forms (e.g. Chinese)")
-    build.add_argument("--lenient", dest="strict", action="store_false", help="skip and list bad records instead of stopping")
-    build.add_argument("--out", required=True, help="output folder")
-    build.add_argument("--overwrite", action="store_true", help="replace a data set already in --out")
+    add_build_options(build)
     for name, (_, config_name, help) in ANALYSIS_COMMANDS.items():
         sub = command(name, cmd_analysis, help)
         _model_options(sub)
-        sub.add_argument("--data", required=True, help="folder made by 'anchors data build'")
-        sub.add_argument("--limit", type=positive_int, help="use only the first N samples")
-        sub.add_argument("--batch-size", type=positive_int, default=8, help="samples per batch and saved part (default: 8)")
+        add_data_options(sub)
         sub.add_argument("--out", type=Path, required=True, help="NetCDF file to write")
         sub.add_argument("--overwrite", action="store_true", help="replace an output made with other options "
                          "(without it, re-running the same command resumes an interrupted run)")

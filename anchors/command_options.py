@@ -21,6 +21,44 @@ def positive_int(value: str) -> int:
     return int(value)
 
 
+def fraction(value: str) -> float:
+    """argparse type of a fraction of the data, in (0, 1]."""
+    if not 0 < float(value) <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return float(value)
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """Which samples an analysis reads from a data folder, and how many per batch."""
+    parser.add_argument("--data", required=True, help="folder made by 'anchors data build'")
+    parser.add_argument("--limit", type=positive_int, help="use only the first N samples (quick runs)")
+    parser.add_argument("--fraction", type=fraction, help="a random fraction F of the samples, drawn within every "
+                        "task x instructed-modality stratum (App. C.3); recorded in the result's attrs")
+    parser.add_argument("--fraction-seed", type=int, default=0, help="seed of the --fraction draw (default: 0)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="samples per batch and saved part (default: 8)")
+
+
+def add_build_options(build: argparse.ArgumentParser) -> None:
+    """``anchors data build``'s options."""
+    from .datasets.instructions import STYLES, VARIANTS
+
+    build.add_argument("--mc2", help="the published MC2 file evaluate_final.json")
+    build.add_argument("--images", help="COCO 2014 root (holding train2014/ and val2014/) for --mc2")
+    build.add_argument("--jsonl", help="your own records, one JSON object per line")
+    build.add_argument("--tasks", nargs="+", help="task names allowed in --jsonl (default: MC2's eight)")
+    build.add_argument("--styles", nargs="+", default=["default"], choices=list(STYLES), help="instruction styles")
+    build.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS), help="prompt variants")
+    build.add_argument("--extra-forms", help="JSON file: answer -> extra surface forms (e.g. Chinese)")
+    build.add_argument("--verifier-endpoint", help="OpenAI-compatible base URL whose chat model checks every WordNet "
+                       "form (App. B's second stage), e.g. http://localhost:8000/v1")
+    build.add_argument("--verifier-model", help="the verifier's model name (with --verifier-endpoint)")
+    build.add_argument("--verifier-key-env", default="OPENAI_API_KEY",
+                       help="environment variable holding the verifier's API key (default: OPENAI_API_KEY)")
+    build.add_argument("--lenient", dest="strict", action="store_false", help="skip and list bad records instead of stopping")
+    build.add_argument("--out", required=True, help="output folder")
+    build.add_argument("--overwrite", action="store_true", help="replace a data set already in --out")
+
+
 def config_fields(config_class: type) -> list[tuple[dataclasses.Field, type, bool]]:
     """(field, element type, is a list) of an analysis config, from its type hints."""
     hints = typing.get_type_hints(config_class)

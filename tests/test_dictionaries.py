@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -13,6 +14,7 @@ from anchors.datasets import (
     AnswerDictionary, DatasetError, OpenAICompatibleVerifier, build_dictionary, build_sample, dictionaries_for, first_token_ids,
     load_dictionaries, load_extra_forms, save_dictionaries, tokenise, to_traced,
 )
+from anchors.datasets.dictionaries import cannot_be_an_answer
 from anchors.datasets.records import Record
 from anchors.datasets.wordnet import LEXNAMES, install_from_debian, lexnames_text
 from anchors.models.tiny import tiny_model
@@ -156,3 +158,54 @@ def test_dictionaries_persist_and_feed_traced_samples(tmp_path, no_network):
     assert [t.instructed for t in traced] == ["text", "vision"]
     assert traced[0].compliant_ids == traced[1].competing_ids
     assert traced[0].prompt.image.size == (56, 56)
+
+
+def test_wordnet_forms_that_cannot_be_answers_are_dropped_and_listed(no_network):
+    one = build_dictionary("one", task="counting")
+    assert "i" not in one.forms and {"1", "single"} <= set(one.forms)
+    assert ("i", "single letter") in one.dropped
+    assert AnswerDictionary.from_dict(json.loads(json.dumps(one.to_dict()))) == one
+    assert cannot_be_an_answer("it") == "function word" and cannot_be_an_answer("7") is None
+    assert build_dictionary("one", task="counting", extra_forms={"one": ["I"]}).forms[1] == "I"  # a user's choice stays
+
+
+def test_data_build_reaches_the_verifier_and_reports_every_dropped_form(tmp_path):
+    from .mc2_fixture import write_image
+    from .test_cli import run
+
+    asked = []
+
+    class Judge(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            prompt = body["messages"][0]["content"]
+            asked.append(prompt)
+            payload = json.dumps({"choices": [{"message": {"content": "yes" if "Candidate: 1\n" in prompt or
+                                                           "Candidate: 2\n" in prompt else "no"}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Judge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    write_image(tmp_path / "a.jpg", 0)
+    record = {"id": "c1", "image": "a.jpg", "context": "There are two dogs.", "question": "How many dogs are there?",
+              "answer_vision": "one", "answer_text": "two", "task": "counting"}
+    (tmp_path / "records.jsonl").write_text(json.dumps(record))
+    try:
+        done = run("data", "build", "--jsonl", str(tmp_path / "records.jsonl"), "--out", str(tmp_path / "data"),
+                   "--verifier-endpoint", f"http://127.0.0.1:{server.server_port}/v1", "--verifier-model", "judge")
+    finally:
+        server.shutdown()
+        server.server_close()
+    dictionaries = {d["canonical"]: d for d in map(json.loads, (tmp_path / "data" / "dictionaries.jsonl").read_text().splitlines())}
+    assert dictionaries["one"]["forms"] == ["one", "1"] and dictionaries["two"]["forms"] == ["two", "2"]
+    assert ["i", "single letter"] in dictionaries["one"]["dropped"]
+    assert ["ace", "rejected by the verifier"] in dictionaries["one"]["dropped"]
+    logged = " ".join(re.sub(r"console\.py:\d+|\[\d\d:\d\d:\d\d\]", " ", done.stderr).split())
+    assert "dictionary 'one' (counting): dropped 'i' (single letter)" in logged
+    assert asked and not any("Candidate: i\n" in prompt for prompt in asked)  # dropped before asking

@@ -11,6 +11,7 @@ import xarray as xr
 
 from anchors.cli import main
 from anchors.datasets import VARIANTS, DataFolder
+from anchors.datasets.subset import Subset
 from anchors.experiments import HeadIntervention, KnockoutProfile, LensProfile, PositionControls
 from anchors.models import ModelSpec
 from anchors.organism.task import write_data
@@ -65,7 +66,7 @@ def test_api_and_cli_give_identical_data_and_config(command, organism_data, api_
     cli = _cli(monkeypatch, tmp_path, [command, "--data", str(organism_data), *options, *extra])
     model, folder = ModelSpec("organism"), DataFolder.open(organism_data)
     analysis = make(api_lens)
-    samples = analysis.from_folder(folder, model.adapter().tokenizer, None, lambda message: None)
+    samples = analysis.from_folder(folder, model.adapter().tokenizer, Subset(), lambda message: None)
     api = run(analysis, model, samples, batch_size=4)
     assert cli.attrs["config"] == api.attrs["config"]
     assert json.loads(cli.attrs["cli_config"])["data"] == str(organism_data) and "cli_config" not in api.attrs

@@ -22,6 +22,17 @@ MAX_FORMS = 10
 # Word classes tried first per task: colour, attribute and sentiment answers are mostly adjectives.
 ADJECTIVE_TASKS = frozenset({"color", "attribute", "sentiment_understanding"})
 
+# WordNet lemmas that are never an answer's surface form: English function words (pronouns,
+# determiners, prepositions, conjunctions, auxiliaries). "I" (a lemma of "one"), "a" and "it" among
+# them would put frequent tokens in a dictionary and inflate Eq 1, NSSD, LDAR and MFR.
+FUNCTION_WORDS = frozenset("""
+a an the this that these those i me my mine myself we us our ours you your yours he him his she her hers it its
+they them their theirs who whom whose which what one's some any all both each either neither no none nor not
+and or but if then so as at by for from in into of off on onto out over to up upon with without about above
+after before below between during through under until against among is am are was were be been being do does
+did have has had will would shall should can could may might must there here
+""".split())
+
 Verifier = Callable[[str, str, str], bool]
 """``verifier(canonical, candidate, question) -> keep?``"""
 
@@ -31,13 +42,25 @@ class AnswerDictionary:
     canonical: str
     task: str
     forms: tuple[str, ...]  # canonical first, at most MAX_FORMS
+    dropped: tuple[tuple[str, str], ...] = ()  # (WordNet form, why it cannot be an answer)
 
     def to_dict(self) -> dict:
-        return {"canonical": self.canonical, "task": self.task, "forms": list(self.forms)}
+        return {"canonical": self.canonical, "task": self.task, "forms": list(self.forms),
+                "dropped": [list(d) for d in self.dropped]}
 
     @classmethod
     def from_dict(cls, data: dict) -> "AnswerDictionary":
-        return cls(data["canonical"], data["task"], tuple(data["forms"]))
+        return cls(data["canonical"], data["task"], tuple(data["forms"]),
+                   tuple(tuple(d) for d in data.get("dropped", ())))
+
+
+def cannot_be_an_answer(form: str) -> str | None:
+    """Why a WordNet form is never an answer's surface form, or None if it can be one."""
+    if len(form.strip()) == 1 and form.strip().isalpha():
+        return "single letter"
+    if form.strip().lower() in FUNCTION_WORDS:
+        return "function word"
+    return None
 
 
 def _render(lemma: str) -> str:
@@ -98,20 +121,27 @@ def build_dictionary(
     limit: int = MAX_FORMS,
 ) -> AnswerDictionary:
     """The dictionary of one canonical answer: canonical form first, then user extras, then WordNet
-    candidates, each kept only if ``verifier`` accepts it; at most ``limit`` forms."""
+    candidates that can be an answer (:func:`cannot_be_an_answer` says why the others are dropped),
+    each kept only if ``verifier`` accepts it; at most ``limit`` forms."""
     canonical = answer.strip().lower()
     if not canonical:
         raise DatasetError("cannot build a dictionary for an empty answer")
     extras = (extra_forms or {}).get(canonical, [])
-    forms = [canonical]
-    for candidate in extras + wordnet_candidates(canonical, task)[1:]:
+    forms, dropped = [canonical], []
+    candidates = wordnet_candidates(canonical, task)[1:]
+    for candidate in extras + candidates:
         if len(forms) >= limit:
             break
         if candidate.lower() in (f.lower() for f in forms):
             continue
-        if verifier is None or verifier(canonical, candidate, question):
+        reason = cannot_be_an_answer(candidate) if candidate in candidates and candidate not in extras else None
+        if reason:
+            dropped.append((candidate, reason))
+        elif verifier is None or verifier(canonical, candidate, question):
             forms.append(candidate)
-    return AnswerDictionary(canonical, task, tuple(forms))
+        else:
+            dropped.append((candidate, "rejected by the verifier"))
+    return AnswerDictionary(canonical, task, tuple(forms), tuple(dropped))
 
 
 class OpenAICompatibleVerifier:

@@ -10,11 +10,17 @@ from typing import Any, Callable, Sequence
 
 from ..prompts.prompt import TracedSample
 from .build import dictionaries_for, load_samples, save_samples, to_traced, tokenise
-from .dictionaries import AnswerDictionary, load_dictionaries, load_extra_forms, save_dictionaries
+from .dictionaries import AnswerDictionary, Verifier, load_dictionaries, load_extra_forms, save_dictionaries
 from .instructions import ModalitySample, build_samples
 from .records import DatasetError, load_jsonl, load_mc2
+from .subset import Subset
 
 SAMPLES_FILE, DICTIONARIES_FILE = "samples.jsonl", "dictionaries.jsonl"
+
+
+def stratum(sample: ModalitySample) -> tuple[str, str]:
+    """The stratum a fraction is drawn within: task × instructed modality."""
+    return sample.task, sample.instructed
 
 
 @dataclass
@@ -43,23 +49,24 @@ class DataFolder:
             raise DatasetError(f"--data {self.path}: no sample left after the dictionary coverage filter ({coverage.summary()})")
         return to_traced(kept)
 
-    def traced(self, tokenizer: Any, *, variant: str = "default", limit: int | None = None,
+    def traced(self, tokenizer: Any, *, variant: str = "default", subset: Subset = Subset(),
                log: Callable[[str], None] = lambda message: None) -> list[TracedSample]:
-        """The ``variant`` samples (all samples if the data has none of it), first ``limit`` only."""
+        """The ``variant`` samples (all samples if the data has none of it), the ``subset`` of them."""
         chosen = [s for s in self.samples if s.variant == variant] or self.samples
-        return self._tokenised(chosen[:limit], tokenizer, log)
+        return self._tokenised(subset.take(chosen, stratum), tokenizer, log)
 
-    def variants(self, tokenizer: Any, names: Sequence[str], *, limit: int | None = None,
+    def variants(self, tokenizer: Any, names: Sequence[str], *, subset: Subset = Subset(),
                  log: Callable[[str], None] = lambda message: None) -> dict[str, list[TracedSample]]:
         """The same samples in every prompt variant, aligned by (record, instructed modality, style)
-        and given one id; ``limit`` counts such aligned samples, and those that fail the coverage
-        filter in any variant are left out of all."""
+        and given one id; ``subset`` draws among such aligned samples, and those that fail the
+        coverage filter in any variant are left out of all."""
         grouped: dict[str, dict[str, ModalitySample]] = {}
         for name in names:
             grouped[name] = {f"{s.record_id}:{s.instructed}:{s.style}": s for s in self.samples if s.variant == name}
             if not grouped[name]:
                 raise DatasetError(f"--data {self.path}: no '{name}' samples (build it with --variants {name})")
-        aligned = [sid for sid in grouped[names[0]] if all(sid in g for g in grouped.values())][:limit]
+        aligned = subset.take([sid for sid in grouped[names[0]] if all(sid in g for g in grouped.values())],
+                              lambda sid: stratum(grouped[names[0]][sid]))
         if not aligned:
             raise DatasetError(f"--data {self.path}: no sample exists in every variant of {', '.join(names)}")
         traced = {name: {s.sample_id: s for s in self._tokenised(
@@ -71,7 +78,8 @@ class DataFolder:
 def build_folder(out: str | Path, *, mc2: str | None = None, images: str | None = None, jsonl: str | None = None,
                  tasks: Sequence[str] | None = None, styles: tuple[str, ...] = ("default",),
                  variants: tuple[str, ...] = ("default",), extra_forms: str | None = None, strict: bool = True,
-                 overwrite: bool = False, log: Callable[[str], None] = lambda message: None) -> list[tuple[str, str]]:
+                 verifier: Verifier | None = None, overwrite: bool = False,
+                 log: Callable[[str], None] = lambda message: None) -> list[tuple[str, str]]:
     """Read MC2 (with its COCO ``images`` root) or JSONL records, make the text- and vision-following
     samples in every style and variant, build their dictionaries (WordNet, offline) and write the
     data folder. Returns summary rows; bad records are logged (lenient) or raised (strict)."""
@@ -87,9 +95,19 @@ def build_folder(out: str | Path, *, mc2: str | None = None, images: str | None 
         raise DatasetError(f"{mc2 or jsonl}: no usable record ({report.summary()}); nothing to build")
     for problem in report.problems:
         log(f"skipped: {problem}")
+    for duplicate in report.duplicates:
+        log(f"dropped: {duplicate}")
     samples = build_samples(report.records, styles=styles, variants=variants)
-    dictionaries = dictionaries_for(samples, extra_forms=load_extra_forms(extra_forms) if extra_forms else None)
+    dictionaries = dictionaries_for(samples, verifier=verifier,
+                                    extra_forms=load_extra_forms(extra_forms) if extra_forms else None)
+    for entry in dictionaries.values():
+        if entry.dropped:
+            log(f"dictionary {entry.canonical!r} ({entry.task}): dropped " + ", ".join(
+                f"{form!r} ({reason})" for form, reason in entry.dropped))
     out.mkdir(parents=True, exist_ok=True)
     save_samples(out / SAMPLES_FILE, samples)
     save_dictionaries(out / DICTIONARIES_FILE, dictionaries.values())
-    return [("records", report.summary()), ("samples", str(len(samples))), ("dictionaries", str(len(dictionaries)))]
+    dropped = sum(len(entry.dropped) for entry in dictionaries.values())
+    return [("records", report.summary()), ("samples", str(len(samples))),
+            ("dictionaries", f"{len(dictionaries)} ({dropped} candidate forms dropped, listed in the log and in "
+                             f"{DICTIONARIES_FILE})")]

@@ -11,6 +11,7 @@ from typing import Any
 from ..datasets.instructions import VARIANTS
 from ..interventions.specs import KNOCKOUT_METHODS
 from ..prompts.roles import ROLE_GROUPS, ROLES
+from ..prompts.prompt import SUBSPACE_SCORES
 
 
 def option(default: Any, help: str, **cli: Any) -> Any:
@@ -53,6 +54,8 @@ class LensConfig:
     readout_role: str = option("instruction", "role or group whose tokens are read: 'instruction' as in the paper, "
                                               "'generated' for the answer position (default: instruction)",
                                choices=tuple(ROLE_GROUPS) + ROLES[1:])
+    subspace_score: str = option("max", "a dictionary's subspace logit: 'max' over its ids (Eq 1) or their 'mean' "
+                                        "(App. E.1's ablation) (default: max)", choices=SUBSPACE_SCORES)
 
 
 @dataclass(frozen=True)

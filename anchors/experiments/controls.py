@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping, Sequence
 import xarray as xr
 
 from ..datasets.folder import DataFolder
+from ..datasets.subset import Subset
 from ..datasets.instructions import VARIANTS
 from ..errors import InputError
 from ..models.adapters import Adapter
@@ -55,8 +56,8 @@ class PositionControls(Analysis[VariantGroup]):
                 "method": self.config.method,
                 "targets": {k: list(v) for k, v in CONTROL_TARGETS.items()}}
 
-    def from_folder(self, folder: DataFolder, tokenizer: Any, limit: int | None, log: Callable[[str], None]) -> Any:
-        return folder.variants(tokenizer, self.config.variants or VARIANTS, limit=limit, log=log)
+    def from_folder(self, folder: DataFolder, tokenizer: Any, subset: Subset, log: Callable[[str], None]) -> Any:
+        return folder.variants(tokenizer, self.config.variants or VARIANTS, subset=subset, log=log)
 
     def items(self, samples: Mapping[str, Sequence[TracedSample]]) -> list[VariantGroup]:
         names = list(self.config.variants or samples)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 import xarray as xr
 
 from ..datasets.folder import DataFolder
+from ..datasets.subset import Subset
 from ..errors import InputError
 from ..experiments.base import Advance, Analysis
 from ..models.loading import LoadedModel
@@ -88,6 +89,7 @@ def run(
     progress: Progress = no_progress,
     log: Callable[[str], None] = lambda message: None,
     cli_config: dict | None = None,
+    attrs: dict | None = None,
 ) -> xr.Dataset:
     """Run ``analysis`` on ``samples`` (what the analysis takes: traced samples, or variants for
     the position controls) and return the result; with ``out``, resumably into that NetCDF file.
@@ -96,6 +98,7 @@ def run(
     (``organism``, ``tiny:TYPE``, a Hub id or folder); a spec is loaded only after the output, the
     config and every prompt's length have been checked. ``progress(description, total, unit)``
     is a context manager yielding ``advance(n)``, called with the analysis's own step count.
+    ``attrs`` are added to the result's (e.g. how the samples were drawn from a data folder).
     """
     if batch_size < 1:
         raise InputError(f"batch_size must be ≥ 1, got {batch_size}")
@@ -142,6 +145,7 @@ def run(
     result.attrs = provenance(loaded.provenance, analysis.experiment, config, n_samples=len(items),
                               dictionary_hash=dictionary_hash(traced), batch_size=batch_size)
     result.attrs["sweep_fingerprint"] = stamp
+    result.attrs.update(attrs or {})
     if cli_config is not None:
         result.attrs["cli_config"] = dumps(cli_config)
     if out is not None:
@@ -151,13 +155,17 @@ def run(
 
 
 def run_folder(analysis: Analysis, model: ModelSpec | LoadedModel | str, data: str | Path, *,
-               limit: int | None = None, out: str | Path | None = None, log: Callable[[str], None] = lambda m: None,
+               limit: int | None = None, fraction: float | None = None, seed: int = 0,
+               out: str | Path | None = None, log: Callable[[str], None] = lambda m: None,
                **options: Any) -> xr.Dataset:
     """:func:`run` on a data folder made by ``anchors data build``: the folder, the output and the
-    model's config and tokenizer are checked before any weights load."""
+    model's config and tokenizer are checked before any weights load. ``fraction`` and ``seed``
+    draw a stratified random subset (:class:`~anchors.datasets.subset.Subset`), ``limit`` keeps the
+    first N; both are recorded in the result's attrs."""
+    subset = Subset(limit, fraction, seed)
     if out is not None:
         check_writable(out)
     folder = DataFolder.open(data)
     model = as_spec(model)
-    samples = analysis.from_folder(folder, adapter_of(model).tokenizer, limit, log)
-    return run(analysis, model, samples, out=out, log=log, **options)
+    samples = analysis.from_folder(folder, adapter_of(model).tokenizer, subset, log)
+    return run(analysis, model, samples, out=out, log=log, attrs=subset.attrs(), **options)
