@@ -83,15 +83,23 @@ def test_lens_profile(loaded, samples, tmp_path):
 def test_head_intervention(loaded, samples, tmp_path):
     lens = run(LensProfile(top_k=3), loaded, samples, batch_size=4)
     ds = run(HeadIntervention(lens, ks=(1, 4), n_random=2, alphas=(1.0, 3.0)), loaded, samples, batch_size=4)
-    assert ds.mfr.dims == ("mode", "selection", "k")
-    assert ds.mfr_random_draw.dims == ("mode", "draw", "k")
+    assert ds.mfr.dims == ("instructed_modality", "mode", "selection", "k")
+    assert ds.mfr_random_draw.dims == ("instructed_modality", "mode", "draw", "k")
+    assert ds.mfr_alpha.dims == ("instructed_modality", "alpha")
+    assert list(ds.instructed_modality.values) == ["text", "vision", "all"]
     assert ds.head_score.dims == ("modality", "layer", "head")
     # blocking is evaluated on followed samples (MFR 1 before), amplifying on failed ones (MFR 0)
-    assert ds.mfr_original.sel(mode="block") == 1.0 and ds.mfr_original.sel(mode="amplify") == 0.0
-    assert ds.n_evaluated.values.tolist() == [3, 3]
+    assert (ds.mfr_original.sel(mode="block") == 1.0).all() and (ds.mfr_original.sel(mode="amplify") == 0.0).all()
+    # samples 0-2 are text-instructed (0, 2 followed), 3-5 vision (4 followed): see the fixture
+    assert ds.n_evaluated.values.tolist() == [[2, 1], [1, 2], [3, 3]]
     # alpha = 1 is the identity
-    assert ds.mfr_alpha.sel(alpha=1.0) == 0.0
+    assert (ds.mfr_alpha.sel(alpha=1.0) == 0.0).all()
     np.testing.assert_allclose(ds.mfr.sel(selection="random").values, ds.mfr_random_draw.mean("draw").values)
+    # per-modality MFR by hand from the per-sample outcomes; the pooled one weights by sample count
+    follows = ds.follows.sel(mode="block", selection="targeted")
+    for modality, rows in (("text", [0, 2]), ("vision", [4]), ("all", [0, 2, 4])):
+        expected = follows.isel(sample=rows).values.mean(0)
+        np.testing.assert_allclose(ds.mfr.sel(instructed_modality=modality, mode="block", selection="targeted"), expected)
     # the ranking is the descending order of the scores
     for modality in ("text", "vision"):
         flat = ds.head_score.sel(modality=modality).values.reshape(-1)
@@ -115,7 +123,7 @@ def test_head_intervention_alpha_sweep_matches_direct_scaling(loaded, samples):
         batch = encode_batch(loaded.adapter, [sample.prompt])
         space = Subspaces.from_ids(batch.sample_ids, [sample.compliant_ids], [sample.competing_ids])
         followed += decide(trace_batch(loaded, batch, space, [spec]).top_token, space)[0] == "compliant"
-    assert ds.mfr_alpha.sel(alpha=5.0) == pytest.approx(followed / len(failed))
+    assert ds.mfr_alpha.sel(alpha=5.0, instructed_modality="all") == pytest.approx(followed / len(failed))
 
 
 def test_position_controls(loaded, samples, tmp_path):

@@ -98,7 +98,8 @@ def test_top_heads_ranked_by_the_toolkit_drive_modality_following(organism_sampl
     lens = run(LensProfile(top_k=5, readout_role="generated"), loaded, traced, batch_size=48)
     result = run(HeadIntervention(lens, ks=ks, amplify_alpha=4.0, alphas=(4.0,), n_random=5, role="generated"),
                  loaded, traced, batch_size=48)
-    block, amplify = result.sel(mode="block"), result.sel(mode="amplify")
+    pooled = result.sel(instructed_modality="all")
+    block, amplify = pooled.sel(mode="block"), pooled.sel(mode="amplify")
     assert float(block.mfr_original) == 1.0 and float(amplify.mfr_original) == 0.0
     drop_targeted = 1.0 - block.mfr.sel(selection="targeted")
     drop_random = 1.0 - block.mfr_random_draw.mean("draw")

@@ -132,24 +132,32 @@ class HeadIntervention(Analysis[TracedSample]):
         )
 
     def finalise(self, merged: xr.Dataset) -> xr.Dataset:
-        """MFR per setting = mean over the evaluated samples (NaN where none was evaluated)."""
+        """MFR per setting = mean over the evaluated samples (NaN where none was evaluated), for the
+        samples instructed to follow text, vision, and all of them (``instructed_modality``)."""
         followed = merged.followed.values.astype(bool)
+        instructed = merged.instructed.values
+        groups = {m: instructed == m for m in MODALITIES} | {"all": np.ones(len(instructed), dtype=bool)}
         in_mode = {mode: evaluated(mode, followed) for mode in MODES}
         shape = (self.ranked.sizes["layer"], self.ranked.sizes["head"])
         shared = np.zeros(shape, dtype=bool)
         for h in self.shared:
             shared[np.unravel_index(h, shape)] = True
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=RuntimeWarning)  # the mean of no sample is NaN
-            out = merged.assign(
-                mfr=merged.follows.mean("sample"),
-                mfr_random_draw=merged.follows_random_draw.mean("sample"),
-                mfr_alpha=merged.follows_alpha.mean("sample"),
-            )
-        original = [float(np.mean(followed[in_mode[m]])) if in_mode[m].any() else np.nan for m in MODES]
-        return out.assign(
-            mfr_original=("mode", np.array(original)),
-            n_evaluated=("mode", np.array([int(in_mode[m].sum()) for m in MODES])),
+        group_dim = xr.DataArray(list(groups), dims="instructed_modality", name="instructed_modality")
+
+        def by_group(values: xr.DataArray) -> xr.DataArray:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=RuntimeWarning)  # the mean of no sample is NaN
+                return xr.concat([values.isel(sample=np.flatnonzero(rows)).mean("sample") for rows in groups.values()],
+                                 dim=group_dim)
+
+        original = [[float(np.mean(followed[in_mode[m] & rows])) if (in_mode[m] & rows).any() else np.nan for m in MODES]
+                    for rows in groups.values()]
+        counts = [[int((in_mode[m] & rows).sum()) for m in MODES] for rows in groups.values()]
+        return merged.assign(
+            mfr=by_group(merged.follows), mfr_random_draw=by_group(merged.follows_random_draw),
+            mfr_alpha=by_group(merged.follows_alpha),
+            mfr_original=(("instructed_modality", "mode"), np.array(original)),
+            n_evaluated=(("instructed_modality", "mode"), np.array(counts)),
             head_score=self.ranked.score, ranking=self.ranked.ranking, ranking_layer=self.ranked.ranking_layer,
             ranking_head=self.ranked.ranking_head, shared=(("layer", "head"), shared),
         )

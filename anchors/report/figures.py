@@ -208,42 +208,56 @@ def head_heatmap(ds: xr.Dataset) -> plt.Figure:
     return fig
 
 
+def _instructed(ds: xr.Dataset) -> list[str]:
+    """The modalities a head-intervention result reports separately (the paper's panels)."""
+    return [m for m in MODALITIES if m in ds.instructed_modality.values]
+
+
 def mfr_curves(ds: xr.Dataset) -> plt.Figure:
-    """Fig 5c: MFR versus k for targeted, random and shared heads, blocking and amplifying; shared
-    heads only for k up to the number that exist."""
+    """Fig 5c: MFR versus k for targeted, random and shared heads, blocking (row 1) and amplifying
+    (row 2), for text- and vision-following samples (columns); shared heads only for k up to the
+    number that exist."""
     n_shared, n_draws = int(ds.shared.sum()), ds.sizes["draw"]
-    fig, axes = _figure(2, f"Modality-following ratio, heads scaled at {place(ds)}", sharey=True,
-                        caption=f"band: min–max of MFR over the {n_draws} random draws; shared: heads in both "
-                                f"modalities' top lists ({n_shared} exist)")
+    modalities = _instructed(ds)
+    fig, axes = _figure(len(modalities), f"Modality-following ratio, heads scaled at {place(ds)}", nrows=len(ds.mode),
+                        sharey=True, caption=f"band: min–max of MFR over the {n_draws} random draws; shared: heads in "
+                                             f"both modalities' top lists ({n_shared} exist)")
     k = ds.k.values
-    for ax, mode in zip(axes, ds.mode.values):
+    panels = [(mode, modality) for mode in ds.mode.values for modality in modalities]
+    for ax, (mode, modality) in zip(axes, panels):
+        part = ds.sel(mode=mode, instructed_modality=modality)
         for colour, selection in zip(PALETTE, ds.selection.values):
-            values = ds.mfr.sel(mode=mode, selection=selection).values
+            values = part.mfr.sel(selection=selection).values
             shown = k <= n_shared if selection == "shared" else np.ones_like(k, dtype=bool)
             if np.isfinite(values[shown]).any():
                 ax.plot(k[shown], values[shown], color=colour, marker="o", label=str(selection))
         if n_draws:
-            draws = ds.mfr_random_draw.sel(mode=mode)
+            draws = part.mfr_random_draw
             ax.fill_between(k, draws.min("draw").values, draws.max("draw").values, color=PALETTE[1], alpha=0.15, linewidth=0)
-        ax.axhline(float(ds.mfr_original.sel(mode=mode)), color="grey", linestyle=":", label="no intervention")
-        what = "blocking, α=0 (followed samples)" if mode == "block" else \
-            f"amplifying, α={config_of(ds).get('amplify_alpha', '')} (failed samples)"
-        ax.set(title=f"{what}, n={int(ds.n_evaluated.sel(mode=mode))}", xlabel="number of heads k", ylabel="MFR",
-               ylim=(-0.02, 1.02), xticks=k)
+        ax.axhline(float(part.mfr_original), color="grey", linestyle=":", label="no intervention")
+        what = "blocking, α=0 (followed)" if mode == "block" else \
+            f"amplifying, α={config_of(ds).get('amplify_alpha', '')} (failed)"
+        ax.set(title=f"{MODALITY_TITLE[modality]}: {what}, n={int(part.n_evaluated)}", xlabel="number of heads k",
+               ylabel="MFR", ylim=(-0.02, 1.02), xticks=k)
     _legend_outside(fig, axes[0])
     return fig
 
 
 def alpha_sweep(ds: xr.Dataset) -> plt.Figure:
-    """Table 4 as a curve: MFR on failed samples when amplifying the top alpha_k heads by alpha."""
-    n, k = int(ds.n_evaluated.sel(mode="amplify")), config_of(ds).get("alpha_k", "")
+    """Table 4 as curves: MFR on failed samples when amplifying the top alpha_k heads by alpha, one
+    line per instructed modality (dotted, same colour: without intervention)."""
+    k = config_of(ds).get("alpha_k", "")
     fig, axes = _figure(1, f"Amplifying the top {k} heads at {place(ds)} by α", width=6.0,
-                        caption=f"MFR on the {n} failed samples; dotted: without intervention")
+                        caption="MFR on failed samples; dotted: without intervention")
     ax = axes[0]
-    ax.plot(ds.alpha.values, ds.mfr_alpha.values, color=PALETTE[0], marker="o")
-    ax.axhline(float(ds.mfr_original.sel(mode="amplify")), color="grey", linestyle=":")
+    for colour, modality in zip(PALETTE, _instructed(ds)):
+        part = ds.sel(instructed_modality=modality)
+        n = int(part.n_evaluated.sel(mode="amplify"))
+        ax.plot(ds.alpha.values, part.mfr_alpha.values, color=colour, marker="o", label=f"{MODALITY_TITLE[modality]} (n={n})")
+        ax.axhline(float(part.mfr_original.sel(mode="amplify")), color=colour, linestyle=":")
     ax.set(xlabel="α (scale of the heads' outputs)", ylabel="MFR on failed samples", ylim=(-0.02, 1.02), xscale="log",
            xticks=ds.alpha.values, xticklabels=[f"{a:g}" for a in ds.alpha.values])
+    _legend_outside(fig, ax)
     return fig
 
 

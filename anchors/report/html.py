@@ -38,12 +38,17 @@ def key_numbers(ds: xr.Dataset) -> list[tuple[str, str]]:
         for name, label in (("attn_attribution_margin", "attention"), ("mlp_attribution_margin", "MLP")):
             rows.append((f"mean Δ margin from {label}, summed over layers", f"{float(ds[name].sum('layer').mean()):.3f}"))
     elif experiment == "head_intervention":
-        for mode in ds.mode.values:
-            rows.append((f"{mode}: original MFR (n={int(ds.n_evaluated.sel(mode=mode))})", f"{float(ds.mfr_original.sel(mode=mode)):.3f}"))
-            for selection in ds.selection.values:
-                values = ", ".join(f"k={int(k)}: {float(v):.3f}" for k, v in zip(ds.k.values, ds.mfr.sel(mode=mode, selection=selection).values))
-                rows.append((f"{mode}, {selection} heads", values))
-        rows.append(("amplify alpha sweep", ", ".join(f"α={a:g}: {float(v):.3f}" for a, v in zip(ds.alpha.values, ds.mfr_alpha.values))))
+        for modality in ds.instructed_modality.values:
+            part = ds.sel(instructed_modality=modality)
+            for mode in ds.mode.values:
+                rows.append((f"{modality}, {mode}: original MFR (n={int(part.n_evaluated.sel(mode=mode))})",
+                             f"{float(part.mfr_original.sel(mode=mode)):.3f}"))
+                for selection in ds.selection.values:
+                    values = ", ".join(f"k={int(k)}: {float(v):.3f}"
+                                       for k, v in zip(ds.k.values, part.mfr.sel(mode=mode, selection=selection).values))
+                    rows.append((f"{modality}, {mode}, {selection} heads", values))
+            rows.append((f"{modality}, amplify alpha sweep",
+                         ", ".join(f"α={a:g}: {float(v):.3f}" for a, v in zip(ds.alpha.values, part.mfr_alpha.values))))
     elif experiment == "position_controls":
         for variant in ds.variant.values:
             part = ds.sel(variant=variant)
