@@ -70,13 +70,14 @@ def cmd_data_build(args: argparse.Namespace, console: Any) -> int:
 
     from .datasets.dictionaries import OpenAICompatibleVerifier
 
-    if bool(args.mc2) == bool(args.jsonl):
-        raise InputError("give exactly one of --mc2 FILE (with --images DIR) or --jsonl FILE")
+    if sum(map(bool, (args.mc2, args.jsonl, args.modality_following))) != 1:
+        raise InputError("give exactly one of --mc2 FILE or --modality-following FILE... (with --images DIR), or --jsonl FILE")
     if bool(args.verifier_endpoint) != bool(args.verifier_model):
         raise InputError("--verifier-endpoint and --verifier-model go together")
     verifier = (OpenAICompatibleVerifier(args.verifier_endpoint, args.verifier_model, args.verifier_key_env)
                 if args.verifier_endpoint else None)
     summary = build_folder(args.out, mc2=args.mc2, images=args.images, jsonl=args.jsonl, tasks=args.tasks,
+                           modality_following=args.modality_following, question=args.question,
                            styles=tuple(args.styles), variants=tuple(args.variants), extra_forms=args.extra_forms,
                            strict=args.strict, verifier=verifier, overwrite=args.overwrite, log=console.log)
     console.table("data build", summary)

@@ -43,8 +43,13 @@ def add_build_options(build: argparse.ArgumentParser) -> None:
     from .datasets.instructions import STYLES, VARIANTS
 
     build.add_argument("--mc2", help="the published MC2 file evaluate_final.json")
-    build.add_argument("--images", help="COCO 2014 root (holding train2014/ and val2014/) for --mc2")
+    build.add_argument("--images", help="COCO root: 2014 (train2014/, val2014/) for --mc2, 2017 for --modality-following")
     build.add_argument("--jsonl", help="your own records, one JSON object per line")
+    build.add_argument("--modality-following", nargs="+", default=[], metavar="FILE",
+                       help="the authors' released files (EchoDreamer/Modality-Following), one per followed modality; "
+                            "--images is then the COCO 2017 root (train2017/, val2017/)")
+    build.add_argument("--question", default="question3", choices=["question1", "question2", "question3"],
+                       help="which of the authors' questions (format endings) to use (default: question3)")
     build.add_argument("--tasks", nargs="+", help="task names allowed in --jsonl (default: MC2's eight)")
     build.add_argument("--styles", nargs="+", default=["default"], choices=list(STYLES), help="instruction styles")
     build.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS), help="prompt variants")

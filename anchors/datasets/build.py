@@ -119,7 +119,7 @@ def to_traced(items: Sequence[TokenisedSample], open_image: Callable[[ModalitySa
     """Traced samples for the analyses (images opened as RGB; a missing one names the sample)."""
     return [
         TracedSample(
-            Prompt(t.sample.sample_id, t.sample.segments, image=open_image(t.sample)),
+            Prompt(t.sample.sample_id, t.sample.segments, image=open_image(t.sample), separator=t.sample.separator),
             t.compliant_ids, t.competing_ids, task=t.sample.task, instructed=t.sample.instructed, style=t.sample.style,
         )
         for t in items

@@ -11,7 +11,8 @@ from typing import Any, Callable, Sequence
 from ..prompts.prompt import TracedSample
 from .build import dictionaries_for, load_samples, save_samples, to_traced, tokenise
 from .dictionaries import AnswerDictionary, Verifier, load_dictionaries, load_extra_forms, save_dictionaries
-from .instructions import ModalitySample, build_samples
+from .instructions import ModalitySample, build_samples, rearranged
+from .modality_following import load_modality_following
 from .records import DatasetError, load_jsonl, load_mc2
 from .subset import Subset
 
@@ -76,30 +77,41 @@ class DataFolder:
 
 
 def build_folder(out: str | Path, *, mc2: str | None = None, images: str | None = None, jsonl: str | None = None,
+                 modality_following: Sequence[str] = (), question: str = "question3",
                  tasks: Sequence[str] | None = None, styles: tuple[str, ...] = ("default",),
                  variants: tuple[str, ...] = ("default",), extra_forms: str | None = None, strict: bool = True,
                  verifier: Verifier | None = None, overwrite: bool = False,
                  log: Callable[[str], None] = lambda message: None) -> list[tuple[str, str]]:
-    """Read MC2 (with its COCO ``images`` root) or JSONL records, make the text- and vision-following
-    samples in every style and variant, build their dictionaries (WordNet, offline) and write the
-    data folder. Returns summary rows; bad records are logged (lenient) or raised (strict)."""
+    """Read MC2 (with its COCO 2014 ``images`` root), JSONL records, or the authors' Modality-Following
+    files (with a COCO 2017 ``images`` root; their own instructions and dictionaries, ``question``
+    choosing the format part), make the samples in every style and variant, build the dictionaries
+    (WordNet, offline, except for the authors' files) and write the data folder. Returns summary
+    rows; bad records are logged (lenient) or raised (strict)."""
     out = Path(out)
-    if mc2 and not images:
-        raise DatasetError("--mc2 needs --images DIR (the COCO 2014 root holding train2014/ and val2014/)")
+    if (mc2 or modality_following) and not images:
+        raise DatasetError("--mc2 and --modality-following need --images DIR (the COCO root: train2014/ and val2014/ "
+                           "for MC2, train2017/ and val2017/ for the authors' files)")
     if out.exists() and not out.is_dir():
         raise DatasetError(f"--out {out}: is a file; give a folder")
     if (out / SAMPLES_FILE).exists() and not overwrite:
         raise DatasetError(f"--out {out}: already holds a data set; use --overwrite to replace it")
-    report = load_mc2(mc2, images, strict=strict) if mc2 else load_jsonl(jsonl, strict=strict, tasks=tasks)
-    if not report.records:
-        raise DatasetError(f"{mc2 or jsonl}: no usable record ({report.summary()}); nothing to build")
+    if modality_following:
+        authors = load_modality_following(modality_following, images, question=question, strict=strict)
+        samples, dictionaries, report = authors.samples, authors.dictionaries, authors
+        samples = [rearranged(s, v) if v != "default" else s for s in samples for v in variants]
+    else:
+        report = load_mc2(mc2, images, strict=strict) if mc2 else load_jsonl(jsonl, strict=strict, tasks=tasks)
+        samples = build_samples(report.records, styles=styles, variants=variants) if report.records else []
+        dictionaries = {}
+    if not samples:
+        raise DatasetError(f"{mc2 or jsonl or ', '.join(modality_following)}: no usable record ({report.summary()}); "
+                           "nothing to build")
     for problem in report.problems:
         log(f"skipped: {problem}")
     for duplicate in report.duplicates:
         log(f"dropped: {duplicate}")
-    samples = build_samples(report.records, styles=styles, variants=variants)
-    dictionaries = dictionaries_for(samples, verifier=verifier,
-                                    extra_forms=load_extra_forms(extra_forms) if extra_forms else None)
+    dictionaries = dictionaries or dictionaries_for(samples, verifier=verifier,
+                                                    extra_forms=load_extra_forms(extra_forms) if extra_forms else None)
     for entry in dictionaries.values():
         if entry.dropped:
             log(f"dictionary {entry.canonical!r} ({entry.task}): dropped " + ", ".join(

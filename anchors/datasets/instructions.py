@@ -27,8 +27,17 @@ STYLES: dict[str, dict[str, str]] = {
         "text": "Focus on the textual context; ignore visual content.",
         "vision": "Focus on the visual content; ignore textual context.",
     },
+    # the authors' released data (EchoDreamer/Modality-Following)
+    "authors": {
+        "text": "In case there is an inconsistency between the Text Context and the input image content, you must rely "
+                "on the text context rather than the input image content.",
+        "vision": "In case there is an inconsistency between the Text Context and the input image content, you must "
+                  "rely on the image content rather than the text context.",
+    },
 }
 FORMAT_SENTENCE = "Answer the question with a single word."
+# a style's own format sentence, where it has one (the authors' question3 ending)
+STYLE_FORMATS: dict[str, str] = {"authors": "Answer the question using a single word or phrase."}
 GENERAL_SYSTEM_PROMPT = (
     "You are a helpful and honest assistant who strictly follows all user instructions and provides accurate "
     "responses."
@@ -52,6 +61,7 @@ class ModalitySample:
     compliant_answer: str
     competing_answer: str
     question: str
+    separator: str = " "  # between segments in the user message (the authors' data: newlines)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -83,8 +93,10 @@ def arrange(head: tuple[tuple[str, str], ...], semantic: str, format_sentence: s
 
 
 def build_sample(record: Record, modality: Modality, *, style: str = "default", variant: str = "default",
-                 format_sentence: str = FORMAT_SENTENCE) -> ModalitySample:
-    """One modality-following sample of ``record`` in a prompt ``variant`` (see :func:`arrange`)."""
+                 format_sentence: str | None = None) -> ModalitySample:
+    """One modality-following sample of ``record`` in a prompt ``variant`` (see :func:`arrange`); the
+    format sentence is the style's own (:data:`STYLE_FORMATS`) or :data:`FORMAT_SENTENCE`."""
+    format_sentence = format_sentence or STYLE_FORMATS.get(style, FORMAT_SENTENCE)
     segments = arrange((("context", record.context), ("question", record.question)), instruction(modality, style),
                        format_sentence, variant)
     compliant, competing = (
