@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .presets import load_options
 
 
 def positive_int(value: str) -> int:
@@ -88,7 +89,8 @@ def add_config_options(parser: argparse.ArgumentParser, config_class: type) -> N
             group.add_argument(negated if field.default else flag, dest=field.name, default=field.default,
                                action="store_false" if field.default else "store_true", **extra)
         else:
-            group.add_argument(flag, type=kind, nargs="+" if is_list else None, default=field.default, **extra)
+            group.add_argument(flag, type=field.metadata.get("type", kind), nargs="+" if is_list else None,
+                               default=field.default, **extra)
 
 
 def config_from(args: argparse.Namespace, config_class: type) -> Any:
@@ -97,8 +99,8 @@ def config_from(args: argparse.Namespace, config_class: type) -> Any:
 
 
 def apply_config(parser: argparse.ArgumentParser, argv: list[str]) -> None:
-    """Defaults from the TOML file named by --config, applied before parsing so flags still win
-    and options given in the file count as given."""
+    """Defaults from the TOML file (or shipped preset, :mod:`anchors.presets`) named by --config,
+    applied before parsing so flags still win and options given in the file count as given."""
     path = next((Path(v) for a, v in zip(argv, argv[1:] + [""]) if a == "--config"), None)
     path = path or next((Path(a.split("=", 1)[1]) for a in argv if a.startswith("--config=")), None)
     names, current = [], parser
@@ -110,10 +112,7 @@ def apply_config(parser: argparse.ArgumentParser, argv: list[str]) -> None:
         names.append(word)
     if path is None or not names:
         return
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise InputError(f"--config {path}: {error}") from error
+    data = load_options(path)
     values = {k: v for k, v in data.items() if not isinstance(v, dict)} | data.get(names[-1], {})
     values = {k.replace("-", "_"): v for k, v in values.items()}
     actions = {a.dest: a for a in current._actions}  # noqa: SLF001
@@ -121,6 +120,9 @@ def apply_config(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     if unknown:
         raise InputError(f"--config {path}: unknown option(s) for '{names[-1]}': {', '.join(unknown)}")
     for dest, value in values.items():
+        kind = getattr(actions[dest], "type", None)
+        if kind is not None and kind is not Path and callable(kind):  # a preset's "5%" as the flag would take it
+            value = [kind(str(v)) for v in value] if isinstance(value, list) else kind(str(value))
         actions[dest].required = False
         values[dest] = Path(value) if actions[dest].type is Path else value
     current.set_defaults(**values)

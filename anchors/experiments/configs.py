@@ -4,6 +4,7 @@ and store the same resolved ``attrs["config"]``."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -58,14 +59,29 @@ class LensConfig:
                                         "(App. E.1's ablation) (default: max)", choices=SUBSPACE_SCORES)
 
 
+def heads_arg(value: str) -> int | str:
+    """A number of heads as given: ``8``, or ``5%`` of all the model's heads (resolved per model)."""
+    text = value.strip()
+    try:
+        count = float(text[:-1]) if text.endswith("%") else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither a number of heads nor a percentage such as 5%") from None
+    if count <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be positive")
+    return text if text.endswith("%") else int(count)
+
+
 @dataclass(frozen=True)
 class InterventionConfig:
-    ks: tuple[int, ...] = option((1, 2, 4, 8), "numbers of heads (default: 1 2 4 8)")
+    ks: tuple[int | str, ...] = option((1, 2, 4, 8), "numbers of heads, or percentages of all heads such as 1%% 2%% 5%% "
+                                                     "(default: 1 2 4 8)", type=heads_arg)
     amplify_alpha: float = option(2.0, "scale for amplification (default: 2)")
     alphas: tuple[float, ...] = option((0.5, 1.0, 2.0, 4.0, 8.0), "alpha sweep values")
-    alpha_k: int | None = option(None, "heads amplified in the alpha sweep (default: max k)")
+    alpha_k: int | str | None = option(None, "heads (or %% of heads) amplified in the alpha sweep (default: max k)",
+                                       type=heads_arg)
     n_random: int = option(5, "random head draws per k (default: 5)")
-    shared_top: int | None = option(None, "shared heads: those in the top N of both rankings (default: max k)")
+    shared_top: int | str | None = option(None, "shared heads: those in the top N (or N%%) of both rankings "
+                                                "(default: max k)", type=heads_arg)
     role: str = option("instruction", "positions whose head outputs are scaled (default: instruction)")
     seed: int = option(0, "seed of the random head draws (default: 0)")
 

@@ -29,6 +29,15 @@ from .ranking import rank_heads
 MODES: dict[str, bool] = {"block": True, "amplify": False}  # mode -> evaluated on followed (True) or failed samples
 
 
+def head_count(value: int | str, total: int) -> int:
+    """A number of heads: ``value`` itself, or ``"P%"`` of the model's ``total`` heads rounded half
+    up (at least one)."""
+    text = str(value).strip()
+    if text.endswith("%"):
+        return max(1, int(float(text[:-1]) * total / 100 + 0.5))
+    return int(text)
+
+
 def evaluated(mode: str, followed: np.ndarray) -> np.ndarray:
     """Which samples ``mode`` is evaluated on: blocking on followed samples, amplifying on failed."""
     return followed == MODES[mode]
@@ -57,12 +66,14 @@ class HeadIntervention(Analysis[TracedSample]):
         if grid != (shape.n_layers, shape.n_heads) or lens_type not in (None, adapter.config.model_type):
             raise InputError(f"the lens result comes from another model ({lens_type}, {grid[0]} layers × {grid[1]} heads); "
                              f"this model is {adapter.config.model_type}, {shape.n_layers} layers × {shape.n_heads} heads")
-        if not config.ks or any(k < 1 or k > total for k in config.ks):
+        ks = [head_count(k, total) for k in config.ks]
+        if not ks or any(k < 1 or k > total for k in ks):
             raise InputError(f"every k must be in 1…{total} (the model's heads), got {list(config.ks)}")
-        self.ks, self.alphas = tuple(sorted(set(config.ks))), tuple(sorted(set(config.alphas)))
+        self.ks, self.alphas = tuple(sorted(set(ks))), tuple(sorted(set(config.alphas)))
         expand_role(config.role)
         self.n_heads = shape.n_heads
-        self.alpha_k, self.shared_top = config.alpha_k or max(self.ks), config.shared_top or max(self.ks)
+        self.alpha_k = head_count(config.alpha_k, total) if config.alpha_k else max(self.ks)
+        self.shared_top = head_count(config.shared_top, total) if config.shared_top else max(self.ks)
         order = {m: self.ranked.ranking.sel(modality=m).values for m in MODALITIES}
         position = {m: {int(h): r for r, h in enumerate(order[m])} for m in MODALITIES}
         both = set.intersection(*(set(order[m][: self.shared_top].tolist()) for m in MODALITIES))
@@ -70,8 +81,10 @@ class HeadIntervention(Analysis[TracedSample]):
         self.order = order
         rng = np.random.default_rng(config.seed)
         self.random = [[rng.choice(total, size=k, replace=False) for k in self.ks] for _ in range(config.n_random)]
-        return {**{f: getattr(config, f) for f in ("ks", "amplify_alpha", "alphas", "n_random", "role", "seed")},
-                "ks": list(self.ks), "alphas": list(self.alphas), "alpha_k": self.alpha_k, "shared_top": self.shared_top}
+        resolved = {**{f: getattr(config, f) for f in ("amplify_alpha", "n_random", "role", "seed")},
+                    "ks": list(self.ks), "alphas": list(self.alphas), "alpha_k": self.alpha_k, "shared_top": self.shared_top}
+        percentages = {f: getattr(config, f) for f in ("ks", "alpha_k", "shared_top") if "%" in str(getattr(config, f))}
+        return resolved | ({"as_given": percentages} if percentages else {})
 
     def _heads(self, flat: Sequence[int]) -> Heads:
         return tuple((int(i) // self.n_heads, int(i) % self.n_heads) for i in flat)

@@ -11,11 +11,12 @@ from ..datasets.folder import DataFolder
 from ..experiments import HeadIntervention, KnockoutProfile, LensProfile, PositionControls
 from ..models.organisms import ORGANISMS
 from ..models.spec import ModelSpec
+from ..presets import command_options
 from ..report import write_report
 from ..runner.resumable import Progress, no_progress, run
 from .task import write_data
 
-DEMO_WINDOWS = (3, 1, 5)
+PRESET = "organism"  # anchors/presets/organism.toml: windows, k's and alphas
 CONTROL_VARIANTS = ("default", "swapped", "system_before", "system_between")
 # The paper reads and intervenes at instruction tokens; the organism's knockout profile puts its
 # arbitration at the answer position, so both are run and reported.
@@ -37,15 +38,16 @@ def run_demo(out: str | Path, *, n_samples: int = 128, batch_size: int = 32, org
     lenses = {suffix: run(LensProfile(readout_role=role), model, traced, out=out / f"lens{suffix}.nc", **common)
               for suffix, role in READOUT_SITES.items()}
     half = n_samples // 2
-    run(KnockoutProfile(windows=DEMO_WINDOWS), model, traced[:half] + traced[n_samples : n_samples + half],
+    knockout = command_options(PRESET, "knockout")
+    run(KnockoutProfile(**knockout), model, traced[:half] + traced[n_samples : n_samples + half],
         out=out / "knockout.nc", **common)
-    run(PositionControls(window=3), model, data.variants(tokenizer, CONTROL_VARIANTS, log=log),
-        out=out / "controls.nc", **common)
-    ks = tuple(k for k in (1, 2, 4, 8, 12) if k <= shape.n_layers * shape.n_heads // 4)
+    run(PositionControls(**command_options(PRESET, "controls")), model,
+        data.variants(tokenizer, CONTROL_VARIANTS, log=log), out=out / "controls.nc", **common)
+    intervene = command_options(PRESET, "intervene")
+    ks = tuple(k for k in intervene.pop("ks") if k <= shape.n_layers * shape.n_heads // 4)  # at most a quarter
     for suffix, role in READOUT_SITES.items():
-        analysis = HeadIntervention(lenses[suffix], ks=ks, amplify_alpha=4.0, alphas=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
-                                    alpha_k=max(ks), n_random=5, role=role)
+        analysis = HeadIntervention(lenses[suffix], ks=ks, role=role, **intervene)
         run(analysis, model, traced, out=out / f"heads{suffix}.nc", **common)
     (out / "demo.json").write_text(json.dumps({"organism": organism, "n_samples": n_samples, "batch_size": batch_size,
-                                               "windows": DEMO_WINDOWS, "ks": ks}, indent=1))
+                                               "preset": PRESET, "windows": knockout["windows"], "ks": ks}, indent=1))
     return write_report(out)
