@@ -77,6 +77,11 @@ def test_lens_profile(loaded, samples, tmp_path):
         .isel(layer=-1).values, ds.final_margin.values, atol=1e-5)
     # LDAR at the last layer on followed samples: their final margin is positive by construction
     assert ds.followed.sum() == 3
+    # the linear head attribution sums over heads to its attention term; the remainder of Eq 9 is
+    # what its nonlinear scores leave of the attention attribution
+    np.testing.assert_allclose(ds.head_linear.sum("head"), ds.attn_linear, atol=1e-5)
+    np.testing.assert_allclose(ds.head_remainder, ds.attn_attribution_margin - ds.head_attribution.sum("head"), atol=1e-6)
+    assert (np.abs(ds.head_remainder) > 1e-4).any()  # Eq 9 is not additive
     _round_trip(ds, tmp_path)
 
 

@@ -180,3 +180,25 @@ def test_per_head_readouts_are_built_in_chunks_no_larger_than_a_hidden_state(tin
 ])
 def test_a_window_covers_exactly_its_size_in_layers_clipped_at_the_ends(layer, window, expected):
     assert list(Knockout("visual", "instruction", layer, window).layers(12)) == expected
+
+
+def test_linear_head_attribution_sums_to_the_attention_term_and_matches_a_manual_projection(tiny):
+    """Per head: the update through the final norm with its scale frozen at the layer input, on the
+    union's unembedding rows, averaged over the instruction positions; computed by hand from the
+    hooked residual stream (plain PyTorch) and summed over heads (tolerance 1e-5)."""
+    from anchors.models.adapters import hf_module
+
+    batch, space, _, positions = _setup(tiny, 3)
+    store, _ = run_hooked(tiny.module, tiny.adapter, batch.inputs)
+    got = trace_batch(tiny, batch, space, heads=True)
+    torch.testing.assert_close(got.head_linear.sum(2), got.attn_linear, atol=TOL, rtol=0)
+    norm = hf_module(tiny.adapter.final_norm(tiny.module))
+    eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", None))
+    weight = tiny.adapter.norm_weight_offset + norm.weight.float()
+    unembed = tiny.adapter.unembed_weight(tiny.module)[space.union].float()
+    for i in range(tiny.adapter.shape.n_layers):
+        for b, rows in enumerate(positions):
+            pre, mid = store[("resid_pre", i)][b, rows].float(), store[("resid_mid", i)][b, rows].float()
+            scale = torch.rsqrt(pre.pow(2).mean(-1, keepdim=True) + eps)
+            expected = ((mid - pre) * scale * weight @ unembed.T).mean(0)
+            torch.testing.assert_close(got.attn_linear[b, i], expected, atol=TOL, rtol=0)

@@ -16,7 +16,7 @@ from ..models.loading import LoadedModel
 from ..prompts.prompt import TracedSample
 from ..prompts.roles import expand_role
 from ..readouts.metrics import decide, ldar, margin, synchronisation_rate, topk_readout
-from ..readouts.subspaces import SUBSPACES, subspace_logits
+from ..readouts.subspaces import SUBSPACES, Subspaces, subspace_logits
 from ..results.schema import OUTCOMES, sample_coords
 from ..tracer.batching import encode_samples
 from ..tracer.trace import SITES, trace_batch
@@ -32,6 +32,17 @@ def _rate_by_outcome(rate: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         if masks[outcome].any():
             index = torch.from_numpy(np.flatnonzero(masks[outcome]))
             out[o] = rate(a[index], b[index]).numpy()
+    return out
+
+
+def top_direction(answer_logits: torch.Tensor, subspaces: Subspaces) -> torch.Tensor:
+    """Per sample, +1 at the compliant dictionary's top id and -1 at the competing one's (by the final
+    answer logits), 0 elsewhere: the unembedding direction the linear head attribution projects on."""
+    low = torch.finfo(answer_logits.dtype).min
+    out = torch.zeros_like(answer_logits)
+    rows = torch.arange(len(out))
+    out[rows, answer_logits.masked_fill(~subspaces.compliant, low).argmax(-1)] = 1.0
+    out[rows, answer_logits.masked_fill(~subspaces.competing, low).argmax(-1)] = -1.0
     return out
 
 
@@ -87,7 +98,12 @@ class LensProfile(Analysis[TracedSample]):
         }
         if config.heads:
             per_head = topk_readout(out.head_readout.transpose(2, 3), out.valid, config.top_k)  # (B, L, H, 2)
-            data["head_attribution"] = (("sample", "layer", "head"), (margin(per_head) - margin(pre)[..., None]).numpy())
+            scores = margin(per_head) - margin(pre)[..., None]
+            data["head_attribution"] = (("sample", "layer", "head"), scores.numpy())
+            data["head_remainder"] = (("sample", "layer"), (margin(attn) - scores.sum(-1)).numpy())
+            direction = top_direction(out.answer_logits, space)  # (B, U): +1 compliant top id, -1 competing
+            data["head_linear"] = (("sample", "layer", "head"), torch.einsum("blhu,bu->blh", out.head_linear, direction).numpy())
+            data["attn_linear"] = (("sample", "layer"), torch.einsum("blu,bu->bl", out.attn_linear, direction).numpy())
             coords["head"] = list(range(self.shape.n_heads))
         advance(1)
         return xr.Dataset(data, coords=coords)

@@ -45,3 +45,16 @@ def head_contributions(adapter: Adapter, root: Any, index: int, z: torch.Tensor)
     total = heads.sum(-2, keepdim=True).float()
     scale = torch.rsqrt(total.pow(2).mean(-1, keepdim=True) + norm.eps) * (adapter.norm_weight_offset + norm.weight.float())
     return (heads.float() * scale).to(heads.dtype)
+
+
+def frozen_norm_logits(adapter: Adapter, root: Any, residual: torch.Tensor, update: torch.Tensor,
+                       token_ids: torch.Tensor) -> torch.Tensor:
+    """The linear share of ``update`` (..., hidden) in the lens logits of ``residual + update`` on
+    ``token_ids``, with the final norm's scale frozen at ``residual`` (..., hidden; broadcast against
+    the update): ``(w ⊙ update / rms(residual)) · W_U[ids]``, before any soft-cap. Linear in the
+    update, so per-head shares sum exactly to the whole update's (Eq 9's linear counterpart)."""
+    norm = hf_module(adapter.final_norm(root))
+    eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6))
+    scale = torch.rsqrt(residual.float().pow(2).mean(-1, keepdim=True) + eps)
+    weight = adapter.norm_weight_offset + norm.weight.float()
+    return (update.float() * scale * weight) @ adapter.unembed_weight(root)[token_ids].float().T

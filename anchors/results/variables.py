@@ -59,6 +59,16 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
                      FRACTION),
     "n_evaluated": ("samples evaluated", "followed samples for block, failed ones for amplify, per instructed_modality",
                     "samples"),
+    "head_remainder": ("what Eq 9's head scores leave of the attention term",
+                       "attn_attribution_margin minus the sum over heads of head_attribution (Eq 9 is nonlinear: the "
+                       "final norm and the max over each dictionary)", LOGIT),
+    "head_linear": ("linear head attribution",
+                    "each head's update through the final norm with its scale frozen at the layer input, projected on "
+                    "the unembedding of the compliant minus the competing top id (by the final answer), mean over the "
+                    "readout positions; sums over heads to attn_linear", LOGIT),
+    "attn_linear": ("linear attention attribution",
+                    "the attention update through the final norm with its scale frozen at the layer input, on the "
+                    "compliant minus competing top-id direction, mean over the readout positions", LOGIT),
     "head_score": ("head score used for ranking", "mean head_attribution over the ranked samples", LOGIT),
     "score": ("head score used for ranking", "mean head_attribution over the ranked samples", LOGIT),
     "ranking": ("heads by descending score, flat index", "layer * heads_per_layer + head", ""),

@@ -19,7 +19,7 @@ from ..interventions.plan import plan_layers
 from ..interventions.specs import Intervention
 from ..models.loading import LoadedModel
 from ..prompts.roles import ROLE_CODE, expand_role
-from ..readouts.lens import head_contributions, lens_logits
+from ..readouts.lens import frozen_norm_logits, head_contributions, lens_logits
 from ..readouts.subspaces import Subspaces, subspace_logits
 from .encode import EncodedBatch
 from .layer_edits import apply_layer, remote_kwargs
@@ -43,6 +43,10 @@ class TraceOutputs:
     - ``readout_generated`` (B, L, S, 2), with ``lens``: the same at the answer position.
     - ``head_readout`` (B, L, P, H, 2), with ``heads``: subspace logits of the lens applied to the
       layer input plus one head's update (Eq 9).
+    - ``head_linear`` (B, L, H, U), with ``heads``: each head's update through the final norm with
+      its scale frozen at the layer input, on the union's unembedding rows, averaged over the valid
+      readout positions; ``attn_linear`` (B, L, U): the same for the whole attention update (the sum
+      of the heads' plus any output bias).
     """
 
     answer_logits: torch.Tensor
@@ -51,6 +55,8 @@ class TraceOutputs:
     readout: torch.Tensor | None = None
     readout_generated: torch.Tensor | None = None
     head_readout: torch.Tensor | None = None
+    head_linear: torch.Tensor | None = None
+    attn_linear: torch.Tensor | None = None
 
 
 def gather_positions(roles: torch.Tensor, role: str | tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,6 +118,7 @@ def trace_batch(
     union = space.union
     index, valid = gather_positions(batch.roles, readout_role)
     index = index.to(device)
+    weights = valid.to(device).float()[..., None] / valid.sum(1).to(device).float()[:, None, None]  # (B, P, 1)
     last = torch.full((roles.shape[0], 1), roles.shape[1] - 1, dtype=torch.long, device=device)
     head_chunk = per_head_chunk(roles.shape[1], adapter.shape.n_heads)
 
@@ -123,18 +130,26 @@ def trace_batch(
     inputs = batch.inputs.to(device)
     # logits_to_keep=1: the model unembeds the answer position only, never (batch, seq, vocab)
     with torch.no_grad(), model.trace(inputs, logits_to_keep=1, **remote_kwargs(remote)):
-        readout, readout_generated, head_readout = [], [], []
+        readout, readout_generated, head_readout, head_linear, attn_linear = [], [], [], [], []
         for i in range(adapter.shape.n_layers):
             if lens or heads:
                 pre = adapter.layer(model, i).input
             z = apply_layer(model, adapter, i, plan.get(i), roles, prefill=True, read_z=heads)
+            if lens or heads:
+                mid = adapter.mid_norm(model, i).input
             if heads:
-                head_readout.append(torch.cat([
-                    subspace_logits(lens_logits(adapter, model, _take(pre, part)[:, :, None]
-                                                + head_contributions(adapter, model, i, _take(z, part)), union), space)
-                    for part in index.split(head_chunk, dim=1)], dim=1))
+                readouts, linear = [], 0.0
+                for part, weight in zip(index.split(head_chunk, dim=1), weights.split(head_chunk, dim=1)):
+                    base, shares = _take(pre, part), head_contributions(adapter, model, i, _take(z, part))
+                    readouts.append(subspace_logits(lens_logits(adapter, model, base[:, :, None] + shares, union), space))
+                    linear = linear + (frozen_norm_logits(adapter, model, base[:, :, None], shares, union)
+                                       * weight[..., None]).sum(1)
+                head_readout.append(torch.cat(readouts, dim=1))
+                head_linear.append(linear)
+                update = _take(mid, index) - _take(pre, index)
+                attn_linear.append((frozen_norm_logits(adapter, model, _take(pre, index), update, union) * weights).sum(1))
             if lens:
-                per_site = [read(h) for h in (pre, adapter.mid_norm(model, i).input, adapter.layer(model, i).output)]
+                per_site = [read(h) for h in (pre, mid, adapter.layer(model, i).output)]
                 readout.append(torch.stack([r for r, _ in per_site], dim=1))
                 readout_generated.append(torch.stack([g for _, g in per_site], dim=1))
         final = model.output.logits[:, -1]
@@ -144,5 +159,7 @@ def trace_batch(
             result["readout_generated"] = torch.stack(readout_generated, dim=1)
         if heads:
             result["head_readout"] = torch.stack(head_readout, dim=1)
+            result["head_linear"] = torch.stack(head_linear, dim=1)
+            result["attn_linear"] = torch.stack(attn_linear, dim=1)
         result = nnsight.save(result)
     return TraceOutputs(valid=valid, **{k: to_host(v) for k, v in result.items()})
