@@ -90,3 +90,16 @@ def test_subspace_score_max_and_mean_hand_computed():
                      score="mean").to(torch.device("cpu")).score == "mean"
     with pytest.raises(ValueError, match="subspace score 'median'"):
         Subspaces(torch.tensor([3]), membership["compliant"][:, :1], membership["competing"][:, :1], score="median")
+
+
+def test_full_vocabulary_nssd_subspace_mass_and_kl_by_hand(space):
+    from anchors.readouts.metrics import full_kl, nssd_full, subspace_mass
+
+    # vocabulary of 4 ids; the union [5, 7, 9] sits at vocabulary positions 0, 1, 2
+    before = torch.log(torch.tensor([[0.5, 0.25, 0.125, 0.125]]))
+    after = torch.log(torch.tensor([[0.25, 0.25, 0.25, 0.25]]))
+    kl = 0.5 * math.log(2) + 0.25 * math.log(1) + 0.125 * math.log(0.5) * 2
+    assert full_kl(before, after).item() == pytest.approx(kl, abs=1e-6)
+    assert subspace_mass(before[:, :3], space).item() == pytest.approx(0.75)  # compliant 5 + competing 7; 9 is not D
+    value = nssd_full(before[:, :3], after[:, :3], full_kl(before, after), space).item()
+    assert value == pytest.approx(-kl, abs=1e-6)  # compliant share 2/3 -> 1/2: negative

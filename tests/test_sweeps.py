@@ -44,6 +44,11 @@ def test_reuse_equals_naive_on_every_family(tiny, max_rows):
     steps: list[int] = []
     fast = sweep_knockouts(tiny, batch, space, settings, method="reuse", max_rows=max_rows, advance=steps.append)
     naive = sweep_knockouts(tiny, batch, space, settings, method="naive")
+    assert fast.exact.all() and naive.exact.all()
+    assert torch.equal(fast.top_token, naive.top_token)
+    torch.testing.assert_close(fast.subspace_mass, naive.subspace_mass, atol=TOL, rtol=0)
+    torch.testing.assert_close(fast.full_kl, naive.full_kl, atol=TOL, rtol=0)
+    assert (naive.full_kl > 1e-6).any() and (naive.subspace_mass < 1).all()
     clean, reference_clean = fast.clean, naive.clean
     fast, naive = fast.logits, naive.logits
     assert sum(steps) == 1 + len(settings)
@@ -153,3 +158,27 @@ def test_atp_profile_schema_and_verified_settings_are_exact(tmp_path):
     for result in (atp, verify):
         np.testing.assert_allclose(result.nssd.where(result.exact), exact.nssd.where(result.exact), atol=TOL)
     assert float(np.abs(atp.nssd - exact.nssd).max()) > 0  # estimates are estimates
+    # behaviour after a cut is known where the knockout ran, unknown where it was estimated
+    assert set(np.unique(exact.answer_after.values)) <= {"compliant", "competing", "other"}
+    assert ((atp.answer_after == "unknown") == ~atp.exact).all()
+    text = atp.mfr_after.sel(instructed_modality="text")  # every sample here is text-instructed
+    assert text.sel(pathway=~at_answer).isnull().all() and text.sel(pathway=at_answer).notnull().all()
+    np.testing.assert_allclose(atp.p_subspace.where(atp.exact), exact.p_subspace.where(atp.exact), atol=TOL)
+
+
+def test_mfr_after_a_cut_by_hand():
+    import xarray as xr
+
+    from anchors.experiments.knockout import after_cut_mfr
+
+    # four samples: two text-instructed (both follow), two vision-instructed (one follows)
+    answers = np.array([["compliant", "other"], ["competing", "compliant"], ["compliant", "compliant"],
+                        ["unknown", "competing"]])  # (sample, layer)
+    ds = xr.Dataset({"answer_after": (("sample", "layer"), answers)},
+                    coords={"sample": list("abcd"), "layer": [0, 1], "instructed": ("sample", ["text", "text", "vision", "vision"]),
+                            "followed": ("sample", [True, True, True, False])})
+    out = after_cut_mfr(ds)
+    assert out.mfr_after.sel(instructed_modality="text").values.tolist() == [0.5, 0.5]
+    assert out.mfr_after.sel(instructed_modality="vision").values.tolist() == [1.0, 0.5]  # "unknown" is left out
+    np.testing.assert_allclose(out.mfr_after.sel(instructed_modality="all").values, [2 / 3, 0.5])
+    assert out.mfr_base.values.tolist() == [1.0, 0.5, 0.75]

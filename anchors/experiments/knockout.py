@@ -13,9 +13,9 @@ from ..errors import InputError
 from ..interventions.specs import Knockout
 from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
-from ..prompts.prompt import TracedSample
+from ..prompts.prompt import MODALITIES, TracedSample
 from ..prompts.roles import expand_role, role_label
-from ..readouts.metrics import compliant_probability, decide, nssd
+from ..readouts.metrics import compliant_probability, decide, nssd, nssd_full
 from ..results.schema import sample_coords
 from ..tracer.batching import encode_samples
 from ..tracer.sweep import Method, sweep_knockouts, sweep_steps
@@ -50,11 +50,19 @@ def knockout_batch(loaded: LoadedModel, chunk: Sequence[TracedSample], pathways:
     base = sweep.clean
     shape = (len(pathways), len(windows), len(layers), len(chunk))
     divergence = torch.stack([nssd(base.answer_logits, logits, space) for logits in sweep.logits])
+    divergence_full = torch.stack([nssd_full(base.answer_logits, logits, kl, space)
+                                   for logits, kl in zip(sweep.logits, sweep.full_kl)])
     p_after = torch.stack([compliant_probability(logits, space) for logits in sweep.logits])
-    exact = sweep.exact[:, None].expand(-1, len(chunk))
-    return {"nssd": _samples_first(divergence, shape), "p_compliant": _samples_first(p_after, shape),
-            "exact": _samples_first(exact, shape), "answers": decide(base.top_token, space),
-            "p_compliant_base": compliant_probability(base.answer_logits, space).numpy()}
+    answers_after = np.array([decide(tokens, space) if exact else ["unknown"] * len(chunk)
+                              for tokens, exact in zip(sweep.top_token, sweep.exact.tolist())])
+    return {"nssd": _samples_first(divergence, shape), "nssd_full": _samples_first(divergence_full, shape),
+            "p_compliant": _samples_first(p_after, shape),
+            "exact": _samples_first(sweep.exact[:, None].expand(-1, len(chunk)), shape),
+            "answer_after": np.moveaxis(answers_after.reshape(shape), -1, 0),
+            "p_subspace": _samples_first(sweep.subspace_mass, shape),
+            "answers": decide(base.top_token, space),
+            "p_compliant_base": compliant_probability(base.answer_logits, space).numpy(),
+            "p_subspace_base": base.subspace_mass.numpy()}
 
 
 def _samples_first(values: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
@@ -62,13 +70,25 @@ def _samples_first(values: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
     return np.moveaxis(values.reshape(shape).numpy(), -1, 0)
 
 
+def after_cut_mfr(ds: xr.Dataset) -> xr.Dataset:
+    """MFR after each knockout and without one, over the samples instructed to follow text, vision,
+    and all (``instructed_modality``); NaN where the answers after a cut were estimated (atp)."""
+    groups = {m: ds.instructed.values == m for m in MODALITIES} | {"all": np.ones(ds.sizes["sample"], dtype=bool)}
+    follows = (ds.answer_after == "compliant").where(ds.answer_after != "unknown")
+    dim = xr.DataArray(list(groups), dims="instructed_modality", name="instructed_modality")
+    after = xr.concat([follows.isel(sample=np.flatnonzero(rows)).mean("sample") for rows in groups.values()], dim=dim)
+    base = [float(ds.followed.values[rows].mean()) if rows.any() else np.nan for rows in groups.values()]
+    return ds.assign(mfr_after=after, mfr_base=("instructed_modality", base))
+
+
 def knockout_dataset(chunk: Sequence[TracedSample], arrays: Mapping[str, Any], pathways: Mapping[str, Pathway],
                      windows: Sequence[int], layers: Sequence[int]) -> xr.Dataset:
     dims = ("sample", "pathway", "window", "layer")
     coords = sample_coords(chunk, arrays["answers"])
     return xr.Dataset(
-        {"nssd": (dims, arrays["nssd"]), "p_compliant": (dims, arrays["p_compliant"]), "exact": (dims, arrays["exact"]),
-         "p_compliant_base": ("sample", arrays["p_compliant_base"]),
+        {**{name: (dims, arrays[name]) for name in ("nssd", "nssd_full", "p_compliant", "exact", "answer_after",
+                                                     "p_subspace")},
+         "p_compliant_base": ("sample", arrays["p_compliant_base"]), "p_subspace_base": ("sample", arrays["p_subspace_base"]),
          "source": ("pathway", [role_label(s) for s, _ in pathways.values()]),
          "target": ("pathway", [role_label(t) for _, t in pathways.values()])},
         coords={**coords, "pathway": list(pathways), "window": list(windows), "layer": list(layers)},
@@ -107,3 +127,5 @@ class KnockoutProfile(Analysis[TracedSample]):
                                 verify_top=self.config.verify_top)
         return knockout_dataset(chunk, arrays, self.pathways, self.windows, self.layers)
 
+    def finalise(self, merged: xr.Dataset) -> xr.Dataset:
+        return after_cut_mfr(merged)

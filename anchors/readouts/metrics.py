@@ -39,6 +39,25 @@ def nssd(before: torch.Tensor, after: torch.Tensor, subspaces: Subspaces) -> tor
     return sign * kl
 
 
+def subspace_mass(union_log_probs: torch.Tensor, subspaces: Subspaces) -> torch.Tensor:
+    """Probability of each row's decision subspace (compliant ∪ competing), (B,), from the
+    full-vocabulary log-probabilities on the union's ids (B, U)."""
+    inside = subspaces.compliant | subspaces.competing
+    return union_log_probs.masked_fill(~inside, float("-inf")).logsumexp(-1).exp()
+
+
+def full_kl(reference: torch.Tensor, log_probs: torch.Tensor) -> torch.Tensor:
+    """KL(reference ‖ log_probs) over the whole vocabulary, per row (both log-probabilities)."""
+    return (reference.exp() * (reference - log_probs)).sum(-1).clamp_min(0.0)
+
+
+def nssd_full(before: torch.Tensor, after: torch.Tensor, kl: torch.Tensor, subspaces: Subspaces) -> torch.Tensor:
+    """NSSD without the binary constraint (the authors' rebuttal): Eq 4's sign rule on the decision
+    subspace, times ``kl``, the KL over the whole vocabulary at the answer position (B,)."""
+    sign = torch.sign(compliant_probability(after, subspaces) - compliant_probability(before, subspaces))
+    return sign * kl.double()
+
+
 def topk_readout(per_position: torch.Tensor, valid: torch.Tensor, k: int) -> torch.Tensor:
     """Eq 5: for each subspace, the mean of its logits over the top-k readout positions.
 

@@ -142,13 +142,29 @@ def ldar_profile(ds: xr.Dataset) -> plt.Figure:
 
 
 def generated_necessity(ds: xr.Dataset) -> plt.Figure:
-    """Fig 3c: compliant probability after cutting instruction→generated vs cues→generated."""
+    """Fig 3c: what cutting instruction→generated (vs cues→generated) does to behaviour: MFR after
+    the cut per instructed modality (left), and the compliant probability renormalised in the
+    decision subspace on followed samples (right)."""
     wanted = [p for p in ("instruction->generated", "visual->generated", "context->generated") if p in ds.pathway.values]
     window = main_window(ds)
     followed = followed_or_all(ds)
-    fig, axes = _figure(1, f"What the answer position needs (window {window})", width=6.0,
-                        caption=f"mean over {followed.sizes['sample']} followed samples")
-    ax = axes[0]
+    behaviour = "mfr_after" in ds and bool(np.isfinite(ds.mfr_after.sel(window=window)).any())
+    fig, axes = _figure(2 if behaviour else 1, f"What the answer position needs (window {window})", width=5.4,
+                        caption=f"left: MFR over all samples of a modality (dotted: no knockout); right: mean over "
+                                f"{followed.sizes['sample']} followed samples" if behaviour else
+                        f"mean over {followed.sizes['sample']} followed samples")
+    if behaviour:
+        ax = axes[0]
+        styles = {"text": "-", "vision": "--"}
+        for colour, pathway in zip(PALETTE, wanted):
+            for modality in _modalities(ds):
+                ax.plot(ds.layer.values, ds.mfr_after.sel(instructed_modality=modality, pathway=pathway, window=window),
+                        color=colour, linestyle=styles[modality], marker="o", label=f"cut {pathway}, {modality}")
+        for modality in _modalities(ds):
+            ax.axhline(float(ds.mfr_base.sel(instructed_modality=modality)), color="grey", linestyle=":")
+        ax.set(xlabel="layer (window centre)", ylabel="MFR after the cut", ylim=(-0.02, 1.02))
+        ax.legend(fontsize=7)
+    ax = axes[-1]
     ax.plot(ds.layer.values, np.full(ds.sizes["layer"], float(followed.p_compliant_base.mean())), color="grey",
             linestyle=":", label="no knockout")
     for colour, pathway in zip(PALETTE, wanted):

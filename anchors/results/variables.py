@@ -15,6 +15,19 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
     "p_compliant": ("compliant probability after the knockout",
                     "mass of the compliant dictionary in the next-token distribution restricted to compliant and "
                     "competing ids and renormalised, after the knockout", PROBABILITY),
+    "nssd_full": ("NSSD over the whole vocabulary",
+                  "Eq 4's sign rule (the compliant probability in the decision subspace) times KL(P_before || P_after) "
+                  "over the whole next-token distribution at the answer position: no binary constraint", NATS),
+    "answer_after": ("the answer after the knockout",
+                     "greedy next token after the cut: compliant, competing or other; unknown where atp estimated it",
+                     ""),
+    "p_subspace": ("probability of the decision subspace after the knockout",
+                   "next-token probability mass of compliant and competing ids over the whole vocabulary; what "
+                   "p_compliant's renormalisation hides", PROBABILITY),
+    "p_subspace_base": ("probability of the decision subspace without intervention", "as p_subspace, clean", PROBABILITY),
+    "mfr_after": ("MFR after the knockout", "fraction of samples of instructed_modality (all: pooled) whose answer after "
+                                            "the cut is compliant", FRACTION),
+    "mfr_base": ("MFR without knockout", "fraction of samples of instructed_modality that follow", FRACTION),
     "exact": ("knockout computed exactly",
               "true where nssd and p_compliant come from running the knockout (methods reuse, naive, and the "
               "settings atp reruns or atp+verify verifies); false where they are attribution-patching estimates",

@@ -30,6 +30,7 @@ from transformers import DynamicCache
 from ..models.adapters import hf_module
 from ..models.loading import LoadedModel
 from ..prompts.roles import ROLE_CODE, expand_role
+from ..readouts.metrics import subspace_mass
 from ..readouts.subspaces import Subspaces
 from .encode import EncodedBatch
 from .reuse import CleanRun, capture_layer, captured
@@ -104,7 +105,9 @@ def atp_knockouts(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces
             for i in reversed(range(n_layers)):
                 grad = probabilities[i].grad
                 effects.append(torch.stack([knockout_effect(probabilities[i], grad, s, t) for s, t in masks]))
-        saved["answer"] = {"answer_logits": answer.detach(), "top_token": final.argmax(-1)}
+        log_probs = final.detach().float().log_softmax(-1)
+        saved["answer"] = {"answer_logits": answer.detach(), "top_token": final.argmax(-1), "log_probs": log_probs,
+                           "subspace_mass": subspace_mass(log_probs[:, space.union], space)}
         saved["effects"] = torch.stack(effects[::-1], dim=1)
         saved = nnsight.save(saved)
     outputs = TraceOutputs(valid=torch.ones(0), **{k: to_host(v) for k, v in saved["answer"].items()})

@@ -31,6 +31,7 @@ from ..models.adapters import hf_module
 from ..models.loading import LoadedModel
 from ..prompts.roles import ROLE_CODE, expand_role
 from ..readouts.lens import lens_logits
+from ..readouts.metrics import full_kl, subspace_mass
 from ..readouts.subspaces import Subspaces
 from .encode import EncodedBatch
 from .trace import TraceOutputs, to_host
@@ -115,7 +116,9 @@ def clean_run(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces, st
         for i in range(loaded.adapter.shape.n_layers):
             capture_layer(model, loaded.adapter, i, start_layers, saved)
         final = model.output.logits[:, -1]
-        saved["answer"] = {"answer_logits": final[:, union], "top_token": final.argmax(-1)}
+        log_probs = final.float().log_softmax(-1)
+        saved["answer"] = {"answer_logits": final[:, union], "top_token": final.argmax(-1), "log_probs": log_probs,
+                           "subspace_mass": subspace_mass(log_probs[:, union], subspaces.to(loaded.device))}
         saved = nnsight.save(saved)
     outputs = TraceOutputs(valid=torch.ones(0), **{k: to_host(v) for k, v in saved["answer"].items()})
     return captured(saved, cache, outputs, loaded.adapter)
@@ -160,9 +163,10 @@ def _slice(value: Any, axes: tuple[int, int | None], t0: int, rows: int) -> Any:
 
 
 def rerun(loaded: LoadedModel, clean: CleanRun, roles: torch.Tensor, settings: Sequence[Knockout], start: int, t0: int,
-          union: torch.Tensor) -> torch.Tensor:
-    """Answer logits (R, B, U) of ``settings`` (knockouts whose windows start at or after ``start``)
-    from the clean run's layer ``start`` input, on positions ``t0…``."""
+          subspaces: Subspaces) -> dict[str, torch.Tensor]:
+    """What ``settings`` (knockouts whose windows start at or after ``start``) do to the answer, from
+    the clean run's layer ``start`` input, on positions ``t0…``: ``answer_logits`` (R, B, U) on the
+    dictionary ids, ``top_token``, ``subspace_mass`` and ``full_kl`` against the clean run (R, B)."""
     module, adapter = hf_module(loaded.model), loaded.adapter
     n_layers, rows = adapter.shape.n_layers, len(settings)
     batch, length = roles.shape
@@ -181,5 +185,10 @@ def rerun(loaded: LoadedModel, clean: CleanRun, roles: torch.Tensor, settings: S
         out = adapter.layers(module)[i](hidden, attention_mask=torch.cat(edited), past_key_values=cache, use_cache=True,
                                         **kwargs)
         hidden = out[0] if isinstance(out, tuple) else out
-    logits = lens_logits(adapter, module, hidden[:, -1], union)
-    return logits.view(rows, batch, -1)
+    logits = lens_logits(adapter, module, hidden[:, -1])
+    log_probs = logits.float().log_softmax(-1)
+    space = Subspaces(subspaces.union, subspaces.compliant.repeat(rows, 1), subspaces.competing.repeat(rows, 1))
+    reference = clean.outputs.log_probs.to(log_probs.device).repeat(rows, 1)
+    result = {"answer_logits": logits[:, subspaces.union], "top_token": logits.argmax(-1),
+              "subspace_mass": subspace_mass(log_probs[:, subspaces.union], space), "full_kl": full_kl(reference, log_probs)}
+    return {k: v.view(rows, batch, *v.shape[1:]) for k, v in result.items()}

@@ -33,12 +33,32 @@ Advance = Callable[[int], None]
 
 @dataclass
 class Sweep:
-    """The clean trace's outputs; the answer logits (S, B, U) on the dictionary ids after each of the
-    S knockouts; and which settings are exact (S,) rather than estimated."""
+    """The clean trace's outputs and, after each of the S knockouts: the answer logits (S, B, U) on
+    the dictionary ids; which settings are exact (S,) rather than estimated; and, where exact, the
+    greedy token (S, B; -1 where estimated), the probability of the decision subspace and the KL
+    from the clean next-token distribution over the whole vocabulary (S, B; NaN where estimated)."""
 
     clean: TraceOutputs
     logits: torch.Tensor
     exact: torch.Tensor
+    top_token: torch.Tensor
+    subspace_mass: torch.Tensor
+    full_kl: torch.Tensor
+
+    @classmethod
+    def estimated(cls, clean: TraceOutputs, logits: torch.Tensor) -> "Sweep":
+        """A sweep whose settings are all still estimates (their exact values filled in later)."""
+        settings, rows = logits.shape[:2]
+        return cls(clean, logits, torch.zeros(settings, dtype=torch.bool), torch.full((settings, rows), -1),
+                   torch.full((settings, rows), float("nan")), torch.full((settings, rows), float("nan")))
+
+    def fill(self, chosen: Sequence[int], values: dict[str, torch.Tensor]) -> None:
+        """Exact results for the ``chosen`` settings (``values`` as :func:`~.reuse.rerun` returns them)."""
+        self.logits[chosen] = values["answer_logits"]
+        self.top_token[chosen] = values["top_token"]
+        self.subspace_mass[chosen] = values["subspace_mass"]
+        self.full_kl[chosen] = values["full_kl"]
+        self.exact[chosen] = True
 
 
 def sweep_steps(n_settings: int, n_pathways: int, method: str, verify_top: int = 0) -> int:
@@ -56,44 +76,49 @@ def sweep_knockouts(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspac
     if method not in KNOCKOUT_METHODS:
         raise InputError(f"knockout method {method!r} is not one of {', '.join(KNOCKOUT_METHODS)}")
     if method == "naive":
-        clean = trace_batch(loaded, batch, subspaces)
+        clean = trace_batch(loaded, batch, subspaces, keep_log_probs=True)
         advance(1)
-        logits = []
-        for knockout in knockouts:
-            logits.append(trace_batch(loaded, batch, subspaces, [knockout]).answer_logits)
+        sweep = Sweep.estimated(clean, clean.answer_logits[None].repeat(len(knockouts), 1, 1))
+        for s, knockout in enumerate(knockouts):
+            cut = trace_batch(loaded, batch, subspaces, [knockout], reference_log_probs=clean.log_probs)
+            sweep.fill([s], {"answer_logits": cut.answer_logits[None], "top_token": cut.top_token[None],
+                             "subspace_mass": cut.subspace_mass[None], "full_kl": cut.full_kl[None]})
             advance(1)
-        return Sweep(clean, torch.stack(logits), torch.ones(len(knockouts), dtype=torch.bool))
+        return sweep
     n_layers = loaded.adapter.shape.n_layers
     starts = sorted({min(k.layers(n_layers)) for k in knockouts})
     if method == "reuse":
         run = clean_run(loaded, batch, subspaces, starts)
         advance(1)
-        logits = run.outputs.answer_logits[None].repeat(len(knockouts), 1, 1)
-        rerun_exact(loaded, run, batch, subspaces, knockouts, range(len(knockouts)), logits, max_rows, advance)
-        return Sweep(run.outputs, logits, torch.ones(len(knockouts), dtype=torch.bool))
+        sweep = Sweep.estimated(run.outputs, run.outputs.answer_logits[None].repeat(len(knockouts), 1, 1))
+        rerun_exact(loaded, run, batch, subspaces, knockouts, range(len(knockouts)), sweep, max_rows, advance)
+        return sweep
     return _attribution(loaded, batch, subspaces, knockouts, starts, method, max_rows, verify_top, advance)
 
 
 def rerun_exact(loaded: LoadedModel, run: CleanRun, batch: EncodedBatch, subspaces: Subspaces,
-                knockouts: Sequence[Knockout], chosen: Sequence[int], logits: torch.Tensor, max_rows: int | None,
+                knockouts: Sequence[Knockout], chosen: Sequence[int], sweep: Sweep, max_rows: int | None,
                 advance: Advance) -> None:
-    """Write the exact logits of the ``chosen`` knockouts into ``logits``, grouping those that share
-    a start layer and a first edited position into stacked reruns."""
+    """Fill in the exact results of the ``chosen`` knockouts, grouping those that share a start layer
+    and a first edited position into stacked reruns."""
     n_layers, (rows, length) = loaded.adapter.shape.n_layers, batch.roles.shape
     groups: dict[tuple[int, int], list[int]] = {}
     for s in chosen:
         start = min(knockouts[s].layers(n_layers))
         groups.setdefault((start, suffix_start(run, batch, knockouts[s], n_layers)), []).append(s)
-    union, roles = subspaces.union.to(loaded.device), batch.roles.to(loaded.device)
+    space, roles = subspaces.to(loaded.device), batch.roles.to(loaded.device)
     per_forward = max(1, (max_rows or rows * len(knockouts)) // rows)
+    clean = run.outputs
     for (start, t0), members in groups.items():
-        if t0 >= length:  # the knockout edits no query: the clean logits
-            logits[members] = run.outputs.answer_logits
+        if t0 >= length:  # the knockout edits no query: the clean run's results
+            sweep.fill(members, {"answer_logits": clean.answer_logits, "top_token": clean.top_token,
+                                 "subspace_mass": clean.subspace_mass, "full_kl": torch.zeros(rows)})
             advance(len(members))
             continue
         for at in range(0, len(members), per_forward):
             chunk = members[at: at + per_forward]
-            logits[chunk] = to_host(rerun(loaded, run, roles, [knockouts[s] for s in chunk], start, t0, union))
+            result = rerun(loaded, run, roles, [knockouts[s] for s in chunk], start, t0, space)
+            sweep.fill(chunk, {k: to_host(v) for k, v in result.items()})
             advance(len(chunk))
 
 
@@ -112,18 +137,15 @@ def _attribution(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces,
     base = run.outputs.answer_logits
     shift = torch.stack([effects[pathways.index((k.source, k.target)), list(k.layers(n_layers))].sum(0)
                          for k in knockouts])  # (S, B): estimated change of the log-odds
-    logits = base[None] + shift[..., None] * subspaces.compliant[None].to(base.dtype)
+    sweep = Sweep.estimated(run.outputs, base[None] + shift[..., None] * subspaces.compliant[None].to(base.dtype))
     single = [s for s, k in enumerate(knockouts) if suffix_start(run, batch, k, n_layers) >= length - 1]
-    exact = torch.zeros(len(knockouts), dtype=torch.bool)
-    rerun_exact(loaded, run, batch, subspaces, knockouts, single, logits, max_rows, lambda n: None)
-    exact[single] = True
+    rerun_exact(loaded, run, batch, subspaces, knockouts, single, sweep, max_rows, lambda n: None)
     if method == "atp+verify":
-        strength = torch.stack([nssd(base, after, subspaces).abs().mean() for after in logits])
+        strength = torch.stack([nssd(base, after, subspaces).abs().mean() for after in sweep.logits])
         chosen = []
         for pathway in pathways:
-            members = [s for s, k in enumerate(knockouts) if (k.source, k.target) == pathway and not exact[s]]
+            members = [s for s, k in enumerate(knockouts) if (k.source, k.target) == pathway and not sweep.exact[s]]
             chosen += sorted(members, key=lambda s: -float(strength[s]))[:verify_top]
         advance(sweep_steps(len(knockouts), len(pathways), method, verify_top) - 1 - len(chosen))
-        rerun_exact(loaded, run, batch, subspaces, knockouts, chosen, logits, max_rows, advance)
-        exact[chosen] = True
-    return Sweep(run.outputs, logits, exact)
+        rerun_exact(loaded, run, batch, subspaces, knockouts, chosen, sweep, max_rows, advance)
+    return sweep

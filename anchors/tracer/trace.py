@@ -20,6 +20,7 @@ from ..interventions.specs import Intervention
 from ..models.loading import LoadedModel
 from ..prompts.roles import ROLE_CODE, expand_role
 from ..readouts.lens import frozen_norm_logits, head_contributions, lens_logits
+from ..readouts.metrics import full_kl, subspace_mass
 from ..readouts.subspaces import Subspaces, subspace_logits
 from .encode import EncodedBatch
 from .layer_edits import apply_layer, remote_kwargs
@@ -37,6 +38,10 @@ class TraceOutputs:
 
     - ``answer_logits`` (B, U): final logits at the answer position on the dictionary ids.
     - ``top_token`` (B,): greedy next token at the answer position.
+    - ``subspace_mass`` (B,): the next-token probability (over the whole vocabulary) of the row's
+      decision subspace, compliant ∪ competing ids.
+    - ``full_kl`` (B,), with ``reference_log_probs``: KL(reference ‖ this run) over the whole vocabulary.
+    - ``log_probs`` (B, V), with ``keep_log_probs``: the next-token log-probabilities.
     - ``valid`` (B, P): which readout positions are real (not repeats).
     - ``readout`` (B, L, S, P, 2), with ``lens``: subspace logits (Eq 1) of the logit lens at
       every readout position and site.
@@ -57,6 +62,9 @@ class TraceOutputs:
     head_readout: torch.Tensor | None = None
     head_linear: torch.Tensor | None = None
     attn_linear: torch.Tensor | None = None
+    subspace_mass: torch.Tensor | None = None
+    full_kl: torch.Tensor | None = None
+    log_probs: torch.Tensor | None = None
 
 
 def gather_positions(roles: torch.Tensor, role: str | tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,6 +112,8 @@ def trace_batch(
     heads: bool = False,
     readout_role: str | tuple[str, ...] = "instruction",
     remote: bool | str = False,
+    reference_log_probs: torch.Tensor | None = None,
+    keep_log_probs: bool = False,
 ) -> TraceOutputs:
     """Run one forward pass with ``interventions`` and return :class:`TraceOutputs`.
 
@@ -128,6 +138,7 @@ def trace_batch(
         return at_readout, at_answer
 
     inputs = batch.inputs.to(device)
+    reference = reference_log_probs.to(device) if reference_log_probs is not None else None
     # logits_to_keep=1: the model unembeds the answer position only, never (batch, seq, vocab)
     with torch.no_grad(), model.trace(inputs, logits_to_keep=1, **remote_kwargs(remote)):
         readout, readout_generated, head_readout, head_linear, attn_linear = [], [], [], [], []
@@ -153,7 +164,13 @@ def trace_batch(
                 readout.append(torch.stack([r for r, _ in per_site], dim=1))
                 readout_generated.append(torch.stack([g for _, g in per_site], dim=1))
         final = model.output.logits[:, -1]
-        result = {"answer_logits": final[:, union], "top_token": final.argmax(-1)}
+        log_probs = final.float().log_softmax(-1)
+        result = {"answer_logits": final[:, union], "top_token": final.argmax(-1),
+                  "subspace_mass": subspace_mass(log_probs[:, union], space)}
+        if reference is not None:
+            result["full_kl"] = full_kl(reference, log_probs)
+        if keep_log_probs:
+            result["log_probs"] = log_probs
         if lens:
             result["readout"] = torch.stack(readout, dim=1)
             result["readout_generated"] = torch.stack(readout_generated, dim=1)
