@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from PIL import Image
@@ -75,3 +76,15 @@ def test_report_opens_in_headless_chromium_with_figures_visible(tmp_path):
     # the palette's blue and orange appear only inside the embedded figures
     assert near((0, 114, 178)) > 2000 and near((230, 159, 0)) > 1000
     assert (image.min(axis=2) < 200).mean() > 0.02
+
+
+def test_fig4_and_fig5a_show_text_and_vision_following_separately():
+    lens = load(FIXTURES / "lens.nc")
+    fig4 = FIGURES["lens_profile"]["fig4_subspace_evolution"](lens)
+    titles = [ax.get_title() for ax in fig4.axes if ax.get_title()]
+    assert len(titles) == 6 and sum(t.startswith("text following") for t in titles) == 3
+    assert sum(t.startswith("vision following") for t in titles) == 3
+    fig5a = FIGURES["lens_profile"]["fig5a_attention_subspaces"](lens)
+    assert [ax.get_title().split(" (")[0] for ax in fig5a.axes] == ["text following", "vision following"]
+    for figure in (fig4, fig5a):
+        plt.close(figure)

@@ -176,26 +176,51 @@ def generated_necessity(ds: xr.Dataset) -> plt.Figure:
 
 
 def subspace_evolution(ds: xr.Dataset) -> plt.Figure:
-    """Fig 4: compliant/competing readout per layer for followed and failed samples, and the
-    attention and MLP attributions to the arbitration margin."""
-    fig, axes = _figure(3, f"Subspace evolution at {place(ds)} and margin attribution", width=4.4, caption=BAND)
-    for ax, outcome in zip(axes[:2], ("followed", "failed")):
-        part = ds.where(ds.followed.astype(bool) == (outcome == "followed"), drop=True)
-        ax.set(title=f"{outcome} samples (n={part.sizes.get('sample', 0)})", xlabel="layer", ylabel="readout (max logit, top-k mean)")
-        if part.sizes.get("sample", 0):
-            for colour, subspace in zip(PALETTE, ds.subspace.values):
-                _band(ax, ds.layer.values, part.readout.sel(site="post", subspace=subspace), colour, str(subspace))
-            ax.legend(fontsize=8)
-    ax = axes[2]
-    for colour, (name, label) in zip(PALETTE[2:], (("attn_attribution_margin", "attention"), ("mlp_attribution_margin", "MLP"))):
-        for style, outcome in (("-", True), ("--", False)):
-            part = ds[name].where(ds.followed.astype(bool) == outcome, drop=True)
+    """Fig 4, one row per instructed modality: compliant/competing readout per layer for followed
+    and failed samples, and the attention and MLP attributions to the arbitration margin."""
+    modalities = _modalities(ds)
+    fig, axes = _figure(3, f"Subspace evolution at {place(ds)} and margin attribution", width=4.4, caption=BAND,
+                        nrows=len(modalities))
+    for row, modality in enumerate(modalities):
+        rows = ds.where(ds.instructed == modality, drop=True)
+        for ax, outcome in zip(axes[3 * row: 3 * row + 2], ("followed", "failed")):
+            part = rows.where(rows.followed.astype(bool) == (outcome == "followed"), drop=True)
+            ax.set(title=f"{MODALITY_TITLE[modality]}: {outcome} (n={part.sizes.get('sample', 0)})", xlabel="layer",
+                   ylabel="readout (max logit, top-k mean)")
             if part.sizes.get("sample", 0):
-                ax.plot(ds.layer.values, part.mean("sample").values, color=colour, linestyle=style,
-                        label=f"{label} ({'followed' if outcome else 'failed'})")
-    ax.axhline(0, color="grey", linewidth=0.8)
-    ax.set(title="Δ margin per layer", xlabel="layer", ylabel="Δ (compliant − competing)")
-    ax.legend(fontsize=8)
+                for colour, subspace in zip(PALETTE, ds.subspace.values):
+                    _band(ax, ds.layer.values, part.readout.sel(site="post", subspace=subspace), colour, str(subspace))
+                ax.legend(fontsize=8)
+        ax = axes[3 * row + 2]
+        for colour, (name, label) in zip(PALETTE[2:], (("attn_attribution_margin", "attention"),
+                                                       ("mlp_attribution_margin", "MLP"))):
+            for style, outcome in (("-", True), ("--", False)):
+                part = rows[name].where(rows.followed.astype(bool) == outcome, drop=True)
+                if part.sizes.get("sample", 0):
+                    ax.plot(ds.layer.values, part.mean("sample").values, color=colour, linestyle=style,
+                            label=f"{label} ({'followed' if outcome else 'failed'})")
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set(title=f"{MODALITY_TITLE[modality]}: Δ margin per layer", xlabel="layer", ylabel="Δ (compliant − competing)")
+        ax.legend(fontsize=8)
+    return fig
+
+
+def attention_subspaces(ds: xr.Dataset) -> plt.Figure:
+    """Fig 5a: what attention adds to the compliant and the competing subspace logit at each layer
+    (Eq 7 per subspace), and to their margin, on followed samples, per instructed modality."""
+    modalities = _modalities(ds)
+    fig, axes = _figure(len(modalities), f"Attention's update to each subspace at {place(ds)}", sharey=True,
+                        caption=f"followed samples (all of a modality where none followed); {BAND}")
+    for ax, modality in zip(axes, modalities):
+        part = followed_or_all(ds, modality)
+        for colour, subspace in zip(PALETTE, ds.subspace.values):
+            _band(ax, ds.layer.values, part.attn_attribution.sel(subspace=subspace), colour, str(subspace))
+        ax.plot(ds.layer.values, part.attn_attribution_margin.mean("sample").values, color="black", linestyle="--",
+                label="margin")
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set(title=f"{MODALITY_TITLE[modality]} (n={part.sizes['sample']})", xlabel="layer",
+               ylabel="Δ readout from attention")
+    _legend_outside(fig, axes[0])
     return fig
 
 
@@ -282,6 +307,7 @@ FIGURES: dict[str, dict[str, Callable[[xr.Dataset], plt.Figure]]] = {
                          "fig3c_generated_necessity": generated_necessity},
     "position_controls": {"fig3a_semantic_vs_format": semantic_vs_format},
     "lens_profile": {"fig3b_ldar": ldar_profile, "fig4_subspace_evolution": subspace_evolution,
+                     "fig5a_attention_subspaces": attention_subspaces,
                      "fig5b_head_heatmap": head_heatmap},
     "head_intervention": {"fig5c_mfr_curves": mfr_curves, "table4_alpha_sweep": alpha_sweep, "fig5b_head_heatmap": head_heatmap},
 }
