@@ -156,3 +156,25 @@ def test_bad_options_are_refused(loaded, samples):
     lens = run(LensProfile(heads=False), loaded, samples)
     with pytest.raises(ValueError, match="no per-head attribution: run .anchors lens. without --no-heads"):
         HeadIntervention(lens)
+
+
+def test_head_intervention_reading_answers_from_generation(loaded, samples):
+    from anchors.readouts.metrics import answer_from_generation
+    from anchors.tracer import generate_batch
+
+    lens = run(LensProfile(top_k=3), loaded, samples, batch_size=6)
+    ds = run(HeadIntervention(lens, ks=(2,), n_random=1, alphas=(1.0, 50.0), answer_from="generation", max_new_tokens=3),
+             loaded, samples, batch_size=6)
+    config = json.loads(ds.attrs["config"])
+    assert (config["answer_from"], config["max_new_tokens"]) == ("generation", 3)
+    assert ds.degenerate_alpha.dims == ("instructed_modality", "alpha")
+    # the clean answer of each sample, by an independent greedy generation and the text matcher
+    batch = encode_batch(loaded.adapter, [s.prompt for s in samples])
+    space = Subspaces.from_ids(batch.sample_ids, [s.compliant_ids for s in samples], [s.competing_ids for s in samples])
+    tokens = generate_batch(loaded, batch, space, max_new_tokens=3).tokens.tolist()
+    expected = [answer_from_generation(loaded.adapter.tokenizer.decode(t, skip_special_tokens=True), t,
+                                       list(s.compliant_forms), list(s.competing_forms)) for t, s in zip(tokens, samples)]
+    assert ds.answer.values.tolist() == expected
+    evaluated = ds.answer_alpha != ""
+    assert set(np.unique(ds.answer_alpha.values[evaluated.values])) <= {"compliant", "competing", "other", "degenerate"}
+    assert (evaluated == ~ds.followed).all()  # the alpha sweep amplifies on samples that did not follow

@@ -103,3 +103,15 @@ def test_full_vocabulary_nssd_subspace_mass_and_kl_by_hand(space):
     assert subspace_mass(before[:, :3], space).item() == pytest.approx(0.75)  # compliant 5 + competing 7; 9 is not D
     value = nssd_full(before[:, :3], after[:, :3], full_kl(before, after), space).item()
     assert value == pytest.approx(-kl, abs=1e-6)  # compliant share 2/3 -> 1/2: negative
+
+
+def test_answers_read_from_generated_text_and_degenerate_outputs():
+    from anchors.readouts.metrics import answer_from_generation, is_degenerate
+
+    assert is_degenerate("", [5, 6]) and is_degenerate("   ", [7]) and is_degenerate("the the the", [9, 9, 9])
+    assert not is_degenerate("red", [9]) and not is_degenerate("red car", [9, 10])
+    assert answer_from_generation("The answer is red.", [1, 2, 3], ["red"], ["blue"]) == "compliant"
+    assert answer_from_generation("Blue, I think", [4, 5], ["red"], ["blue"]) == "competing"
+    assert answer_from_generation("no idea", [6, 7], ["red"], ["blue"]) == "other"
+    assert answer_from_generation("red", [8, 8, 8, 8], ["red"], ["blue"]) == "degenerate"  # one token repeated
+    assert answer_from_generation("红色", [3, 4], ["red", "红色"], ["blue"]) == "compliant"

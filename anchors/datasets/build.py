@@ -77,6 +77,8 @@ class TokenisedSample:
     sample: ModalitySample
     compliant_ids: tuple[int, ...]
     competing_ids: tuple[int, ...]
+    compliant_forms: tuple[str, ...] = ()
+    competing_forms: tuple[str, ...] = ()
 
 
 def tokenise(
@@ -102,7 +104,7 @@ def tokenise(
             report.dropped[reason] += 1
             report.dropped_ids[s.sample_id] = reason
             continue
-        kept.append(TokenisedSample(s, c_ids, k_ids))
+        kept.append(TokenisedSample(s, c_ids, k_ids, compliant.forms, competing.forms))
     report.kept = len(kept)
     return kept, report
 
@@ -121,6 +123,7 @@ def to_traced(items: Sequence[TokenisedSample], open_image: Callable[[ModalitySa
         TracedSample(
             Prompt(t.sample.sample_id, t.sample.segments, image=open_image(t.sample), separator=t.sample.separator),
             t.compliant_ids, t.competing_ids, task=t.sample.task, instructed=t.sample.instructed, style=t.sample.style,
+            compliant_forms=t.compliant_forms, competing_forms=t.competing_forms,
         )
         for t in items
     ]

@@ -59,6 +59,9 @@ class LensConfig:
                                         "(App. E.1's ablation) (default: max)", choices=SUBSPACE_SCORES)
 
 
+ANSWER_SOURCES: tuple[str, ...] = ("first-token", "generation")
+
+
 def heads_arg(value: str) -> int | str:
     """A number of heads as given: ``8``, or ``5%`` of all the model's heads (resolved per model)."""
     text = value.strip()
@@ -84,6 +87,11 @@ class InterventionConfig:
                                                 "(default: max k)", type=heads_arg)
     role: str = option("instruction", "positions whose head outputs are scaled (default: instruction)")
     seed: int = option(0, "seed of the random head draws (default: 0)")
+    answer_from: str = option("first-token", "how a sample's answer is read: the greedy 'first-token' (its dictionary), "
+                                             "or greedy 'generation' of --max-new-tokens matched against the "
+                                             "dictionaries' forms, empty or one-token-repeated output counting as "
+                                             "'degenerate' (default: first-token)", choices=ANSWER_SOURCES)
+    max_new_tokens: int = option(8, "tokens generated per sample with --answer-from generation (default: 8)")
 
 
 @dataclass(frozen=True)

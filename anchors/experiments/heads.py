@@ -18,9 +18,10 @@ from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
 from ..prompts.prompt import MODALITIES, TracedSample
 from ..prompts.roles import expand_role
-from ..readouts.metrics import decide
+from ..readouts.metrics import answer_from_generation, decide
 from ..results.schema import sample_coords
 from ..tracer.batching import encode_samples
+from ..tracer.generate import generate_batch
 from ..tracer.trace import trace_batch
 from .base import Advance, Analysis
 from .configs import InterventionConfig
@@ -81,7 +82,10 @@ class HeadIntervention(Analysis[TracedSample]):
         self.order = order
         rng = np.random.default_rng(config.seed)
         self.random = [[rng.choice(total, size=k, replace=False) for k in self.ks] for _ in range(config.n_random)]
-        resolved = {**{f: getattr(config, f) for f in ("amplify_alpha", "n_random", "role", "seed")},
+        if config.answer_from == "generation" and config.max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be ≥ 1, got {config.max_new_tokens}")
+        resolved = {**{f: getattr(config, f) for f in ("amplify_alpha", "n_random", "role", "seed", "answer_from")},
+                    **({"max_new_tokens": config.max_new_tokens} if config.answer_from == "generation" else {}),
                     "ks": list(self.ks), "alphas": list(self.alphas), "alpha_k": self.alpha_k, "shared_top": self.shared_top}
         percentages = {f: getattr(config, f) for f in ("ks", "alpha_k", "shared_top") if "%" in str(getattr(config, f))}
         return resolved | ({"as_given": percentages} if percentages else {})
@@ -92,24 +96,40 @@ class HeadIntervention(Analysis[TracedSample]):
     def steps(self, chunk: Sequence[TracedSample]) -> int:
         return 1 + len(MODES) * len(self.ks) * (2 + self.config.n_random) + len(self.alphas)
 
+    def answers(self, loaded: LoadedModel, samples: Sequence[TracedSample], encoded: Any, space: Any,
+                spec: Sequence[HeadScale] = ()) -> list[str]:
+        """Each sample's answer class under ``spec``, read as ``answer_from`` says."""
+        if self.config.answer_from == "first-token":
+            return decide(trace_batch(loaded, encoded, space, spec).top_token, space)
+        tokens = generate_batch(loaded, encoded, space, spec, max_new_tokens=self.config.max_new_tokens).tokens.tolist()
+        tokenizer = loaded.adapter.tokenizer
+        return [answer_from_generation(tokenizer.decode(row, skip_special_tokens=True), row, list(s.compliant_forms),
+                                       list(s.competing_forms)) for row, s in zip(tokens, samples)]
+
     def run_batch(self, loaded: LoadedModel, chunk: Sequence[TracedSample], advance: Advance) -> xr.Dataset:
         config, ks = self.config, self.ks
         encoded, space = encode_samples(loaded.adapter, chunk)
-        answers = decide(trace_batch(loaded, encoded, space).top_token, space)
+        answers = self.answers(loaded, chunk, encoded, space)
         advance(1)
         followed = np.array([a == "compliant" for a in answers])
         instructed = np.array([s.instructed for s in chunk])
         groups = {(mode, m): np.flatnonzero(evaluated(mode, followed) & (instructed == m)).tolist()
                   for mode in MODES for m in MODALITIES}
         prepared = {key: encode_samples(loaded.adapter, [chunk[i] for i in rows]) for key, rows in groups.items() if rows}
+        classes = np.full((len(chunk), len(self.alphas)), "", dtype=object)
 
-        def follows(mode: str, heads: dict[str, Heads], alpha: float) -> np.ndarray:
-            """1/0 per sample of the batch (NaN outside the mode's samples) under the scaling."""
+        def follows(mode: str, heads: dict[str, Heads], alpha: float, column: int | None = None) -> np.ndarray:
+            """1/0 per sample of the batch (NaN outside the mode's samples) under the scaling; the
+            answer classes go to ``classes[:, column]`` when a column is given (the alpha sweep)."""
             out = np.full(len(chunk), np.nan)
             for (group_mode, modality), (enc, sp) in prepared.items():
                 if group_mode == mode:
                     spec = [HeadScale(heads[modality], alpha, config.role)] if heads[modality] else []
-                    out[groups[mode, modality]] = [a == "compliant" for a in decide(trace_batch(loaded, enc, sp, spec).top_token, sp)]
+                    rows = groups[mode, modality]
+                    got = self.answers(loaded, [chunk[i] for i in rows], enc, sp, spec)
+                    out[rows] = [a == "compliant" for a in got]
+                    if column is not None:
+                        classes[rows, column] = got
             return out
 
         def same(flat: Sequence[int]) -> dict[str, Heads]:
@@ -133,13 +153,14 @@ class HeadIntervention(Analysis[TracedSample]):
         top = {mod: self._heads(self.order[mod][: self.alpha_k]) for mod in MODALITIES}
         swept = np.full((len(chunk), len(self.alphas)), np.nan)
         for a, alpha in enumerate(self.alphas):
-            swept[:, a] = follows("amplify", top, alpha)
+            swept[:, a] = follows("amplify", top, alpha, column=a)
             advance(1)
         coords = sample_coords(chunk, answers)
         return xr.Dataset(
             {"follows": (("sample", "mode", "selection", "k"), under),
              "follows_random_draw": (("sample", "mode", "draw", "k"), draws),
-             "follows_alpha": (("sample", "alpha"), swept)},
+             "follows_alpha": (("sample", "alpha"), swept),
+             "answer_alpha": (("sample", "alpha"), classes.astype(str))},
             coords={**coords, "mode": list(MODES), "selection": list(SELECTIONS), "k": list(ks),
                     "draw": np.arange(config.n_random), "alpha": list(self.alphas)},
         )
@@ -166,9 +187,11 @@ class HeadIntervention(Analysis[TracedSample]):
         original = [[float(np.mean(followed[in_mode[m] & rows])) if (in_mode[m] & rows).any() else np.nan for m in MODES]
                     for rows in groups.values()]
         counts = [[int((in_mode[m] & rows).sum()) for m in MODES] for rows in groups.values()]
+        evaluated_alpha = merged.answer_alpha != ""
+        degenerate = (merged.answer_alpha == "degenerate").astype(float).where(evaluated_alpha)
         return merged.assign(
             mfr=by_group(merged.follows), mfr_random_draw=by_group(merged.follows_random_draw),
-            mfr_alpha=by_group(merged.follows_alpha),
+            mfr_alpha=by_group(merged.follows_alpha), degenerate_alpha=by_group(degenerate),
             mfr_original=(("instructed_modality", "mode"), np.array(original)),
             n_evaluated=(("instructed_modality", "mode"), np.array(counts)),
             head_score=self.ranked.score, ranking=self.ranked.ranking, ranking_layer=self.ranked.ranking_layer,

@@ -60,6 +60,8 @@ class TracedSample:
     task: str = "unknown"
     instructed: str = "text"
     style: str = "default"
+    compliant_forms: tuple[str, ...] = ()  # the dictionaries' surface forms, for answers read from
+    competing_forms: tuple[str, ...] = ()  # generated text (``answer_from="generation"``)
 
     def __post_init__(self) -> None:
         if self.instructed not in MODALITIES:

@@ -115,6 +115,19 @@ def answer_from_text(text: str, compliant_forms: list[str], competing_forms: lis
     return "competing"
 
 
+def is_degenerate(text: str, tokens: list[int]) -> bool:
+    """A generation that is no answer at all: empty (after stripping), or one token repeated."""
+    return not text.strip() or (len(tokens) > 1 and len(set(tokens)) == 1)
+
+
+def answer_from_generation(text: str, tokens: list[int], compliant_forms: list[str], competing_forms: list[str]) -> str:
+    """The answer class of a greedy generation: ``degenerate`` (:func:`is_degenerate`), else
+    :func:`answer_from_text`'s compliant / competing / other."""
+    if is_degenerate(text, tokens):
+        return "degenerate"
+    return answer_from_text(text, compliant_forms, competing_forms)
+
+
 def modality_following_ratio(answers: list[str]) -> float:
     """MFR: the fraction of samples answered with the instruction-compliant answer."""
     if not answers:

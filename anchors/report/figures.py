@@ -286,7 +286,8 @@ def mfr_curves(ds: xr.Dataset) -> plt.Figure:
 
 def alpha_sweep(ds: xr.Dataset) -> plt.Figure:
     """Table 4 as curves: MFR on failed samples when amplifying the top alpha_k heads by alpha, one
-    line per instructed modality (dotted, same colour: without intervention)."""
+    line per instructed modality (dotted, same colour: without intervention); with answers read
+    from generation, the share of degenerate outputs (empty, one token repeated) dashed."""
     k = config_of(ds).get("alpha_k", "")
     fig, axes = _figure(1, f"Amplifying the top {k} heads at {place(ds)} by α", width=6.0,
                         caption="MFR on failed samples; dotted: without intervention")
@@ -296,6 +297,9 @@ def alpha_sweep(ds: xr.Dataset) -> plt.Figure:
         n = int(part.n_evaluated.sel(mode="amplify"))
         ax.plot(ds.alpha.values, part.mfr_alpha.values, color=colour, marker="o", label=f"{MODALITY_TITLE[modality]} (n={n})")
         ax.axhline(float(part.mfr_original.sel(mode="amplify")), color=colour, linestyle=":")
+        if config_of(ds).get("answer_from") == "generation":
+            ax.plot(ds.alpha.values, part.degenerate_alpha.values, color=colour, linestyle="--", marker="x",
+                    label=f"{MODALITY_TITLE[modality]}: degenerate output")
     ax.set(xlabel="α (scale of the heads' outputs)", ylabel="MFR on failed samples", ylim=(-0.02, 1.02), xscale="log",
            xticks=ds.alpha.values, xticklabels=[f"{a:g}" for a in ds.alpha.values])
     _legend_outside(fig, ax)

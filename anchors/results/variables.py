@@ -68,6 +68,11 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
     "mfr_random_draw": ("MFR with random heads, per draw", "mean of follows_random_draw over samples", FRACTION),
     "mfr_alpha": ("MFR when amplifying the top heads by alpha (Table 4)", "mean of follows_alpha over failed samples",
                   FRACTION),
+    "answer_alpha": ("answer under the alpha sweep",
+                     "compliant, competing, other or degenerate (empty or one token repeated; with answers read from "
+                     "generation); empty where the sample is not evaluated", ""),
+    "degenerate_alpha": ("degenerate outputs under the alpha sweep (Table 4's collapse)",
+                         "share of evaluated samples of instructed_modality whose answer is degenerate", FRACTION),
     "mfr_original": ("MFR without intervention", "on the samples each mode is evaluated on, per instructed_modality",
                      FRACTION),
     "n_evaluated": ("samples evaluated", "followed samples for block, failed ones for amplify, per instructed_modality",
