@@ -151,6 +151,12 @@ def test_bad_options_are_refused(loaded, samples):
         run(KnockoutProfile(layers=(7,)), loaded, samples)
     with pytest.raises(ValueError, match="batch_size must be ≥ 1"):
         run(LensProfile(), loaded, samples, batch_size=0)
+    with pytest.raises(ValueError, match="method must be one of reuse, naive, atp, atp\\+verify, got 'fast'"):
+        run(KnockoutProfile(method="fast"), loaded, samples)
+    with pytest.raises(ValueError, match="max_batch_rows must be a positive integer"):
+        run(KnockoutProfile(max_batch_rows=0), loaded, samples)
+    with pytest.raises(ValueError, match="position controls run exact knockouts"):
+        run(PositionControls(method="atp"), loaded, {"default": samples})
     with pytest.raises(ValueError, match="sample ids must be unique"):
         run(LensProfile(), loaded, samples[:2] + samples[:1])
     lens = run(LensProfile(heads=False), loaded, samples)

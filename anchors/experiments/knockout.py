@@ -10,7 +10,7 @@ import torch
 import xarray as xr
 
 from ..errors import InputError
-from ..interventions.specs import Knockout
+from ..interventions.specs import KNOCKOUT_METHODS, Knockout
 from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
 from ..prompts.prompt import MODALITIES, TracedSample
@@ -108,6 +108,8 @@ class KnockoutProfile(Analysis[TracedSample]):
         self.notes = [note for w in self.windows for note in check_window(w, shape)]
         self.layers = check_layers(self.config.layers, shape)
         positive(self.config.max_batch_rows, "max_batch_rows")
+        if self.config.method not in KNOCKOUT_METHODS:
+            raise InputError(f"method must be one of {', '.join(KNOCKOUT_METHODS)}, got {self.config.method!r}")
         config: dict[str, Any] = {"pathways": {k: [role_label(s), role_label(t)] for k, (s, t) in self.pathways.items()},
                                   "windows": list(self.windows), "main_window": int(self.config.windows[0]),
                                   "layers": list(self.layers), "method": self.config.method}
