@@ -28,7 +28,14 @@ def test_trace_batch_remote_local_equals_local(model_type):
     remote = trace_batch(tiny, batch, space, SPEC, lens=True, heads=True, remote="local")
     for field in dataclasses.fields(local):
         mine, theirs = getattr(local, field.name), getattr(remote, field.name)
+        if field.name in ("full_kl", "log_probs"):  # only with reference_log_probs / keep_log_probs
+            assert mine is None and theirs is None
+            continue
         assert mine is not None and torch.equal(mine, theirs), field.name
+    clean = trace_batch(tiny, batch, space, keep_log_probs=True)
+    local = trace_batch(tiny, batch, space, SPEC, reference_log_probs=clean.log_probs)
+    remote = trace_batch(tiny, batch, space, SPEC, reference_log_probs=clean.log_probs, remote="local")
+    assert torch.equal(local.full_kl, remote.full_kl) and (local.full_kl > 0).all()
 
 
 def test_generate_batch_remote_local_equals_local():

@@ -12,8 +12,14 @@ from ..errors import InputError
 
 
 def save(dataset: xr.Dataset, path: str | Path) -> Path:
-    """Write with the netcdf4 engine through a temporary file and a rename (never half-written)."""
+    """Write with the netcdf4 engine through a temporary file and a rename (never half-written).
+    Strings are written at their own width: a width remembered from a file the data was loaded from
+    (the ``dtype`` encoding of a merged part) would truncate longer strings."""
     path = Path(path)
+    dataset = dataset.copy()
+    for variable in dataset.variables.values():
+        if variable.dtype.kind in "OU":
+            variable.encoding = {k: v for k, v in variable.encoding.items() if k != "dtype"}
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     dataset.to_netcdf(temporary, engine="netcdf4")
