@@ -163,11 +163,14 @@ def test_specs_round_trip_through_json():
         Knockout("visual", "instruction", 7).layers(3)
 
 
-def test_per_head_readouts_are_built_in_chunks_no_larger_than_a_hidden_state(tiny):
-    """The head-readout references above run through the chunked path: the tiny prompts have more
-    instruction positions than one chunk holds."""
+@pytest.mark.parametrize("model_type", ["qwen2_5_vl", "llava", "gemma3", "llama"])
+def test_per_head_readouts_are_built_in_chunks_no_larger_than_a_hidden_state(model_type):
+    """The head-readout references above run through the chunked path on these families: their
+    tiny prompts have more instruction positions than one chunk holds."""
+    from anchors.models.tiny import tiny_model
     from anchors.tracer.trace import per_head_chunk
 
+    tiny = tiny_model(model_type)
     batch, _, _, positions = _setup(tiny, 3)
     length, heads = batch.roles.shape[1], tiny.adapter.shape.n_heads
     assert per_head_chunk(length, heads) * heads <= length

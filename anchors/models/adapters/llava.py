@@ -1,8 +1,10 @@
-"""LLaVA (CLIP vision tower + Llama-family decoder).
+"""LLaVA and LLaVA-NeXT (CLIP vision tower + Llama-family decoder, the same language-model paths).
 
-llava_next and llava_onevision use the same language-model paths, but their any-resolution image
-processing has no tiny test instance yet, so they are not registered until the contract tests
-cover them.
+LLaVA-NeXT's any-resolution processing tiles the image and inserts an image-newline feature after
+every row of tiles; the processor counts those in the ``<image>`` placeholders, so the newline
+features sit at image-token positions and carry the ``visual`` role with the patch features
+(the role is exactly the positions the vision features replace). llava_onevision uses the same
+paths but has no tiny test instance yet, so it is not registered until the contract tests cover it.
 """
 
 from __future__ import annotations
@@ -12,4 +14,4 @@ from .base import Adapter
 
 class LlavaAdapter(Adapter):
     family = "llava"
-    model_types = ("llava",)
+    model_types = ("llava", "llava_next")

@@ -96,16 +96,18 @@ def qwen_vl(model_type: str = "qwen2_5_vl", *, words: tuple[str, ...] = (), voca
 def llava(model_type: str = "llava", *, words: tuple[str, ...] = (), vocab_size: int = 1024,
          **sizes: int) -> tuple[Any, Any]:
     """Config and processor of a tiny LLaVA: 28×28 image (``image_size``), patch 14 → 4 image
-    tokens; ``words`` become single tokens; ``sizes`` override decoder and vision sizes."""
-    from transformers import CLIPImageProcessor, LlavaConfig, LlavaProcessor
-
+    tokens; ``words`` become single tokens; ``sizes`` override decoder and vision sizes.
+    ``llava_next`` adds any-resolution tiling: a 56×56 image becomes a 28×28 base view plus a 2×2
+    grid of 28×28 tiles, with an image-newline feature after every row of the grid (all of them
+    at ``<image>`` positions)."""
+    from transformers import CLIPImageProcessor, LlavaConfig, LlavaNextConfig, LlavaNextImageProcessor, LlavaNextProcessor, LlavaProcessor
 
     tokenizer = fast_tokenizer(["<image>"], chat_template=LLAMA_CHAT, bos="<s>", eos="</s>", pad="<pad>",
                                whole_words=words, vocab_size=vocab_size)
     image_size = sizes.get("image_size", 28)
     width = sizes.get("vision_width", 32)
     ids = tokenizer.convert_tokens_to_ids
-    config = LlavaConfig(
+    common = dict(
         vision_config=dict(
             model_type="clip_vision_model", hidden_size=width, intermediate_size=2 * width,
             num_hidden_layers=sizes.get("vision_depth", 2), num_attention_heads=2, image_size=image_size,
@@ -120,15 +122,17 @@ def llava(model_type: str = "llava", *, words: tuple[str, ...] = (), vocab_size:
         vision_feature_layer=-1,
         vision_feature_select_strategy="default",
     )
-    processor = LlavaProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": image_size},
-                                           crop_size={"height": image_size, "width": image_size}),
-        tokenizer=tokenizer,
-        patch_size=14,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
-        chat_template=LLAMA_CHAT,
-    )
+    processor_options = dict(tokenizer=tokenizer, patch_size=14, vision_feature_select_strategy="default",
+                             num_additional_image_tokens=1, chat_template=LLAMA_CHAT)
+    crop = dict(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
+    if model_type == "llava_next":
+        grid = [[image_size * h, image_size * w] for h in (1, 2) for w in (1, 2)]
+        config = LlavaNextConfig(**common, image_grid_pinpoints=grid)
+        processor = LlavaNextProcessor(image_processor=LlavaNextImageProcessor(**crop, image_grid_pinpoints=grid),
+                                       **processor_options)
+    else:
+        config = LlavaConfig(**common)
+        processor = LlavaProcessor(image_processor=CLIPImageProcessor(**crop), **processor_options)
     return config, processor
 
 
