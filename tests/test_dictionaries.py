@@ -6,6 +6,7 @@ import json
 import re
 import socket
 import threading
+from typing import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -82,15 +83,15 @@ def test_extra_forms_file(tmp_path):
         load_extra_forms(tmp_path / "bad.json")
 
 
-def test_openai_compatible_verifier_against_a_loopback_server(monkeypatch):
-    seen = []
+def chat_server(reply: Callable[[str], str], seen: list) -> HTTPServer:
+    """A loopback chat-completions server: records (path, Authorization, body) of every request in
+    ``seen`` and answers each prompt with ``reply(prompt)``."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append((self.path, self.headers.get("Authorization"), body))
-            reply = "Yes." if "crimson" in body["messages"][0]["content"] else "No"
-            payload = json.dumps({"choices": [{"message": {"content": reply}}]}).encode()
+            payload = json.dumps({"choices": [{"message": {"content": reply(body["messages"][0]["content"])}}]}).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
@@ -99,7 +100,12 @@ def test_openai_compatible_verifier_against_a_loopback_server(monkeypatch):
         def log_message(self, *args):
             pass
 
-    server = HTTPServer(("127.0.0.1", 0), Handler)
+    return HTTPServer(("127.0.0.1", 0), Handler)
+
+
+def test_openai_compatible_verifier_against_a_loopback_server(monkeypatch):
+    seen = []
+    server = chat_server(lambda prompt: "Yes." if "crimson" in prompt else "No", seen)
     thread = threading.Thread(target=server.handle_request, daemon=True)
     thread.start()
     monkeypatch.setenv("TEST_KEY", "secret")
@@ -173,24 +179,8 @@ def test_data_build_reaches_the_verifier_and_reports_every_dropped_form(tmp_path
     from .mc2_fixture import write_image
     from .test_cli import run
 
-    asked = []
-
-    class Judge(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            prompt = body["messages"][0]["content"]
-            asked.append(prompt)
-            payload = json.dumps({"choices": [{"message": {"content": "yes" if "Candidate: 1\n" in prompt or
-                                                           "Candidate: 2\n" in prompt else "no"}}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Judge)
+    seen = []
+    server = chat_server(lambda prompt: "yes" if "Candidate: 1\n" in prompt or "Candidate: 2\n" in prompt else "no", seen)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     write_image(tmp_path / "a.jpg", 0)
     record = {"id": "c1", "image": "a.jpg", "context": "There are two dogs.", "question": "How many dogs are there?",
@@ -208,4 +198,5 @@ def test_data_build_reaches_the_verifier_and_reports_every_dropped_form(tmp_path
     assert ["ace", "rejected by the verifier"] in dictionaries["one"]["dropped"]
     logged = " ".join(re.sub(r"console\.py:\d+|\[\d\d:\d\d:\d\d\]", " ", done.stderr).split())
     assert "dictionary 'one' (counting): dropped 'i' (single letter)" in logged
+    asked = [body["messages"][0]["content"] for _, _, body in seen]
     assert asked and not any("Candidate: i\n" in prompt for prompt in asked)  # dropped before asking

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from .dictionaries import AnswerDictionary
 from .instructions import STYLES, ModalitySample
-from .records import DatasetError, RecordError, normalise
+from .records import DatasetError, RecordError, load_summary, normalise, read_json_list
 
 QUESTION_FIELDS: tuple[str, ...] = ("question1", "question2", "question3")
 COCO_2017: tuple[str, ...] = ("train2017", "val2017")
@@ -37,8 +37,7 @@ class AuthorsData:
     duplicates: list[RecordError] = field(default_factory=list)
 
     def summary(self) -> str:
-        dropped = f", {len(self.duplicates)} exact duplicates dropped" if self.duplicates else ""
-        return f"{len(self.samples)} records loaded, {len(self.problems)} skipped{dropped}"
+        return load_summary(len(self.samples), self.problems, self.duplicates)
 
 
 def coco_2017_image(image_root: Path, image_id: str) -> Path | None:
@@ -143,15 +142,7 @@ def load_modality_following(paths: Sequence[str | Path], image_root: str | Path,
         raise DatasetError(f"--question {question!r}: choose one of {', '.join(QUESTION_FIELDS)}")
     data = AuthorsData()
     for path in map(Path, paths):
-        try:
-            records = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as error:
-            raise DatasetError(f"{path}: cannot read ({error})") from error
-        except json.JSONDecodeError as error:
-            raise DatasetError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from error
-        if not isinstance(records, list):
-            raise DatasetError(f"{path}: expected a JSON list of records, got {type(records).__name__}")
         reader = _Reader(path, Path(image_root), question, strict, data)
-        for index, raw in enumerate(records):
+        for index, raw in enumerate(read_json_list(path)):
             reader.read(index, raw)
     return data

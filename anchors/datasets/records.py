@@ -67,8 +67,13 @@ class LoadReport:
     duplicates: list[RecordError] = field(default_factory=list)
 
     def summary(self) -> str:
-        dropped = f", {len(self.duplicates)} exact duplicates dropped" if self.duplicates else ""
-        return f"{len(self.records)} records loaded, {len(self.problems)} skipped{dropped}"
+        return load_summary(len(self.records), self.problems, self.duplicates)
+
+
+def load_summary(kept: int, problems: list, duplicates: list) -> str:
+    """One line on a load: records kept, bad ones skipped, exact duplicates dropped."""
+    dropped = f", {len(duplicates)} exact duplicates dropped" if duplicates else ""
+    return f"{kept} records loaded, {len(problems)} skipped{dropped}"
 
 
 def normalise(text: str) -> str:
@@ -144,9 +149,8 @@ class _Validator:
                                           values["answer_vision"], values["answer_text"]))
 
 
-def load_mc2(path: str | Path, image_root: str | Path, *, strict: bool = True) -> LoadReport:
-    """Read the published MC2 ``evaluate_final.json`` with COCO 2014 images under ``image_root``."""
-    path, image_root = Path(path), Path(image_root)
+def read_json_list(path: Path) -> list:
+    """A file holding a JSON list of records, or a :class:`DatasetError` naming the file and why."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:
@@ -155,6 +159,13 @@ def load_mc2(path: str | Path, image_root: str | Path, *, strict: bool = True) -
         raise DatasetError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from error
     if not isinstance(data, list):
         raise DatasetError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
+    return data
+
+
+def load_mc2(path: str | Path, image_root: str | Path, *, strict: bool = True) -> LoadReport:
+    """Read the published MC2 ``evaluate_final.json`` with COCO 2014 images under ``image_root``."""
+    path, image_root = Path(path), Path(image_root)
+    data = read_json_list(path)
     check = _Validator(path, strict, None)
     for index, raw in enumerate(data):
         if not isinstance(raw, dict):

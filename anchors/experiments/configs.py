@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..datasets.instructions import VARIANTS
-from ..interventions.specs import KNOCKOUT_METHODS
+from ..interventions.specs import EXACT_KNOCKOUT_METHODS, KNOCKOUT_METHODS
 from ..prompts.roles import ROLE_GROUPS, ROLES
 from ..prompts.prompt import SUBSPACE_SCORES
 
@@ -100,5 +100,5 @@ class ControlsConfig:
                                                     "the API, the keys of the samples given)", choices=VARIANTS)
     window: int = option(9, "knockout window (default: 9)")
     layers: tuple[int, ...] | None = option(None, "window centres (default: every layer)")
-    method: str = option("reuse", f"{EXACT_HELP} (default: reuse)", choices=KNOCKOUT_METHODS[:2])
+    method: str = option("reuse", f"{EXACT_HELP} (default: reuse)", choices=EXACT_KNOCKOUT_METHODS)
     max_batch_rows: int = option(64, "rows (settings x samples) stacked into one forward by 'reuse' (default: 64)")

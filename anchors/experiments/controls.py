@@ -13,7 +13,7 @@ from ..datasets.folder import DataFolder
 from ..datasets.subset import Subset
 from ..datasets.instructions import VARIANTS
 from ..errors import InputError
-from ..interventions.specs import KNOCKOUT_METHODS
+from ..interventions.specs import EXACT_KNOCKOUT_METHODS
 from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
 from ..prompts.prompt import Prompt, TracedSample
@@ -53,8 +53,8 @@ class PositionControls(Analysis[VariantGroup]):
         self.notes = check_window(self.window, shape)
         self.layers = check_layers(self.config.layers, shape)
         positive(self.config.max_batch_rows, "max_batch_rows")
-        if self.config.method not in KNOCKOUT_METHODS[:2]:
-            raise InputError(f"position controls run exact knockouts: method must be one of {', '.join(KNOCKOUT_METHODS[:2])}, "
+        if self.config.method not in EXACT_KNOCKOUT_METHODS:
+            raise InputError(f"position controls run exact knockouts: method must be one of {', '.join(EXACT_KNOCKOUT_METHODS)}, "
                              f"got {self.config.method!r}")
         return {"variants": list(self.variants), "window": self.window, "layers": list(self.layers),
                 "method": self.config.method,

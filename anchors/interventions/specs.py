@@ -62,7 +62,8 @@ class HeadScale:
 
 
 # How a sweep of many knockouts is computed (exact: reuse, naive; estimated: atp, atp+verify).
-KNOCKOUT_METHODS: tuple[str, ...] = ("reuse", "naive", "atp", "atp+verify")
+EXACT_KNOCKOUT_METHODS: tuple[str, ...] = ("reuse", "naive")
+KNOCKOUT_METHODS: tuple[str, ...] = EXACT_KNOCKOUT_METHODS + ("atp", "atp+verify")
 Intervention = Knockout | HeadScale
 _KINDS: dict[str, type] = {"knockout": Knockout, "head_scale": HeadScale}
 
