@@ -27,6 +27,7 @@ import nnsight
 import torch
 from transformers import DynamicCache
 
+from ..interventions.edits import role_mask
 from ..models.adapters import hf_module
 from ..models.loading import LoadedModel
 from ..prompts.roles import ROLE_CODE, expand_role
@@ -83,7 +84,7 @@ def atp_knockouts(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces
     roles = batch.roles.to(device)
 
     def mask(role: Any) -> torch.Tensor:
-        return torch.isin(roles, torch.tensor([ROLE_CODE[r] for r in expand_role(role)], device=device)).float()
+        return role_mask(roles, [ROLE_CODE[r] for r in expand_role(role)]).float()
 
     masks = [(mask(source), mask(target)) for source, target in pathways]
     space = subspaces.to(device)

@@ -25,7 +25,7 @@ import torch
 from transformers import DynamicCache
 
 from ..errors import AnchorsError
-from ..interventions.edits import knockout_mask
+from ..interventions.edits import knockout_mask, role_mask
 from ..interventions.specs import Knockout
 from ..models.adapters import hf_module
 from ..models.loading import LoadedModel
@@ -126,8 +126,7 @@ def clean_run(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces, st
 
 def first_query(roles: torch.Tensor, knockout: Knockout) -> int:
     """The first position (over the batch) whose query the knockout edits; the length if none."""
-    codes = torch.tensor([ROLE_CODE[r] for r in expand_role(knockout.target)])
-    hits = torch.nonzero(torch.isin(roles, codes).any(0)).flatten()
+    hits = torch.nonzero(role_mask(roles, [ROLE_CODE[r] for r in expand_role(knockout.target)]).any(0)).flatten()
     return int(hits[0]) if len(hits) else roles.shape[1]
 
 
