@@ -18,7 +18,7 @@ from typing import Callable, Literal, Sequence
 import torch
 
 from ..errors import InputError
-from ..interventions.specs import KNOCKOUT_METHODS, Knockout
+from ..interventions.specs import EXACT_KNOCKOUT_METHODS, KNOCKOUT_METHODS, Knockout
 from ..models.loading import LoadedModel
 from ..readouts.metrics import nssd
 from ..readouts.subspaces import Subspaces
@@ -63,7 +63,7 @@ class Sweep:
 
 def sweep_steps(n_settings: int, n_pathways: int, method: str, verify_top: int = 0) -> int:
     """How many times :func:`sweep_knockouts` calls ``advance(1)``."""
-    if method in ("reuse", "naive"):
+    if method in EXACT_KNOCKOUT_METHODS:
         return 1 + n_settings
     return 1 + (min(n_settings, verify_top * n_pathways) if method == "atp+verify" else 0)
 
