@@ -6,7 +6,6 @@ the instruction under every setting; the MFRs are means over samples after mergi
 from __future__ import annotations
 
 import hashlib
-import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,7 +18,7 @@ from ..models.loading import LoadedModel
 from ..prompts.prompt import MODALITIES, TracedSample
 from ..prompts.roles import expand_role
 from ..readouts.metrics import answer_from_generation, decide
-from ..results.schema import sample_coords
+from ..results.schema import by_instructed_modality, sample_coords
 from ..tracer.batching import encode_samples
 from ..tracer.generate import generate_batch
 from ..tracer.trace import trace_batch
@@ -176,22 +175,16 @@ class HeadIntervention(Analysis[TracedSample]):
         shared = np.zeros(shape, dtype=bool)
         for h in self.shared:
             shared[np.unravel_index(h, shape)] = True
-        group_dim = xr.DataArray(list(groups), dims="instructed_modality", name="instructed_modality")
-
-        def by_group(values: xr.DataArray) -> xr.DataArray:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=RuntimeWarning)  # the mean of no sample is NaN
-                return xr.concat([values.isel(sample=np.flatnonzero(rows)).mean("sample") for rows in groups.values()],
-                                 dim=group_dim)
-
         original = [[float(np.mean(followed[in_mode[m] & rows])) if (in_mode[m] & rows).any() else np.nan for m in MODES]
                     for rows in groups.values()]
         counts = [[int((in_mode[m] & rows).sum()) for m in MODES] for rows in groups.values()]
         evaluated_alpha = merged.answer_alpha != ""
         degenerate = (merged.answer_alpha == "degenerate").astype(float).where(evaluated_alpha)
         return merged.assign(
-            mfr=by_group(merged.follows), mfr_random_draw=by_group(merged.follows_random_draw),
-            mfr_alpha=by_group(merged.follows_alpha), degenerate_alpha=by_group(degenerate),
+            mfr=by_instructed_modality(merged.follows, instructed),
+            mfr_random_draw=by_instructed_modality(merged.follows_random_draw, instructed),
+            mfr_alpha=by_instructed_modality(merged.follows_alpha, instructed),
+            degenerate_alpha=by_instructed_modality(degenerate, instructed),
             mfr_original=(("instructed_modality", "mode"), np.array(original)),
             n_evaluated=(("instructed_modality", "mode"), np.array(counts)),
             head_score=self.ranked.score, ranking=self.ranked.ranking, ranking_layer=self.ranked.ranking_layer,

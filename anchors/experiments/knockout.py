@@ -13,10 +13,10 @@ from ..errors import InputError
 from ..interventions.specs import KNOCKOUT_METHODS, Knockout
 from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
-from ..prompts.prompt import MODALITIES, TracedSample
+from ..prompts.prompt import TracedSample
 from ..prompts.roles import expand_role, role_label
 from ..readouts.metrics import compliant_probability, decide, nssd, nssd_full
-from ..results.schema import sample_coords
+from ..results.schema import by_instructed_modality, sample_coords
 from ..tracer.batching import encode_samples
 from ..tracer.sweep import Method, sweep_knockouts, sweep_steps
 from .base import Advance, Analysis, check_layers, check_window, positive
@@ -73,12 +73,10 @@ def _samples_first(values: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
 def after_cut_mfr(ds: xr.Dataset) -> xr.Dataset:
     """MFR after each knockout and without one, over the samples instructed to follow text, vision,
     and all (``instructed_modality``); NaN where the answers after a cut were estimated (atp)."""
-    groups = {m: ds.instructed.values == m for m in MODALITIES} | {"all": np.ones(ds.sizes["sample"], dtype=bool)}
     follows = (ds.answer_after == "compliant").where(ds.answer_after != "unknown")
-    dim = xr.DataArray(list(groups), dims="instructed_modality", name="instructed_modality")
-    after = xr.concat([follows.isel(sample=np.flatnonzero(rows)).mean("sample") for rows in groups.values()], dim=dim)
-    base = [float(ds.followed.values[rows].mean()) if rows.any() else np.nan for rows in groups.values()]
-    return ds.assign(mfr_after=after, mfr_base=("instructed_modality", base))
+    after = by_instructed_modality(follows, ds.instructed.values)
+    base = by_instructed_modality(ds.followed.astype(float), ds.instructed.values)
+    return ds.assign(mfr_after=after, mfr_base=base)
 
 
 def knockout_dataset(chunk: Sequence[TracedSample], arrays: Mapping[str, Any], pathways: Mapping[str, Pathway],

@@ -4,13 +4,15 @@ coordinates, sample outcomes, and which samples an aggregate is taken over."""
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Sequence
 
+import numpy as np
 import xarray as xr
 
 from ..prompts.prompt import MODALITIES, TracedSample
 
-__all__ = ["EXPERIMENTS", "MODALITIES", "OUTCOMES", "config_of", "followed_or_all", "sample_coords"]
+__all__ = ["EXPERIMENTS", "MODALITIES", "OUTCOMES", "by_instructed_modality", "config_of", "followed_or_all", "sample_coords"]
 OUTCOMES: tuple[str, ...] = ("followed", "failed", "all")
 
 # Which experiment a result holds (attrs["experiment"]), in the paper's order.
@@ -38,6 +40,16 @@ def followed_or_all(ds: xr.Dataset, modality: str | None = None) -> xr.Dataset:
         return chosen
     followed = chosen.where(chosen.followed.astype(bool), drop=True)
     return followed if followed.sizes.get("sample", 0) else chosen
+
+
+def by_instructed_modality(values: xr.DataArray, instructed: np.ndarray) -> xr.DataArray:
+    """The mean over samples (NaN ignored) of those instructed to follow each modality and of all of
+    them, along a new ``instructed_modality`` dimension (text, vision, all); NaN where none."""
+    groups = {m: instructed == m for m in MODALITIES} | {"all": np.ones(len(instructed), dtype=bool)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)  # the mean of no sample is NaN
+        parts = [values.isel(sample=np.flatnonzero(rows)).mean("sample") for rows in groups.values()]
+    return xr.concat(parts, dim=xr.DataArray(list(groups), dims="instructed_modality", name="instructed_modality"))
 
 
 def config_of(ds: xr.Dataset) -> dict:
