@@ -36,13 +36,18 @@ def hooked(module: torch.nn.Module, adapter: Adapter) -> Iterator[dict]:
             adapter.layer(module, i).register_forward_pre_hook(pre("resid_pre", i), with_kwargs=True),
             adapter.layer(module, i).register_forward_hook(post("resid_post", i)),
             adapter.attn_out(module, i).register_forward_hook(post("attn_out", i)),
-            adapter.mid_norm(module, i).register_forward_pre_hook(pre("resid_mid", i), with_kwargs=True),
             adapter.out_proj(module, i).register_forward_pre_hook(pre("z", i), with_kwargs=True),
             adapter.out_proj(module, i).register_forward_hook(post("o_proj_out", i)),
             adapter.mlp(module, i).register_forward_hook(post("mlp_out", i)),
         ]
+        mid_norm = adapter.paths(module).mid_norm
+        if mid_norm:
+            handles.append(getattr(adapter.layer(module, i), mid_norm).register_forward_pre_hook(pre("resid_mid", i),
+                                                                                                with_kwargs=True))
     try:
         yield store
+        for i in range(adapter.shape.n_layers):  # a parallel block: the residual after attention, by definition
+            store.setdefault(("resid_mid", i), store[("resid_pre", i)] + store[("attn_out", i)])
     finally:
         for handle in handles:
             handle.remove()

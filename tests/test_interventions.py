@@ -197,11 +197,18 @@ def test_linear_head_attribution_sums_to_the_attention_term_and_matches_a_manual
     torch.testing.assert_close(got.head_linear.sum(2), got.attn_linear, atol=TOL, rtol=0)
     norm = hf_module(tiny.adapter.final_norm(tiny.module))
     eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", None))
-    weight = tiny.adapter.norm_weight_offset + norm.weight.float()
+    # Gemma's RMSNorm scales by 1 + w, Cohere's LayerNorm subtracts the mean (known from their
+    # source, not from the adapter's measurement)
+    text_type = tiny.module.config.get_text_config().model_type
+    weight = (1.0 if text_type.startswith("gemma") else 0.0) + norm.weight.float()
+
+    def centre(x):
+        return x - x.mean(-1, keepdim=True) if text_type.startswith("cohere") else x
+
     unembed = tiny.adapter.unembed_weight(tiny.module)[space.union].float()
     for i in range(tiny.adapter.shape.n_layers):
         for b, rows in enumerate(positions):
             pre, mid = store[("resid_pre", i)][b, rows].float(), store[("resid_mid", i)][b, rows].float()
-            scale = torch.rsqrt(pre.pow(2).mean(-1, keepdim=True) + eps)
-            expected = ((mid - pre) * scale * weight @ unembed.T).mean(0)
+            scale = torch.rsqrt(centre(pre).pow(2).mean(-1, keepdim=True) + eps)
+            expected = (centre(mid - pre) * scale * weight @ unembed.T).mean(0)
             torch.testing.assert_close(got.attn_linear[b, i], expected, atol=TOL, rtol=0)

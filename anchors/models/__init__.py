@@ -1,4 +1,4 @@
-"""Models: one adapter per architecture family, loading (with the ``--model`` grammar), the
+"""Models: adapters (structural, plus subclasses for quirky families), loading (with the ``--model`` grammar), the
 shipped organisms and tiny random-weight instances for tests.
 
 Names are imported on first use, so ``anchors.models.organisms`` loads without torch.
@@ -10,7 +10,7 @@ from importlib import import_module
 from typing import Any
 
 _HOMES = {
-    "ADAPTERS": "adapters", "Adapter": "adapters", "AdapterError": "adapters", "Shape": "adapters",
+    "VERIFIED": "adapters", "Adapter": "adapters", "AdapterError": "adapters", "Shape": "adapters",
     "adapter_class": "adapters", "LoadedModel": "loading", "load_model": "loading", "read_adapter": "loading",
     "ORGANISMS": "organisms", "organism_path": "organisms", "ModelSpec": "spec", "adapter_of": "spec",
     "as_spec": "spec", "loaded_of": "spec",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from .adapters import ATTENTION_IMPLEMENTATIONS, Adapter, AdapterError, adapter_class, hf_module
+from .adapters import ATTENTION_IMPLEMENTATIONS, VERIFIED, Adapter, AdapterError, adapter_class, hf_module
 
 
 @dataclass
@@ -44,8 +45,25 @@ def read_adapter(name_or_path: str, revision: str | None = None) -> Adapter:
 
     config = AutoConfig.from_pretrained(name_or_path, revision=revision)
     cls = adapter_class(config.model_type)
-    loader = AutoProcessor if cls.multimodal else AutoTokenizer
-    return cls(config, loader.from_pretrained(name_or_path, revision=revision))
+    multimodal = getattr(config, "vision_config", None) is not None
+    loader = AutoProcessor if multimodal else AutoTokenizer
+    adapter = cls(config, loader.from_pretrained(name_or_path, revision=revision))
+    adapter.bind(skeleton(config, multimodal))
+    if config.model_type not in VERIFIED:
+        warnings.warn(f"model_type {config.model_type!r} has not been verified with this toolkit; the structural "
+                      f"adapter fits it ({adapter.paths(None).describe()}). Run the contract tests on a tiny "
+                      "instance before trusting results (README: adding a family).", stacklevel=2)
+    return adapter
+
+
+def skeleton(config: Any, multimodal: bool) -> torch.nn.Module:
+    """The model's module tree on the meta device: structure without weights, in about a second
+    even for a 7B config, so the adapter is checked before any weights are read."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+
+    auto = AutoModelForImageTextToText if multimodal else AutoModelForCausalLM
+    with torch.device("meta"):
+        return auto.from_config(config)
 
 
 def load_model(
@@ -74,14 +92,14 @@ def load_model(
     kwargs: dict[str, Any] = dict(dtype=dtype, attn_implementation=attn_implementation, revision=revision, dispatch=True)
     if device_map is not None:
         kwargs["device_map"] = device_map
-    if cls.multimodal:
+    if adapter.multimodal:
         model = TransformersModel(name_or_path, task="image-text-to-text", processor=processor, **kwargs)
     else:
         model = TransformersModel(name_or_path, task="text-generation", tokenizer=processor, **kwargs)
     module = hf_module(model)
     module.eval()
     adapter = cls(module.config, processor)
-    adapter.check(module)
+    adapter.bind(module)
     actual = module.config.get_text_config()._attn_implementation
     if actual != attn_implementation:
         raise AdapterError(f"asked for attn_implementation={attn_implementation!r} but the model uses {actual!r}")

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..models.adapters import Adapter, hf_module
+from ..models.adapters import Adapter, hf_module, norm_eps
 
 
 def lens_logits(adapter: Adapter, root: Any, residual: torch.Tensor, token_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -25,6 +25,8 @@ def lens_logits(adapter: Adapter, root: Any, residual: torch.Tensor, token_ids: 
     bias = adapter.unembed_bias(root)
     if bias is not None:
         logits = logits + (bias if token_ids is None else bias[token_ids])
+    if adapter.logit_scale:
+        logits = logits * adapter.logit_scale
     if adapter.logit_softcap:
         logits = torch.tanh(logits / adapter.logit_softcap) * adapter.logit_softcap
     return logits
@@ -42,19 +44,20 @@ def head_contributions(adapter: Adapter, root: Any, index: int, z: torch.Tensor)
     norm = adapter.attn_out_norm(hf_module(root), index)
     if norm is None:
         return heads
-    total = heads.sum(-2, keepdim=True).float()
-    scale = torch.rsqrt(total.pow(2).mean(-1, keepdim=True) + norm.eps) * (adapter.norm_weight_offset + norm.weight.float())
-    return (heads.float() * scale).to(heads.dtype)
+    form = adapter.norms(root).attn_out
+    scale = form.scale(heads.sum(-2, keepdim=True), norm_eps(norm)) * (form.offset + norm.weight.float())
+    return (form.centre(heads.float()) * scale).to(heads.dtype)
 
 
 def frozen_norm_logits(adapter: Adapter, root: Any, residual: torch.Tensor, update: torch.Tensor,
                        token_ids: torch.Tensor) -> torch.Tensor:
     """The linear share of ``update`` (..., hidden) in the lens logits of ``residual + update`` on
     ``token_ids``, with the final norm's scale frozen at ``residual`` (..., hidden; broadcast against
-    the update): ``(w ⊙ update / rms(residual)) · W_U[ids]``, before any soft-cap. Linear in the
-    update, so per-head shares sum exactly to the whole update's (Eq 9's linear counterpart)."""
+    the update): ``(w ⊙ c(update) / rms(c(residual))) · W_U[ids]`` (``c`` centres for a LayerNorm,
+    ``w`` is ``1 + w`` for Gemma; times the model's logit scale if it has one), before any soft-cap.
+    Linear in the update, so per-head shares sum exactly to the whole update's (Eq 9's linear
+    counterpart)."""
     norm = hf_module(adapter.final_norm(root))
-    eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6))
-    scale = torch.rsqrt(residual.float().pow(2).mean(-1, keepdim=True) + eps)
-    weight = adapter.norm_weight_offset + norm.weight.float()
-    return (update.float() * scale * weight) @ adapter.unembed_weight(root)[token_ids].float().T
+    form = adapter.norms(root).final
+    normed = form.centre(update.float()) * form.scale(residual, norm_eps(norm)) * (form.offset + norm.weight.float())
+    return normed @ adapter.unembed_weight(root)[token_ids].float().T * (adapter.logit_scale or 1.0)

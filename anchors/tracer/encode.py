@@ -99,7 +99,7 @@ def encode_batch(adapter: Adapter, prompts: Sequence[Prompt]) -> EncodedBatch:
     has_image = [p.image is not None for p in prompts]
     if adapter.multimodal and not all(has_image):
         missing = [p.sample_id for p, h in zip(prompts, has_image) if not h]
-        raise PromptError(f"sample {missing[0]}: field 'image' is missing ({adapter.family} prompts need one image each)")
+        raise PromptError(f"sample {missing[0]}: field 'image' is missing ({adapter.model_type} prompts need one image each)")
     rendered = [adapter.render(p.user_text, p.image is not None, p.system_message) for p in prompts]
     spans = [locate_segments(p, r) for p, r in zip(prompts, rendered)]
     images = [p.image for p in prompts] if adapter.multimodal else None

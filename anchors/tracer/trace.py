@@ -147,7 +147,7 @@ def trace_batch(
                 pre = adapter.layer(model, i).input
             z = apply_layer(model, adapter, i, plan.get(i), roles, prefill=True, read_z=heads)
             if lens or heads:
-                mid = adapter.mid_norm(model, i).input
+                mid = adapter.resid_mid(model, i, pre)
             if heads:
                 readouts, linear = [], 0.0
                 for part, weight in zip(index.split(head_chunk, dim=1), weights.split(head_chunk, dim=1)):

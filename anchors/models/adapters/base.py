@@ -1,4 +1,9 @@
-"""The adapter contract: every model-specific fact the toolkit needs, in one place per family.
+"""The adapter contract and the structural adapter that fulfils it for most families.
+
+An adapter holds every model-specific fact the toolkit needs: where the decoder's parts are, its
+sizes, which tokens the vision features replace, and how a prompt becomes processor inputs. The
+base :class:`Adapter` derives the module paths from the loaded model (:mod:`.structure`), so a
+family without quirks needs no code at all; a family with quirks keeps a small subclass.
 
 Accessors take a *root* that is either the nnsight model (inside a trace: envoys) or the plain
 Hugging Face module (reference computations with PyTorch hooks); both expose the same attribute
@@ -7,18 +12,17 @@ tree, so one path string serves both.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
-from ...errors import AnchorsError
+from .structure import AdapterError, DecoderPaths, NormForm, derive_paths, norm_form
 
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
-
-
-class AdapterError(AnchorsError):
-    """The model does not satisfy the adapter contract (wrong family, missing module, bad setting)."""
+# Config attributes that hold the image placeholder token id, in the families' various spellings.
+IMAGE_TOKEN_ATTRIBUTES: tuple[str, ...] = ("image_token_id", "image_token_index")
 
 
 def resolve(root: Any, path: str) -> Any:
@@ -46,39 +50,33 @@ class Shape:
     vocab_size: int
 
 
+@dataclass(frozen=True)
+class Norms:
+    """What the lens needs to know about the norms, measured on the loaded weights: the final
+    norm's form and the attention-output norm's (None where the family has none)."""
+
+    final: NormForm
+    attn_out: NormForm | None
+
+
 class Adapter:
-    """Base adapter. Subclasses set the class attributes and override what differs.
+    """The structural adapter: paths derived from the model, sizes from the config.
 
     Reading points (TransformerLens-like stable names):
     - ``resid_pre``  : input of decoder layer ``i``;
-    - ``attn_out``   : output of the attention sublayer (``o_proj`` output);
-    - ``resid_mid``  : residual after attention = input of ``mid_norm`` (``resid_pre + attn_out``);
+    - ``attn_out``   : the attention sublayer's update to the residual (``o_proj`` output, or its
+      normalised form where the family normalises it, e.g. Gemma's ``post_attention_layernorm``);
+    - ``resid_mid``  : residual after attention = input of the mid norm (``resid_pre + attn_out``);
     - ``mlp_out``    : output of the MLP sublayer;
     - ``resid_post`` : output of decoder layer ``i``.
     """
 
-    family: ClassVar[str] = "base"
-    model_types: ClassVar[tuple[str, ...]] = ()
-    multimodal: ClassVar[bool] = True
-    layers_path: ClassVar[str] = "model.language_model.layers"
-    final_norm_path: ClassVar[str] = "model.language_model.norm"
-    unembed_path: ClassVar[str] = "lm_head"
-    attention_name: ClassVar[str] = "self_attn"
-    out_proj_name: ClassVar[str] = "o_proj"
-    mid_norm_name: ClassVar[str] = "post_attention_layernorm"
-    # The module whose output the layer adds to the residual as "the attention output".
-    attn_out_name: ClassVar[str] = "self_attn"
-    mlp_name: ClassVar[str] = "mlp"
-    # The norm (if any) the layer applies to the attention output before adding it to the residual.
-    attn_out_norm_name: ClassVar[str | None] = None
-    # That norm's scale is (offset + weight): 0 for a plain RMSNorm, 1 for Gemma's.
-    norm_weight_offset: ClassVar[float] = 0.0
-    # Whether the model's own forward applies the config's final logit soft-cap.
-    applies_final_softcap: ClassVar[bool] = True
+    family: ClassVar[str] = "structural"
 
     def __init__(self, config: Any, processor: Any) -> None:
         self.config = config
         self.processor = processor
+        self.model_type: str = config.model_type
         text = config.get_text_config()
         n_heads = text.num_attention_heads
         self.shape = Shape(
@@ -89,9 +87,60 @@ class Adapter:
             hidden_size=text.hidden_size,
             vocab_size=text.vocab_size,
         )
-        softcap = getattr(text, "final_logit_softcapping", None) or getattr(config, "final_logit_softcapping", None)
-        self.logit_softcap: float | None = softcap if self.applies_final_softcap else None
+        self.multimodal: bool = getattr(config, "vision_config", None) is not None
         self.max_context: int | None = getattr(text, "max_position_embeddings", None)
+        self._softcap = getattr(text, "final_logit_softcapping", None) or getattr(config, "final_logit_softcapping", None)
+        self._logit_scale = getattr(text, "logit_scale", None)
+        self.logit_softcap: float | None = None
+        self.logit_scale: float | None = None
+        self._paths: DecoderPaths | None = None
+        self._norms: Norms | None = None
+
+    # -- binding to a module ------------------------------------------------------------------
+    def bind(self, model: torch.nn.Module) -> None:
+        """Derive the paths from ``model`` (real or meta-device) and check them against the config;
+        on real weights also measure the norms. Errors name the accessor that failed."""
+        try:
+            paths = derive_paths(model, self.shape.n_layers)
+        except AdapterError as error:
+            raise AdapterError(f"{self.model_type} ({type(model).__name__}) does not fit the adapter: {error}") from None
+        o_proj = getattr(getattr(model.get_submodule(paths.layers)[paths.attention_layers[0]], paths.attention), paths.out_proj)
+        expected_in = self.shape.n_heads * self.shape.head_dim
+        if o_proj.in_features != expected_in:
+            raise AdapterError(f"{self.model_type}: {paths.out_proj} takes {o_proj.in_features} features, expected "
+                               f"heads×head_dim={self.shape.n_heads}×{self.shape.head_dim}={expected_in}")
+        unembed = model.get_submodule(paths.unembed)
+        if unembed.out_features != self.shape.vocab_size:
+            raise AdapterError(f"{self.model_type}: {paths.unembed} has {unembed.out_features} outputs, "
+                               f"vocab is {self.shape.vocab_size}")
+        self._paths = paths
+        # The lens caps or scales logits only where the model's own forward does (Gemma3's VLM does
+        # not cap; Cohere's causal LM scales, its VLMs do not).
+        forward = inspect.getsource(type(model).forward)
+        self.logit_softcap = self._softcap if "final_logit_softcapping" in forward else None
+        self.logit_scale = self._logit_scale if "logit_scale" in forward else None
+        final = model.get_submodule(paths.final_norm)
+        if final.weight.is_meta:
+            return
+        try:
+            first = model.get_submodule(paths.layers)[paths.attention_layers[0]]
+            attn_out = getattr(first, paths.attn_out_norm) if paths.attn_out_norm else None
+            self._norms = Norms(norm_form(final), norm_form(attn_out) if attn_out else None)
+        except AdapterError as error:
+            raise AdapterError(f"{self.model_type}: {error}") from None
+
+    def paths(self, root: Any) -> DecoderPaths:
+        """The decoder's paths, derived from ``root``'s module on first use."""
+        if self._paths is None:
+            self.bind(hf_module(root))
+        return self._paths  # type: ignore[return-value]
+
+    def norms(self, root: Any) -> Norms:
+        if self._norms is None:
+            self.bind(hf_module(root))
+        if self._norms is None:
+            raise AdapterError(f"{self.model_type}: the norms cannot be measured on meta-device weights")
+        return self._norms
 
     # -- tokens -------------------------------------------------------------------------------
     @property
@@ -103,67 +152,75 @@ class Adapter:
         """Ids of the placeholder tokens whose embeddings the vision tower replaces."""
         if not self.multimodal:
             return ()
-        token_id = getattr(self.config, "image_token_id", None)
-        if token_id is None:
-            token_id = getattr(self.config, "image_token_index", None)
-        if token_id is None:
-            raise AdapterError(f"{self.family}: config has no image_token_id")
-        return (int(token_id),)
+        for name in IMAGE_TOKEN_ATTRIBUTES:
+            token_id = getattr(self.config, name, None)
+            if token_id is not None:
+                return (int(token_id),)
+        raise AdapterError(f"{self.model_type}: the config has none of {', '.join(IMAGE_TOKEN_ATTRIBUTES)}")
 
     # -- module accessors ---------------------------------------------------------------------
     def layers(self, root: Any) -> Any:
-        return resolve(root, self.layers_path)
+        return resolve(root, self.paths(root).layers)
 
     def layer(self, root: Any, index: int) -> Any:
         return self.layers(root)[index]
 
     def attention(self, root: Any, index: int) -> Any:
-        return getattr(self.layer(root, index), self.attention_name)
+        return getattr(self.layer(root, index), self.paths(root).attention)
 
     def out_proj(self, root: Any, index: int) -> Any:
-        return getattr(self.attention(root, index), self.out_proj_name)
+        return getattr(self.attention(root, index), self.paths(root).out_proj)
 
-    def mid_norm(self, root: Any, index: int) -> Any:
-        """The module whose *input* is the residual stream after the attention sublayer."""
-        return getattr(self.layer(root, index), self.mid_norm_name)
+    def resid_mid(self, root: Any, index: int, resid_pre: Any) -> Any:
+        """The residual after the attention sublayer: the mid norm's input, or, in a parallel block
+        (attention and MLP read one normed input), ``resid_pre`` plus the attention update. Read
+        after ``resid_pre`` and the attention (nnsight's execution order)."""
+        name = self.paths(root).mid_norm
+        if name:
+            return getattr(self.layer(root, index), name).input
+        return resid_pre + self.attn_out(root, index).output[0]
 
     def attn_out(self, root: Any, index: int) -> Any:
         """The module whose (first) output is the attention sublayer's residual update."""
-        return getattr(self.layer(root, index), self.attn_out_name)
+        return getattr(self.layer(root, index), self.paths(root).attn_out)
 
     def mlp(self, root: Any, index: int) -> Any:
-        return getattr(self.layer(root, index), self.mlp_name)
+        return getattr(self.layer(root, index), self.paths(root).mlp)
 
     def attn_out_norm(self, root: Any, index: int) -> Any | None:
         """The norm applied to the attention output before the residual add, or None."""
-        return getattr(self.layer(root, index), self.attn_out_norm_name) if self.attn_out_norm_name else None
+        name = self.paths(root).attn_out_norm
+        return getattr(self.layer(root, index), name) if name else None
 
     def final_norm(self, root: Any) -> Any:
-        return resolve(root, self.final_norm_path)
+        return resolve(root, self.paths(root).final_norm)
 
     def unembed(self, root: Any) -> Any:
-        return resolve(root, self.unembed_path)
+        return resolve(root, self.paths(root).unembed)
 
     def unembed_weight(self, root: Any) -> torch.Tensor:
         """W_U as (vocab, hidden), read from the plain module (no trace needed)."""
-        return resolve(hf_module(root), self.unembed_path).weight
-
-    def out_proj_weight(self, root: Any, index: int) -> torch.Tensor:
-        return getattr(getattr(self.layers(hf_module(root))[index], self.attention_name), self.out_proj_name).weight
-
-    def out_proj_bias(self, root: Any, index: int) -> torch.Tensor | None:
-        return getattr(getattr(self.layers(hf_module(root))[index], self.attention_name), self.out_proj_name).bias
+        return self.unembed(hf_module(root)).weight
 
     def unembed_bias(self, root: Any) -> torch.Tensor | None:
-        return resolve(hf_module(root), self.unembed_path).bias
+        return self.unembed(hf_module(root)).bias
+
+    def out_proj_weight(self, root: Any, index: int) -> torch.Tensor:
+        return self.out_proj(hf_module(root), index).weight
+
+    def out_proj_bias(self, root: Any, index: int) -> torch.Tensor | None:
+        return self.out_proj(hf_module(root), index).bias
 
     # -- prompts ------------------------------------------------------------------------------
     def messages(self, user_text: str, has_image: bool, system: str | None) -> list[dict]:
-        """Chat messages in the processor's content-list format, image first."""
+        """Chat messages, image first: the processor's content-list format for a VLM, plain
+        strings for a text-only model's tokenizer."""
+        if not self.multimodal:
+            return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user_text}]
         messages: list[dict] = []
         if system:
             messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
-        content: list[dict] = [{"type": "image"}] if has_image and self.multimodal else []
+        content: list[dict] = [{"type": "image"}] if has_image else []
         content.append({"type": "text", "text": user_text})
         messages.append({"role": "user", "content": content})
         return messages
@@ -184,37 +241,6 @@ class Adapter:
         self.tokenizer.padding_side = "left"
         if not self.multimodal:
             return self.tokenizer(texts, padding=True, return_tensors="pt")
-        return self.processor(
-            text=texts, images=self.batch_images(images), padding=True, return_tensors="pt", **self.processor_kwargs()
-        )
-
-    def batch_images(self, images: list[Any] | None) -> Any:
-        """The images argument in the form this family's processor expects (one image per sample)."""
-        return images
-
-    # -- checks -------------------------------------------------------------------------------
-    def check(self, model: torch.nn.Module) -> None:
-        """Verify that every accessor resolves on ``model`` and the sizes agree (nnterp-style)."""
-        try:
-            layers = self.layers(model)
-            first = layers[0]
-            getattr(getattr(first, self.attention_name), self.out_proj_name)
-            getattr(first, self.mid_norm_name)
-            getattr(first, self.mlp_name)
-            self.final_norm(model)
-            unembed = self.unembed(model)
-        except (AttributeError, IndexError, TypeError) as error:
-            raise AdapterError(
-                f"{self.family} adapter does not fit {type(model).__name__}: {error}. "
-                "Is the model of another architecture family?"
-            ) from error
-        if len(layers) != self.shape.n_layers:
-            raise AdapterError(f"{self.family}: found {len(layers)} layers, config says {self.shape.n_layers}")
-        o_proj = getattr(getattr(first, self.attention_name), self.out_proj_name)
-        expected_in = self.shape.n_heads * self.shape.head_dim
-        if o_proj.in_features != expected_in:
-            raise AdapterError(
-                f"{self.family}: o_proj takes {o_proj.in_features} features, expected heads×head_dim={expected_in}"
-            )
-        if unembed.out_features != self.shape.vocab_size:
-            raise AdapterError(f"{self.family}: lm_head has {unembed.out_features} outputs, vocab is {self.shape.vocab_size}")
+        # One list of images per prompt: the form every processor accepts (some only this one).
+        nested = None if images is None else [[image] for image in images]
+        return self.processor(text=texts, images=nested, padding=True, return_tensors="pt", **self.processor_kwargs())

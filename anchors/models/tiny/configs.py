@@ -1,4 +1,4 @@
-"""Configs and processors of tiny random-weight instances, one builder per adapter family.
+"""Configs and processors of tiny random-weight instances, one builder per family.
 
 Every builder returns ``(config, processor)`` for a model small enough to build in a second; the
 sizes are keyword arguments (``hidden_size``, ``num_hidden_layers``, ``vision_depth``, …) so the
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .templates import CHATML_INTERNVL, CHATML_VL, GEMMA_CHAT, LLAMA_CHAT
+from .templates import CHATML_INTERNVL, CHATML_LLAVA, COHERE_CHAT, CHATML_VL, DEEPSEEK_CHAT, GEMMA_CHAT, GLM_CHAT, IDEFICS_CHAT, LLAMA_CHAT
 from .tokenizer import fast_tokenizer
 
 
@@ -136,6 +136,39 @@ def llava(model_type: str = "llava", *, words: tuple[str, ...] = (), vocab_size:
     return config, processor
 
 
+def llava_onevision(model_type: str = "llava_onevision", **sizes: int) -> tuple[Any, Any]:
+    """Config and processor of a tiny LLaVA-OneVision (SigLIP + Qwen2 decoder, "full" features):
+    a 56×56 image becomes a 28×28 base view (4 features) plus a 2×2 grid of 28×28 tiles (16
+    features) with an image-newline feature after each of the grid's 4 rows: 24 ``<image>``
+    positions."""
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionImageProcessor,
+        LlavaOnevisionProcessor,
+        LlavaOnevisionVideoProcessor,
+    )
+
+    tokenizer = fast_tokenizer(["<|im_start|>", "<|im_end|>", "<image>", "<video>"], chat_template=CHATML_LLAVA,
+                               eos="<|im_end|>", pad="<|endoftext|>")
+    ids = tokenizer.convert_tokens_to_ids
+    grid = [[28 * h, 28 * w] for h in (1, 2) for w in (1, 2)]
+    config = LlavaOnevisionConfig(
+        vision_config=dict(model_type="siglip_vision_model", hidden_size=32, intermediate_size=64,
+                           num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14),
+        text_config=dict(model_type="qwen2", **_decoder(tokenizer, sizes), eos_token_id=ids("<|im_end|>"),
+                         pad_token_id=ids("<|endoftext|>"), tie_word_embeddings=False),
+        image_token_index=ids("<image>"), video_token_index=ids("<video>"), image_grid_pinpoints=grid,
+        vision_feature_select_strategy="full", vision_aspect_ratio="anyres_max_9", tie_word_embeddings=False,
+    )
+    size = {"height": 28, "width": 28}
+    processor = LlavaOnevisionProcessor(
+        image_processor=LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=grid),
+        video_processor=LlavaOnevisionVideoProcessor(size=size), tokenizer=tokenizer, num_image_tokens=4,
+        vision_feature_select_strategy="full", chat_template=CHATML_LLAVA,
+    )
+    return config, processor
+
+
 def internvl(model_type: str = "internvl", **sizes: int) -> tuple[Any, Any]:
     """Config and processor of a tiny InternVL: 56×56 image, patch 14, pixel shuffle 0.5 → 4 tokens."""
     from transformers import GotOcr2ImageProcessor, InternVLConfig, InternVLProcessor, InternVLVideoProcessor
@@ -207,6 +240,142 @@ def gemma3(model_type: str = "gemma3", **sizes: int) -> tuple[Any, Any]:
     return config, processor
 
 
+def idefics3(model_type: str = "idefics3", **sizes: int) -> tuple[Any, Any]:
+    """Config and processor of a tiny Idefics3 or SmolVLM (SigLIP-like + Llama decoder, pixel
+    shuffle by 2): a 56×56 image is upscaled to 112, split into 2×2 tiles of 56 plus a global view,
+    4 ``<image>`` tokens each (20 in all), framed by ``<fake_token_around_image>`` and
+    ``<row_r_col_c>`` / ``<global-img>`` markers."""
+    from transformers import (
+        Idefics3Config,
+        Idefics3ImageProcessor,
+        Idefics3Processor,
+        SmolVLMConfig,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+    )
+
+    markers = [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)] + ["<global-img>"]
+    specials = ["<|im_start|>", "<fake_token_around_image>", "<image>", "<end_of_utterance>", *markers]
+    tokenizer = fast_tokenizer(specials, chat_template=IDEFICS_CHAT, bos="<|begin_of_text|>", eos="<end_of_utterance>",
+                               pad="<|finetune_right_pad_id|>")
+    ids = tokenizer.convert_tokens_to_ids
+    common = dict(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=56, patch_size=14),
+        text_config=dict(model_type="llama", **_decoder(tokenizer, sizes), bos_token_id=ids("<|begin_of_text|>"),
+                         eos_token_id=ids("<end_of_utterance>"), pad_token_id=ids("<|finetune_right_pad_id|>"),
+                         tie_word_embeddings=False),
+        image_token_id=ids("<image>"), scale_factor=2, tie_word_embeddings=False,
+    )
+    images = dict(size={"longest_edge": 112}, max_image_size={"longest_edge": 56})
+    if model_type == "smolvlm":
+        config = SmolVLMConfig(**common)
+        processor = SmolVLMProcessor(SmolVLMImageProcessor(**images), tokenizer, SmolVLMVideoProcessor(),
+                                     image_seq_len=4, chat_template=IDEFICS_CHAT)
+    else:
+        config = Idefics3Config(**common)
+        processor = Idefics3Processor(Idefics3ImageProcessor(**images), tokenizer, image_seq_len=4,
+                                      chat_template=IDEFICS_CHAT)
+    return config, processor
+
+
+def glm4v(model_type: str = "glm4v", **sizes: int) -> tuple[Any, Any]:
+    """Config and processor of a tiny GLM-4V (3-D rotary positions, sandwich norms around attention
+    and MLP): 56×56 image, patch 14, 2×2 merge → 4 image tokens."""
+    from transformers import Glm4vConfig, Glm4vImageProcessor, Glm4vProcessor, Glm4vVideoProcessor
+
+    specials = ["[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>", "<|begin_of_image|>", "<|end_of_image|>",
+                "<|image|>", "<|begin_of_video|>", "<|end_of_video|>", "<|video|>"]
+    tokenizer = fast_tokenizer(specials, chat_template=GLM_CHAT, eos="<|endoftext|>", pad="<|pad|>")
+    ids = tokenizer.convert_tokens_to_ids
+    hidden, heads = sizes.get("hidden_size", 64), sizes.get("num_attention_heads", 4)
+    rotary_half = hidden // heads // 4  # GLM rotates half of each head's dimensions
+    config = Glm4vConfig(
+        text_config=dict(**_decoder(tokenizer, sizes), eos_token_id=ids("<|endoftext|>"), pad_token_id=ids("<|pad|>"),
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
+                                          "mrope_section": _mrope_section(2 * rotary_half)}),
+        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, image_size=56, patch_size=14,
+                           spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=hidden),
+        image_token_id=ids("<|image|>"), video_token_id=ids("<|video|>"), image_start_token_id=ids("<|begin_of_image|>"),
+        image_end_token_id=ids("<|end_of_image|>"), video_start_token_id=ids("<|begin_of_video|>"),
+        video_end_token_id=ids("<|end_of_video|>"), tie_word_embeddings=False,
+    )
+    pixels = {"shortest_edge": 56 * 56, "longest_edge": 2 * 56 * 56}  # GLM counts the 2 temporal patches
+    processor = Glm4vProcessor(
+        image_processor=Glm4vImageProcessor(size=pixels, patch_size=14, merge_size=2),
+        video_processor=Glm4vVideoProcessor(size=pixels, patch_size=14, merge_size=2),
+        tokenizer=tokenizer, chat_template=GLM_CHAT,
+    )
+    return config, processor
+
+
+def deepseek_vl(model_type: str = "deepseek_vl", **sizes: int) -> tuple[Any, Any]:
+    """Config and processor of a tiny DeepSeek-VL (SigLIP + Llama decoder, tied embeddings): 28×28
+    image, patch 14 → 4 ``<image_placeholder>`` tokens."""
+    from transformers import DeepseekVLConfig, DeepseekVLImageProcessor, DeepseekVLProcessor
+
+    tokenizer = fast_tokenizer([], chat_template=DEEPSEEK_CHAT, bos="<｜begin▁of▁sentence｜>", eos="<｜end▁of▁sentence｜>",
+                               pad="<｜pad｜>", extra_special={"image_token": "<image_placeholder>"})
+    ids = tokenizer.convert_tokens_to_ids
+    config = DeepseekVLConfig(
+        text_config=dict(model_type="llama", **_decoder(tokenizer, sizes), bos_token_id=ids("<｜begin▁of▁sentence｜>"),
+                         eos_token_id=ids("<｜end▁of▁sentence｜>"), pad_token_id=ids("<｜pad｜>")),
+        vision_config=dict(model_type="siglip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2, image_size=28, patch_size=14),
+        image_token_id=ids("<image_placeholder>"),
+    )
+    processor = DeepseekVLProcessor(DeepseekVLImageProcessor(size={"height": 28, "width": 28}), tokenizer,
+                                    chat_template=DEEPSEEK_CHAT, num_image_tokens=4)
+    return config, processor
+
+
+def aya_vision(model_type: str = "aya_vision", **sizes: int) -> tuple[Any, Any]:
+    """Config and processor of a tiny Aya Vision (SigLIP + Cohere2 decoder with parallel
+    attention/MLP blocks and LayerNorms): a 56×56 image is one tile, 16 patches shuffled by 2 into 4
+    ``<|IMG_PATCH|>`` tokens framed by ``<|START_OF_IMG|>``, ``TILE_GLOBAL`` and ``<|END_OF_IMG|>``."""
+    from transformers import AyaVisionConfig, AyaVisionProcessor, GotOcr2ImageProcessor
+
+    specials = ["<|START_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>", "<|USER_TOKEN|>", "<|CHATBOT_TOKEN|>",
+                "<|SYSTEM_TOKEN|>", "<image>", "<|START_OF_IMG|>", "<|END_OF_IMG|>", "<|IMG_PATCH|>", "<|IMG_LINE_BREAK|>"]
+    tokenizer = fast_tokenizer(specials, chat_template=COHERE_CHAT, bos="<BOS_TOKEN>", eos="<|END_OF_TURN_TOKEN|>",
+                               pad="<PAD>")
+    ids = tokenizer.convert_tokens_to_ids
+    config = AyaVisionConfig(
+        text_config=dict(model_type="cohere2", **_decoder(tokenizer, sizes), sliding_window=512,
+                         bos_token_id=ids("<BOS_TOKEN>"), eos_token_id=ids("<|END_OF_TURN_TOKEN|>"), pad_token_id=ids("<PAD>")),
+        vision_config=dict(model_type="siglip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2, image_size=56, patch_size=14),
+        downsample_factor=2, image_token_index=ids("<|IMG_PATCH|>"),
+    )
+    processor = AyaVisionProcessor(
+        image_processor=GotOcr2ImageProcessor(size={"height": 56, "width": 56}, crop_to_patches=True, max_patches=4),
+        tokenizer=tokenizer, patch_size=14, img_size=56, downsample_factor=2, chat_template=COHERE_CHAT,
+    )
+    return config, processor
+
+
+def paligemma(model_type: str = "paligemma", **sizes: int) -> tuple[Any, Any]:
+    """Config and processor of a tiny PaliGemma (SigLIP + Gemma): 28×28 image, patch 14 → 4 image
+    tokens; the processor adds PaliGemma's 1,152 location/segmentation tokens to the vocabulary."""
+    from transformers import PaliGemmaConfig, PaliGemmaProcessor, SiglipImageProcessor
+
+    tokenizer = fast_tokenizer([], chat_template=None, bos="<bos>", eos="<eos>", pad="<pad>",
+                               extra_special={"image_token": "<image>"})
+    image_processor = SiglipImageProcessor(size={"height": 28, "width": 28})
+    image_processor.image_seq_length = 4
+    processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    ids = tokenizer.convert_tokens_to_ids
+    config = PaliGemmaConfig(
+        text_config=dict(model_type="gemma", **{**_decoder(tokenizer, sizes), "vocab_size": len(tokenizer)},
+                         head_dim=16, bos_token_id=ids("<bos>"), eos_token_id=ids("<eos>"), pad_token_id=ids("<pad>")),
+        vision_config=dict(model_type="siglip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2, image_size=28, patch_size=14, projection_dim=sizes.get("hidden_size", 64)),
+        image_token_index=ids("<image>"), projection_dim=sizes.get("hidden_size", 64),
+    )
+    return config, processor
+
+
 def text(model_type: str = "llama", **sizes: int) -> tuple[Any, Any]:
     """Config and tokenizer of a tiny text-only decoder."""
     from transformers import LlamaConfig, Qwen2Config
@@ -223,7 +392,10 @@ def text(model_type: str = "llama", **sizes: int) -> tuple[Any, Any]:
     return config, tokenizer
 
 
-# Keyed by adapter family; every registered model type of a family gets a tiny instance.
+# Keyed by model type: every verified type (adapters.VERIFIED) has a tiny instance.
 BUILDERS: dict[str, Callable[..., tuple[Any, Any]]] = {
-    "qwen_vl": qwen_vl, "llava": llava, "internvl": internvl, "gemma3": gemma3, "text": text,
+    "qwen2_5_vl": qwen_vl, "qwen2_vl": qwen_vl, "llava": llava, "llava_next": llava, "llava_onevision": llava_onevision, "internvl": internvl,
+    "gemma3": gemma3, "paligemma": paligemma, "idefics3": idefics3,
+    "smolvlm": idefics3, "glm4v": glm4v, "deepseek_vl": deepseek_vl,
+    "aya_vision": aya_vision, "llama": text, "qwen2": text,
 }

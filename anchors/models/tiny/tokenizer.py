@@ -49,7 +49,7 @@ def train_tokenizer(special_tokens: Iterable[str], extra_text: Iterable[str] = (
 def fast_tokenizer(
     special_tokens: Iterable[str],
     *,
-    chat_template: str,
+    chat_template: str | None,
     whole_words: Iterable[str] = (),
     vocab_size: int = 1024,
     bos: str | None = None,

@@ -1,0 +1,59 @@
+"""Which model types the toolkit serves, with which adapter, and what was verified on each — as data.
+
+Every type in :data:`VERIFIED` has a tiny random-weight instance on which the contract tests and
+the hook-reference tests (knockout, head scaling, lens, head contributions; eager and sdpa;
+padded batches equal single runs) pass. A type not listed is still tried with the structural
+adapter, which checks the model at load and refuses what does not fit; :data:`REFUSED` names the
+types whose architecture the token-group knockout does not apply to, with the reason.
+"""
+
+from __future__ import annotations
+
+from .base import Adapter, AdapterError
+from .gemma3 import Gemma3Adapter
+from .paligemma import PaliGemmaAdapter
+from .mrope import MultimodalRopeAdapter
+
+# Families with quirks the structure cannot tell (processor arguments, image batching).
+QUIRKS: dict[str, type[Adapter]] = {
+    "qwen2_vl": MultimodalRopeAdapter, "qwen2_5_vl": MultimodalRopeAdapter, "glm4v": MultimodalRopeAdapter,
+    "gemma3": Gemma3Adapter,
+    "paligemma": PaliGemmaAdapter,
+}
+
+# model_type -> what its image tokens and markers are (the `visual` role is exactly the positions
+# the vision features replace; tokens the processor adds around them are `template`).
+VERIFIED: dict[str, str] = {
+    "qwen2_5_vl": "<|image_pad|> visual; <|vision_start|>/<|vision_end|> template; 3-D rotary positions",
+    "qwen2_vl": "as qwen2_5_vl",
+    "llava": "<image> visual (one per patch feature)",
+    "llava_next": "<image> visual, including the image-newline feature after each row of tiles",
+    "llava_onevision": "<image> visual, including the image-newline feature after each row of the any-resolution grid",
+    "internvl": "<IMG_CONTEXT> visual; <img>/</img> template",
+    "gemma3": "<image_soft_token> visual, bidirectional among themselves; <start_of_image>/<end_of_image> "
+              "template; sandwich norms with 1+w scale",
+    "paligemma": "<image> visual; the <bos> after the image and the closing newline template; prefix-LM: the "
+                 "whole prompt attends bidirectionally",
+    "idefics3": "<image> visual (4 per tile: 2×2 tiles and a global view); <fake_token_around_image>, "
+                "<row_r_col_c>, <global-img> and the newlines between tile rows template",
+    "smolvlm": "as idefics3",
+    "glm4v": "<|image|> visual; <|begin_of_image|>/<|end_of_image|> template; 3-D rotary positions; norms after "
+             "attention and after the MLP",
+    "deepseek_vl": "<image_placeholder> visual; tied input and output embeddings",
+    "aya_vision": "<|IMG_PATCH|> visual; <|START_OF_IMG|>, the TILE_GLOBAL text marker and <|END_OF_IMG|> template; "
+                  "parallel attention/MLP blocks (resid_mid = layer input + attention update) and LayerNorms",
+    "llama": "text only",
+    "qwen2": "text only",
+}
+
+REFUSED: dict[str, str] = {
+    "mllama": "a cross-attention VLM: the image enters through cross-attention layers, never as tokens of the "
+              "self-attention sequence, so there are no visual positions whose edges a knockout could cut",
+}
+
+
+def adapter_class(model_type: str) -> type[Adapter]:
+    """The adapter for ``model_type``: its quirk subclass, else the structural adapter."""
+    if model_type in REFUSED:
+        raise AdapterError(f"model_type {model_type!r} is not supported: {REFUSED[model_type]}")
+    return QUIRKS.get(model_type, Adapter)
