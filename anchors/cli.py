@@ -41,7 +41,7 @@ def _model(args: argparse.Namespace) -> Any:
     from .models import ModelSpec
 
     return ModelSpec(args.model, attn_implementation=args.attn, dtype=args.dtype, device_map=args.device_map,
-                     revision=args.revision)
+                     revision=args.revision, quantization=args.quantization)
 
 
 def cmd_analysis(args: argparse.Namespace, console: Any) -> int:
@@ -151,6 +151,13 @@ def cmd_roles(args: argparse.Namespace, console: Any) -> int:
     return EXIT_OK
 
 
+def cmd_models(args: argparse.Namespace, console: Any) -> int:
+    from .models.adapters import CHECKS, model_table
+
+    console.emit(f"model types ('all checks' = {CHECKS})", model_table(), args.format)
+    return EXIT_OK
+
+
 def _model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default="organism", help="Hub id or local folder (e.g. Qwen/Qwen2.5-VL-7B-Instruct), "
@@ -160,6 +167,8 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dtype", default="float32", help="torch dtype name for the weights (default: float32)")
     group.add_argument("--device-map", default=None, help="Accelerate device map, e.g. 'cuda' or 'auto' (default: CPU)")
     group.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) of --model")
+    group.add_argument("--quantization", default=None, choices=["8bit", "4bit"],
+                       help="bitsandbytes loading (CUDA and the 'quant' extra; no per-head readouts)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--recipe", default="plain", help="'plain', or 'anchored' (the paper's route planted by "
                        "attention constraints in training; 8 layers)")
     _model_options(command("roles", cmd_roles, "print the token-role map of an example prompt"))
+    models = command("models", cmd_models, "supported model types, their adapter and what was verified on each")
+    models.add_argument("--format", default="table", choices=["table", "csv", "json"], help="stdout format (default: table)")
     return parser
 
 

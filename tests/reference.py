@@ -36,10 +36,11 @@ def hooked(module: torch.nn.Module, adapter: Adapter) -> Iterator[dict]:
             adapter.layer(module, i).register_forward_pre_hook(pre("resid_pre", i), with_kwargs=True),
             adapter.layer(module, i).register_forward_hook(post("resid_post", i)),
             adapter.attn_out(module, i).register_forward_hook(post("attn_out", i)),
-            adapter.out_proj(module, i).register_forward_pre_hook(pre("z", i), with_kwargs=True),
-            adapter.out_proj(module, i).register_forward_hook(post("o_proj_out", i)),
             adapter.mlp(module, i).register_forward_hook(post("mlp_out", i)),
         ]
+        if i in adapter.attention_layers(module):  # a hybrid decoder's linear-attention layers have no heads
+            handles += [adapter.out_proj(module, i).register_forward_pre_hook(pre("z", i), with_kwargs=True),
+                        adapter.out_proj(module, i).register_forward_hook(post("o_proj_out", i))]
         mid_norm = adapter.paths(module).mid_norm
         if mid_norm:
             handles.append(getattr(adapter.layer(module, i), mid_norm).register_forward_pre_hook(pre("resid_mid", i),
@@ -99,7 +100,10 @@ def knockout_hooks(module, adapter: Adapter, layers, roles, source, target) -> I
             return args, kwargs
         return hook
 
-    handles = [adapter.attention(module, i).register_forward_pre_hook(make(i), with_kwargs=True) for i in layers]
+    # a hybrid decoder's linear-attention layers have no mask: a knockout cuts the softmax ones only
+    softmax = adapter.attention_layers(module)
+    handles = [adapter.attention(module, i).register_forward_pre_hook(make(i), with_kwargs=True)
+               for i in layers if i in softmax]
     try:
         yield
     finally:

@@ -48,7 +48,7 @@ def test_mid_residual_is_layer_input_plus_attention_output(hooked_run):
 def test_heads_sum_to_o_proj_output(hooked_run):
     tiny, batch, store, _ = hooked_run
     shape = tiny.adapter.shape
-    for i in range(shape.n_layers):
+    for i in tiny.adapter.attention_layers(tiny.module):
         z = store[("z", i)].unflatten(-1, (shape.n_heads, shape.head_dim))
         w_o = tiny.adapter.out_proj_weight(tiny.module, i).unflatten(1, (shape.n_heads, shape.head_dim))
         per_head = torch.einsum("bthd,ohd->btho", z, w_o)

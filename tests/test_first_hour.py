@@ -158,6 +158,29 @@ def test_a_cuda_device_map_without_cuda_is_refused(monkeypatch):
         ModelSpec("tiny:qwen2_5_vl", device_map="cuda")
 
 
+def test_quantized_loading_without_cuda_is_refused_before_anything_loads(monkeypatch, capsys, data, tmp_path):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "--quantization 4bit: bitsandbytes' 4bit loading needs a CUDA device" in _error(
+        capsys, ["lens", *TINY, "--quantization", "4bit", "--data", str(data), "--out", str(tmp_path / "l.nc")])
+
+
+def test_hybrid_decoder_knockouts_say_which_layers_they_cut(capsys, data, tmp_path):
+    """Qwen3.5 (linear attention at layers 0 and 2, softmax at 1 and 3): a window cuts only its
+    softmax layers and the result says how many; a window of linear layers alone is refused before
+    any work, and so is prefix reuse."""
+    hybrid = ["--model", "tiny:qwen3_5", "--quiet", "--batch-size", "4", "--data", str(data)]
+    out = tmp_path / "k.nc"
+    assert main(["knockout", *hybrid, "--method", "naive", "--windows", "3", "--layers", "1", "2",
+                 "--pathways", "cues->instruction", "--out", str(out)]) == 0
+    assert load(out).cut_layers.sel(window=3).values.tolist() == [1, 2]  # layers 0-2: 1; layers 1-3: 1 and 3
+    assert ("knockout at layer 0 (window 1: layers 0) covers only linear-attention layers, which have no attention "
+            "mask to edit; softmax attention layers: 1, 3") in _error(
+        capsys, ["knockout", *hybrid, "--method", "naive", "--windows", "1", "--out", str(tmp_path / "w.nc")])
+    assert "use --method naive" in _error(capsys, ["knockout", *hybrid, "--windows", "3", "--out", str(tmp_path / "r.nc")])
+
+
 def test_an_empty_record_file_is_refused_at_build_time(tmp_path, capsys):
     (tmp_path / "empty.jsonl").write_text("")
     assert "no usable record (0 records loaded, 0 skipped); nothing to build" in _error(
@@ -220,6 +243,16 @@ def test_heads_says_when_it_ranked_all_samples_because_none_followed(tmp_path, c
     lens.to_netcdf(tmp_path / "none-followed.nc")
     assert main(["heads", str(tmp_path / "none-followed.nc"), "--format", "json", "--quiet"]) == 0
     assert {row["ranked_on"].split(" ")[0] for row in json.loads(capsys.readouterr().out)} == {"all"}
+
+
+def test_models_lists_every_verified_type_with_its_adapter_and_the_refused_ones(capsys):
+    from anchors.models.tiny import TINY_MODEL_TYPES
+
+    assert main(["models", "--format", "json"]) == 0
+    rows = {row["model_type"]: row for row in json.loads(capsys.readouterr().out)}
+    assert {t for t, row in rows.items() if row["status"] == "verified"} == set(TINY_MODEL_TYPES)
+    assert rows["qwen2_5_vl"]["adapter"] == "mrope" and rows["llava_onevision"]["adapter"] == "structural"
+    assert rows["mllama"]["status"] == "refused" and "cross-attention" in rows["mllama"]["image tokens and roles"]
 
 
 # -- 5. messages ---------------------------------------------------------------------------------

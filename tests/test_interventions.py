@@ -90,15 +90,20 @@ def test_head_scale_matches_hook_reference_and_formula(tiny):
 def test_block_all_heads_equals_zero_attention_at_instruction(tiny):
     batch, space, _, _ = _setup(tiny, 2)
     shape = tiny.adapter.shape
-    all_heads = tuple((l, h) for l in range(shape.n_layers) for h in range(shape.n_heads))
+    softmax = list(tiny.adapter.attention_layers(tiny.module))  # all layers but a hybrid's linear ones
+    all_heads = tuple((l, h) for l in softmax for h in range(shape.n_heads))
     blocked = trace_batch(tiny, batch, space, [HeadScale(all_heads, 0.0)], lens=True, heads=True)
     # with every head zeroed at instruction positions the attention update there is zero (none of
     # the tiny models has an o_proj bias), so the residual after attention equals the layer input
-    assert all(tiny.adapter.out_proj_bias(tiny.module, i) is None for i in range(shape.n_layers))
-    torch.testing.assert_close(blocked.readout[:, :, 1], blocked.readout[:, :, 0], atol=TOL, rtol=0)
+    assert all(tiny.adapter.out_proj_bias(tiny.module, i) is None for i in softmax)
+    readout = blocked.readout[:, softmax]
+    torch.testing.assert_close(readout[:, :, 1], readout[:, :, 0], atol=TOL, rtol=0)
     # and each head's own readout equals the layer-input readout (its contribution is zero)
-    torch.testing.assert_close(blocked.head_readout, blocked.readout[:, :, 0, :, None].expand_as(blocked.head_readout),
-                               atol=TOL, rtol=0)
+    head_readout = blocked.head_readout[:, softmax]
+    torch.testing.assert_close(head_readout, readout[:, :, 0, :, None].expand_as(head_readout), atol=TOL, rtol=0)
+    if len(softmax) < shape.n_layers:  # no heads to read at linear-attention layers
+        others = [i for i in range(shape.n_layers) if i not in softmax]
+        assert blocked.head_readout[:, others].isnan().all() and blocked.head_linear[:, others].isnan().all()
 
 
 def test_lens_readout_equals_hooks_and_final_logits(tiny):
@@ -139,7 +144,7 @@ def test_head_contributions_sum_to_attention_update_and_feed_head_readout(tiny):
     batch, space, _, positions = _setup(tiny, 3)
     store, _ = run_hooked(tiny.module, tiny.adapter, batch.inputs)
     got = trace_batch(tiny, batch, space, heads=True)
-    for i in range(tiny.adapter.shape.n_layers):
+    for i in tiny.adapter.attention_layers(tiny.module):
         with torch.no_grad():
             contributions = head_contributions(tiny.adapter, tiny.module, i, store[("z", i)])
         total = contributions.sum(-2)
@@ -194,13 +199,14 @@ def test_linear_head_attribution_sums_to_the_attention_term_and_matches_a_manual
     batch, space, _, positions = _setup(tiny, 3)
     store, _ = run_hooked(tiny.module, tiny.adapter, batch.inputs)
     got = trace_batch(tiny, batch, space, heads=True)
-    torch.testing.assert_close(got.head_linear.sum(2), got.attn_linear, atol=TOL, rtol=0)
+    softmax = list(tiny.adapter.attention_layers(tiny.module))  # a hybrid's linear layers have no heads
+    torch.testing.assert_close(got.head_linear[:, softmax].sum(2), got.attn_linear[:, softmax], atol=TOL, rtol=0)
     norm = hf_module(tiny.adapter.final_norm(tiny.module))
     eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", None))
-    # Gemma's RMSNorm scales by 1 + w, Cohere's LayerNorm subtracts the mean (known from their
-    # source, not from the adapter's measurement)
+    # Gemma's and Qwen3.5's RMSNorms scale by 1 + w, Cohere's LayerNorm subtracts the mean (known
+    # from their source, not from the adapter's measurement)
     text_type = tiny.module.config.get_text_config().model_type
-    weight = (1.0 if text_type.startswith("gemma") else 0.0) + norm.weight.float()
+    weight = (1.0 if text_type.startswith(("gemma", "qwen3_5")) else 0.0) + norm.weight.float()
 
     def centre(x):
         return x - x.mean(-1, keepdim=True) if text_type.startswith("cohere") else x
@@ -212,3 +218,32 @@ def test_linear_head_attribution_sums_to_the_attention_term_and_matches_a_manual
             scale = torch.rsqrt(centre(pre).pow(2).mean(-1, keepdim=True) + eps)
             expected = (centre(mid - pre) * scale * weight @ unembed.T).mean(0)
             torch.testing.assert_close(got.attn_linear[b, i], expected, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_masks_block_with_the_dtype_minimum(dtype):
+    from anchors.interventions.edits import knockout_mask
+
+    mask = torch.zeros(1, 1, 3, 3, dtype=dtype).masked_fill(torch.ones(3, 3, dtype=torch.bool).triu(1), torch.finfo(dtype).min)
+    roles = torch.tensor([[1, 2, 3]])
+    cut = knockout_mask(mask, roles, [([1], [3])], 3, dtype)
+    assert cut[0, 0, 2, 0] == torch.finfo(dtype).min and torch.isfinite(cut).all()
+    assert torch.equal(cut[0, 0, :2], mask[0, 0, :2]) and cut[0, 0, 2, 1:].eq(0).all()
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_knockout_in_bfloat16_matches_the_hook_reference(attn):
+    """The whole path in bf16 (weights, masks, readouts) against hooks in bf16: same edges cut with
+    the bf16 mask minimum; tolerance one bf16 step at these logit sizes (2e-2)."""
+    from anchors.models import ModelSpec
+
+    tiny = ModelSpec("tiny:qwen2_5_vl", attn_implementation=attn, dtype="bfloat16").load()
+    batch, space, roles, positions = _setup(tiny, 3)
+    spec = Knockout(("visual", "context"), "instruction", layer=0, window=3)
+    with knockout_hooks(tiny.module, tiny.adapter, spec.layers(3), roles, set(expand_role(spec.source)),
+                        set(expand_role(spec.target))):
+        _, logits = run_hooked(tiny.module, tiny.adapter, batch.inputs)
+    got = trace_batch(tiny, batch, space, [spec])
+    assert next(tiny.module.parameters()).dtype == torch.bfloat16
+    torch.testing.assert_close(got.answer_logits.float(), logits[:, -1, space.union].float(), atol=2e-2, rtol=0)
+    assert (trace_batch(tiny, batch, space).answer_logits - got.answer_logits).abs().max() > 2e-2

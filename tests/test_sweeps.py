@@ -41,6 +41,12 @@ def test_reuse_equals_naive_on_every_family(tiny, max_rows):
     batch = encode_batch(tiny.adapter, prompts(n, tiny.adapter.multimodal, seed=7))
     space = Subspaces.from_ids(batch.sample_ids, [list(range(10, 60))] * n, [list(range(60, 110))] * n)
     settings = _settings(tiny.adapter.multimodal, tiny.adapter.shape.n_layers)
+    if len(tiny.adapter.attention_layers(tiny.module)) < tiny.adapter.shape.n_layers:
+        # a hybrid decoder's linear-attention layers keep a recurrent state, not keys and values
+        for method in ("reuse", "atp"):
+            with pytest.raises(ReuseError, match="recurrent state rather than keys and values; use --method naive"):
+                sweep_knockouts(tiny, batch, space, settings, method=method, max_rows=max_rows)
+        return
     steps: list[int] = []
     fast = sweep_knockouts(tiny, batch, space, settings, method="reuse", max_rows=max_rows, advance=steps.append)
     naive = sweep_knockouts(tiny, batch, space, settings, method="naive")

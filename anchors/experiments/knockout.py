@@ -10,6 +10,7 @@ import torch
 import xarray as xr
 
 from ..errors import InputError
+from ..interventions.plan import cut_layers
 from ..interventions.specs import KNOCKOUT_METHODS, Knockout
 from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
@@ -105,6 +106,11 @@ class KnockoutProfile(Analysis[TracedSample]):
         self.windows = tuple(sorted({positive(w, "windows") for w in self.config.windows}))
         self.notes = [note for w in self.windows for note in check_window(w, shape)]
         self.layers = check_layers(self.config.layers, shape)
+        # How many of each window's layers have softmax attention to cut (fewer in a hybrid decoder;
+        # a window with none is refused here, before any weights load).
+        softmax = adapter.attention_layers(None)
+        self.cut = [[len(cut_layers(Knockout("visual", "instruction", layer, w), shape.n_layers, softmax))
+                     for layer in self.layers] for w in self.windows]
         positive(self.config.max_batch_rows, "max_batch_rows")
         if self.config.method not in KNOCKOUT_METHODS:
             raise InputError(f"method must be one of {', '.join(KNOCKOUT_METHODS)}, got {self.config.method!r}")
@@ -128,4 +134,5 @@ class KnockoutProfile(Analysis[TracedSample]):
         return knockout_dataset(chunk, arrays, self.pathways, self.windows, self.layers)
 
     def finalise(self, merged: xr.Dataset) -> xr.Dataset:
+        merged["cut_layers"] = (("window", "layer"), np.array(self.cut))
         return after_cut_mfr(merged)

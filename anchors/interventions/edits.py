@@ -61,7 +61,10 @@ def cut_edges(
 ) -> torch.Tensor:
     """The attention mask a layer should receive with ``edges`` (source codes, target codes) cut:
     the prompt's role codes ``roles`` (B, T) are extended with ``generated_code`` for keys beyond
-    the prompt (decode steps), then :func:`knockout_mask` edits a copy of ``mask``."""
+    the prompt (decode steps), then :func:`knockout_mask` edits a copy of ``mask`` (on the mask's
+    device: with a model spread over GPUs, each layer's own)."""
+    if mask is not None:
+        roles = roles.to(mask.device)
     key_length = mask.shape[-1] if mask is not None else roles.shape[1] + decode_step
     return knockout_mask(mask, extend_roles(roles, key_length, generated_code), edges, query_length, dtype)
 
@@ -74,6 +77,6 @@ def scale_heads(
     factor = torch.ones(z.shape[:-1] + (z.shape[-1] // head_dim,), dtype=z.dtype, device=z.device)
     selected = torch.zeros(factor.shape[-1], dtype=torch.bool, device=z.device)
     selected[heads] = True
-    where = positions[:, :, None] & selected[None, None, :]
+    where = positions.to(z.device)[:, :, None] & selected[None, None, :]
     factor = torch.where(where, torch.as_tensor(alpha, dtype=z.dtype, device=z.device), factor)
     return z * factor.repeat_interleave(head_dim, dim=-1)

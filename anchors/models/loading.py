@@ -73,14 +73,18 @@ def load_model(
     device_map: str | dict | None = None,
     attn_implementation: str = "eager",
     revision: str | None = None,
+    quantization: str | None = None,
     adapter: Adapter | None = None,
 ) -> LoadedModel:
     """Load e.g. ``"Qwen/Qwen2.5-VL-7B-Instruct"`` or a local folder for tracing.
 
     Vision-language checkpoints load through nnsight's transformers wrapper with
     ``task="image-text-to-text"`` and their processor; text-only ones with their tokenizer.
-    The attention implementation is pinned and verified after loading. ``adapter`` (from
-    :func:`read_adapter`) saves reading the config and processor again.
+    The attention implementation is pinned and verified after loading. ``device_map="auto"``
+    spreads the layers over the GPUs (accelerate); every edit is made on its layer's device.
+    ``quantization`` ("8bit"/"4bit", CUDA and the ``quant`` extra) loads through bitsandbytes;
+    per-head readouts then refuse, since they read the output projections' (quantized) weights.
+    ``adapter`` (from :func:`read_adapter`) saves reading the config and processor again.
     """
     from nnsight import TransformersModel
 
@@ -92,6 +96,11 @@ def load_model(
     kwargs: dict[str, Any] = dict(dtype=dtype, attn_implementation=attn_implementation, revision=revision, dispatch=True)
     if device_map is not None:
         kwargs["device_map"] = device_map
+    if quantization is not None:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=quantization == "8bit",
+                                                           load_in_4bit=quantization == "4bit", bnb_4bit_compute_dtype=dtype)
     if adapter.multimodal:
         model = TransformersModel(name_or_path, task="image-text-to-text", processor=processor, **kwargs)
     else:
@@ -110,5 +119,6 @@ def load_model(
         "adapter": adapter.family,
         "attn_implementation": attn_implementation,
         "dtype": str(dtype).removeprefix("torch."),
+        "quantization": quantization or "none",
     }
     return LoadedModel(model=model, adapter=adapter, provenance=provenance)

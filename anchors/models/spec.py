@@ -14,6 +14,7 @@ from .loading import LoadedModel, load_model, read_adapter
 from .organisms import ORGANISMS, organism_path
 
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16", "float64")
+QUANTIZATIONS: tuple[str, ...] = ("8bit", "4bit")
 
 
 @dataclass
@@ -25,6 +26,7 @@ class ModelSpec:
     dtype: str = "float32"
     device_map: str | None = None
     revision: str | None = None
+    quantization: str | None = None
     _adapter: Adapter | None = field(default=None, repr=False)
     _loaded: LoadedModel | None = field(default=None, repr=False)
 
@@ -39,6 +41,8 @@ class ModelSpec:
             raise InputError(f"attn_implementation {self.attn_implementation!r}: use one of {ATTENTION_IMPLEMENTATIONS}")
         if self.dtype not in DTYPES:
             raise InputError(f"--dtype {self.dtype}: not a floating-point torch dtype; use one of {', '.join(DTYPES)}")
+        if self.quantization is not None:
+            check_quantization(self.quantization)
         if self.device_map is not None and "cuda" in str(self.device_map) and not torch.cuda.is_available():
             raise InputError(f"--device-map {self.device_map}: no CUDA device is available on this machine "
                              "(leave it out to run on the CPU)")
@@ -79,12 +83,27 @@ class ModelSpec:
         if self._loaded is None:
             self._loaded = load_model(self._folder(), dtype=self.dtype, device_map=self.device_map,
                                       attn_implementation=self.attn_implementation, revision=self.revision,
-                                      adapter=self.adapter())
+                                      quantization=self.quantization, adapter=self.adapter())
             if self.kind == "organism":
                 self._loaded.provenance.update(model=f"organism:{self.name}", revision="shipped")
             elif self.kind == "tiny":  # a temporary folder; the seed fixes the weights
                 self._loaded.provenance.update(model=f"tiny:{self.name}", revision="seed-0")
         return self._loaded
+
+
+def check_quantization(quantization: str) -> None:
+    """Refuse a quantized load that cannot work here, before anything is read: bitsandbytes' 8-/4-bit
+    kernels need CUDA and the optional extra."""
+    import importlib.util
+
+    if quantization not in QUANTIZATIONS:
+        raise InputError(f"--quantization {quantization}: use one of {', '.join(QUANTIZATIONS)}")
+    if not torch.cuda.is_available():
+        raise InputError(f"--quantization {quantization}: bitsandbytes' {quantization} loading needs a CUDA device "
+                         "and this machine has none; load in bfloat16 or float32 instead")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise InputError(f"--quantization {quantization}: bitsandbytes is not installed "
+                         "(pip install 'instruction-anchors[quant]')")
 
 
 def as_spec(model: ModelSpec | LoadedModel | str) -> ModelSpec | LoadedModel:

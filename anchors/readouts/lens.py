@@ -20,11 +20,11 @@ def lens_logits(adapter: Adapter, root: Any, residual: torch.Tensor, token_ids: 
     normed = adapter.final_norm(root)(residual)
     weight = adapter.unembed_weight(root)
     if token_ids is not None:
-        weight = weight[token_ids]
-    logits = normed @ weight.T.to(normed.dtype)
+        weight = weight[token_ids.to(weight.device)]
+    logits = normed @ weight.T.to(normed.device, normed.dtype)
     bias = adapter.unembed_bias(root)
     if bias is not None:
-        logits = logits + (bias if token_ids is None else bias[token_ids])
+        logits = logits + (bias if token_ids is None else bias[token_ids.to(bias.device)]).to(logits.device)
     if adapter.logit_scale:
         logits = logits * adapter.logit_scale
     if adapter.logit_softcap:
@@ -60,4 +60,5 @@ def frozen_norm_logits(adapter: Adapter, root: Any, residual: torch.Tensor, upda
     norm = hf_module(adapter.final_norm(root))
     form = adapter.norms(root).final
     normed = form.centre(update.float()) * form.scale(residual, norm_eps(norm)) * (form.offset + norm.weight.float())
-    return normed @ adapter.unembed_weight(root)[token_ids].float().T * (adapter.logit_scale or 1.0)
+    unembed = adapter.unembed_weight(root)
+    return normed @ unembed[token_ids.to(unembed.device)].to(normed.device).float().T * (adapter.logit_scale or 1.0)

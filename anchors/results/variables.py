@@ -27,6 +27,8 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
     "p_subspace_base": ("probability of the decision subspace without intervention", "as p_subspace, clean", PROBABILITY),
     "mfr_after": ("MFR after the knockout", "fraction of samples of instructed_modality (all: pooled) whose answer after "
                                             "the cut is compliant", FRACTION),
+    "cut_layers": ("layers cut per window", "how many of the window's layers had their attention mask edited: all of "
+                   "them, except the linear-attention layers of a hybrid decoder (Qwen3.5), which have no mask", ""),
     "mfr_base": ("MFR without knockout", "fraction of samples of instructed_modality that follow", FRACTION),
     "exact": ("knockout computed exactly",
               "true where nssd and p_compliant come from running the knockout (methods reuse, naive, and the "

@@ -43,7 +43,7 @@ def generate_batch(
     acts in the prefill only, or in every step when its ``steps`` is ``"all"``."""
     model, adapter = loaded.model, loaded.adapter
     device = loaded.device
-    plan = plan_layers(list(interventions), adapter.shape.n_layers)
+    plan = plan_layers(list(interventions), adapter.shape.n_layers, adapter.attention_layers(model))
     roles = batch.roles.to(device)
     union = subspaces.union.to(device)
     inputs = batch.inputs.to(device)

@@ -24,7 +24,7 @@ from ..readouts.metrics import nssd
 from ..readouts.subspaces import Subspaces
 from .attribution import atp_knockouts
 from .encode import EncodedBatch
-from .reuse import CleanRun, causal_prefix, clean_run, first_query, rerun
+from .reuse import CleanRun, ReuseError, causal_prefix, clean_run, first_query, rerun
 from .trace import TraceOutputs, to_host, trace_batch
 
 Method = Literal["reuse", "naive", "atp", "atp+verify"]  # one of KNOCKOUT_METHODS
@@ -86,6 +86,9 @@ def sweep_knockouts(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspac
             advance(1)
         return sweep
     n_layers = loaded.adapter.shape.n_layers
+    if len(loaded.adapter.attention_layers(loaded.model)) < n_layers:
+        raise ReuseError(f"--method {method} reruns layers from a cached prefix, but this hybrid decoder's "
+                         "linear-attention layers keep a recurrent state rather than keys and values; use --method naive")
     starts = sorted({min(k.layers(n_layers)) for k in knockouts})
     if method == "reuse":
         run = clean_run(loaded, batch, subspaces, starts)

@@ -51,7 +51,8 @@ class TraceOutputs:
     - ``head_linear`` (B, L, H, U), with ``heads``: each head's update through the final norm with
       its scale frozen at the layer input, on the union's unembedding rows, averaged over the valid
       readout positions; ``attn_linear`` (B, L, U): the same for the whole attention update (the sum
-      of the heads' plus any output bias).
+      of the heads' plus any output bias). Both head fields are NaN at a hybrid decoder's
+      linear-attention layers, which have no softmax heads.
     """
 
     answer_logits: torch.Tensor
@@ -99,7 +100,7 @@ def per_head_chunk(length: int, n_heads: int) -> int:
 
 
 def _take(hidden: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    return hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
+    return hidden.gather(1, index.to(hidden.device)[..., None].expand(-1, -1, hidden.shape[-1]))
 
 
 def trace_batch(
@@ -122,7 +123,8 @@ def trace_batch(
     """
     model, adapter = loaded.model, loaded.adapter
     device = loaded.device
-    plan = plan_layers(list(interventions), adapter.shape.n_layers)
+    softmax = adapter.attention_layers(model)
+    plan = plan_layers(list(interventions), adapter.shape.n_layers, softmax)
     roles = batch.roles.to(device)
     space = subspaces.to(device)
     union = space.union
@@ -145,10 +147,14 @@ def trace_batch(
         for i in range(adapter.shape.n_layers):
             if lens or heads:
                 pre = adapter.layer(model, i).input
-            z = apply_layer(model, adapter, i, plan.get(i), roles, prefill=True, read_z=heads)
+            z = apply_layer(model, adapter, i, plan.get(i), roles, prefill=True, read_z=heads and i in softmax)
             if lens or heads:
                 mid = adapter.resid_mid(model, i, pre)
-            if heads:
+            if heads and i not in softmax:  # a linear-attention layer: no softmax heads to read
+                head_readout.append(torch.full((*index.shape, adapter.shape.n_heads, 2), float("nan"), device=device))
+                head_linear.append(torch.full((index.shape[0], adapter.shape.n_heads, len(union)), float("nan"),
+                                              device=device))
+            elif heads:
                 readouts, linear = [], 0.0
                 for part, weight in zip(index.split(head_chunk, dim=1), weights.split(head_chunk, dim=1)):
                     base, shares = _take(pre, part), head_contributions(adapter, model, i, _take(z, part))
@@ -157,6 +163,7 @@ def trace_batch(
                                        * weight[..., None]).sum(1)
                 head_readout.append(torch.cat(readouts, dim=1))
                 head_linear.append(linear)
+            if heads:
                 update = _take(mid, index) - _take(pre, index)
                 attn_linear.append((frozen_norm_logits(adapter, model, _take(pre, index), update, union) * weights).sum(1))
             if lens:

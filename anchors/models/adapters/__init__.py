@@ -7,10 +7,10 @@ from __future__ import annotations
 from .base import ATTENTION_IMPLEMENTATIONS, Adapter, Norms, Shape, hf_module, resolve
 from .gemma3 import Gemma3Adapter
 from .mrope import MultimodalRopeAdapter
-from .registry import QUIRKS, REFUSED, VERIFIED, adapter_class
+from .registry import CHECKS, QUIRKS, REFUSED, VERIFIED, adapter_class, model_table
 from .structure import AdapterError, DecoderPaths, NormForm, norm_eps
 
 __all__ = [
-    "ATTENTION_IMPLEMENTATIONS", "Adapter", "AdapterError", "DecoderPaths", "Gemma3Adapter", "NormForm", "Norms", "QUIRKS",
-    "MultimodalRopeAdapter", "REFUSED", "Shape", "VERIFIED", "adapter_class", "hf_module", "norm_eps", "resolve",
+    "ATTENTION_IMPLEMENTATIONS", "Adapter", "CHECKS", "AdapterError", "DecoderPaths", "Gemma3Adapter", "NormForm", "Norms", "QUIRKS",
+    "MultimodalRopeAdapter", "REFUSED", "Shape", "VERIFIED", "adapter_class", "hf_module", "model_table", "norm_eps", "resolve",
 ]

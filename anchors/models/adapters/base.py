@@ -135,6 +135,10 @@ class Adapter:
             self.bind(hf_module(root))
         return self._paths  # type: ignore[return-value]
 
+    def attention_layers(self, root: Any) -> tuple[int, ...]:
+        """The layers with softmax self-attention: all but a hybrid decoder's linear-attention ones."""
+        return self.paths(root).attention_layers
+
     def norms(self, root: Any) -> Norms:
         if self._norms is None:
             self.bind(hf_module(root))
@@ -166,7 +170,12 @@ class Adapter:
         return self.layers(root)[index]
 
     def attention(self, root: Any, index: int) -> Any:
-        return getattr(self.layer(root, index), self.paths(root).attention)
+        """Layer ``index``'s softmax self-attention (refused at a linear-attention layer)."""
+        paths = self.paths(root)
+        if index not in paths.attention_layers:
+            raise AdapterError(f"{self.model_type}: layer {index} has linear attention ({paths.linear_attention}), "
+                               "no softmax attention")
+        return getattr(self.layer(root, index), paths.attention)
 
     def out_proj(self, root: Any, index: int) -> Any:
         return getattr(self.attention(root, index), self.paths(root).out_proj)
@@ -181,8 +190,11 @@ class Adapter:
         return resid_pre + self.attn_out(root, index).output[0]
 
     def attn_out(self, root: Any, index: int) -> Any:
-        """The module whose (first) output is the attention sublayer's residual update."""
-        return getattr(self.layer(root, index), self.paths(root).attn_out)
+        """The module whose (first) output is the attention sublayer's residual update (at a
+        hybrid decoder's linear-attention layer: that mixer)."""
+        paths = self.paths(root)
+        name = paths.attn_out if index in paths.attention_layers else paths.linear_attention
+        return getattr(self.layer(root, index), name)
 
     def mlp(self, root: Any, index: int) -> Any:
         return getattr(self.layer(root, index), self.paths(root).mlp)
@@ -206,7 +218,12 @@ class Adapter:
         return self.unembed(hf_module(root)).bias
 
     def out_proj_weight(self, root: Any, index: int) -> torch.Tensor:
-        return self.out_proj(hf_module(root), index).weight
+        weight = self.out_proj(hf_module(root), index).weight
+        if not weight.is_floating_point():
+            raise AdapterError(f"{self.model_type}: layer {index}'s output projection is quantized ({weight.dtype}); "
+                               "per-head readouts need its weights: load without --quantization (bfloat16 fits most "
+                               "7B models on one GPU)")
+        return weight
 
     def out_proj_bias(self, root: Any, index: int) -> torch.Tensor | None:
         return self.out_proj(hf_module(root), index).bias

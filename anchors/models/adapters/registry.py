@@ -17,6 +17,7 @@ from .mrope import MultimodalRopeAdapter
 # Families with quirks the structure cannot tell (processor arguments, image batching).
 QUIRKS: dict[str, type[Adapter]] = {
     "qwen2_vl": MultimodalRopeAdapter, "qwen2_5_vl": MultimodalRopeAdapter, "glm4v": MultimodalRopeAdapter,
+    "qwen3_5": MultimodalRopeAdapter,
     "gemma3": Gemma3Adapter,
     "paligemma": PaliGemmaAdapter,
 }
@@ -42,6 +43,8 @@ VERIFIED: dict[str, str] = {
     "deepseek_vl": "<image_placeholder> visual; tied input and output embeddings",
     "aya_vision": "<|IMG_PATCH|> visual; <|START_OF_IMG|>, the TILE_GLOBAL text marker and <|END_OF_IMG|> template; "
                   "parallel attention/MLP blocks (resid_mid = layer input + attention update) and LayerNorms",
+    "qwen3_5": "<|image_pad|> visual; <|vision_start|>/<|vision_end|> template; hybrid decoder: knockouts and "
+               "head readouts act on the softmax-attention layers only (cut_layers says how many per window)",
     "llama": "text only",
     "qwen2": "text only",
 }
@@ -50,6 +53,26 @@ REFUSED: dict[str, str] = {
     "mllama": "a cross-attention VLM: the image enters through cross-attention layers, never as tokens of the "
               "self-attention sequence, so there are no visual positions whose edges a knockout could cut",
 }
+
+
+# What a VERIFIED type passed (tests/test_adapters.py, test_interventions.py, test_sweeps.py,
+# test_batching.py, all parametrised over the tiny instances).
+CHECKS = ("tiny instance: accessors, roles, lens = logits, heads sum to o_proj; knockout, head scaling, lens, "
+          "head attributions = plain-hook references (eager, sdpa, 1e-5); padded batch = single runs; "
+          "reuse sweep = naive")
+
+
+def model_table() -> list[dict[str, str]]:
+    """One row per model type the toolkit knows: its adapter, status, what was verified (``all
+    checks``: :data:`CHECKS`), and what its image tokens and markers are."""
+    rows = [{"model_type": t, "adapter": adapter_class(t).family, "status": "verified", "verified": "all checks",
+             "image tokens and roles": roles} for t, roles in VERIFIED.items()]
+    rows += [{"model_type": t, "adapter": "-", "status": "refused", "verified": "-", "image tokens and roles": why}
+             for t, why in REFUSED.items()]
+    rows.append({"model_type": "any other", "adapter": "structural", "status": "tried at load",
+                 "verified": "paths and sizes checked at load; a warning says it is unverified", "image tokens and roles":
+                 "the config's image_token_id / image_token_index positions are visual"})
+    return rows
 
 
 def adapter_class(model_type: str) -> type[Adapter]:

@@ -26,6 +26,8 @@ LAYER_LISTS: tuple[str, ...] = (
     "model.language_model.layers", "model.text_model.layers", "model.layers", "language_model.model.layers",
 )
 ATTENTION_NAMES: tuple[str, ...] = ("self_attn", "self_attention", "attention", "attn")
+# The token mixer of a hybrid decoder's other layers (Qwen3.5's gated delta rule).
+LINEAR_ATTENTION_NAMES: tuple[str, ...] = ("linear_attn", "linear_attention")
 OUT_PROJ_NAMES: tuple[str, ...] = ("o_proj", "out_proj", "dense", "wo")
 MLP_NAMES: tuple[str, ...] = ("mlp", "feed_forward", "ffn")
 FINAL_NORM_NAMES: tuple[str, ...] = ("norm", "final_layernorm", "final_norm", "ln_f")
@@ -59,6 +61,7 @@ class DecoderPaths:
     final_norm: str
     unembed: str
     attention_layers: tuple[int, ...]
+    linear_attention: str | None = None
 
     def describe(self) -> dict[str, str]:
         """The paths as strings, for provenance and ``anchors models``."""
@@ -68,6 +71,7 @@ class DecoderPaths:
             "out_proj": f"{layer}.{self.attention}.{self.out_proj}", "mid_norm": f"{layer}.{self.mid_norm}" if self.mid_norm else "none (parallel attention/MLP block)",
             "attn_out_norm": f"{layer}.{self.attn_out_norm}" if self.attn_out_norm else "none",
             "mlp": f"{layer}.{self.mlp}", "final_norm": self.final_norm, "unembed": self.unembed,
+            **({"linear_attention": f"{layer}.{self.linear_attention}"} if self.linear_attention else {}),
         }
 
 
@@ -106,6 +110,10 @@ def derive_paths(model: torch.nn.Module, n_layers: int) -> DecoderPaths:
     attention_layers = tuple(i for i, layer in enumerate(layers) if _first_child(layer, ATTENTION_NAMES))
     if not attention_layers:
         _layer_part(layers[0], ATTENTION_NAMES, "attention", 0)
+    others = [i for i in range(len(layers)) if i not in attention_layers]
+    linear = others and _layer_part(layers[others[0]], LINEAR_ATTENTION_NAMES, "attention (softmax or linear)", others[0])
+    if others and any(_first_child(layers[i], LINEAR_ATTENTION_NAMES) != linear for i in others):
+        raise AdapterError(f"attention: layers {others} do not all have a {linear}")
     first = layers[attention_layers[0]]
     attention = _layer_part(first, ATTENTION_NAMES, "attention", attention_layers[0])
     attn_module = getattr(first, attention)
@@ -135,7 +143,7 @@ def derive_paths(model: torch.nn.Module, n_layers: int) -> DecoderPaths:
         layers=layers_path, attention=attention, out_proj=out_proj, mid_norm=mid_norm,
         attn_out=attn_out_norm or attention, attn_out_norm=attn_out_norm, mlp=mlp,
         final_norm=f"{parent_path}.{final_norm}" if parent_path else final_norm, unembed=unembed,
-        attention_layers=attention_layers,
+        attention_layers=attention_layers, linear_attention=linear or None,
     )
 
 

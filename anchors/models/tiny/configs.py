@@ -93,6 +93,38 @@ def qwen_vl(model_type: str = "qwen2_5_vl", *, words: tuple[str, ...] = (), voca
     return config, processor
 
 
+def qwen3_5(model_type: str = "qwen3_5", **sizes: int) -> tuple[Any, Any]:
+    """Config and processor of a tiny Qwen3.5, a hybrid decoder: linear-attention (gated delta
+    rule) layers 0 and 2, softmax attention layers 1 and 3; 56×56 image → 64×64, patch 16, 2×2
+    merge → 4 image tokens."""
+    from transformers import Qwen2VLImageProcessor, Qwen3_5Config, Qwen3VLProcessor, Qwen3VLVideoProcessor
+
+    specials = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    tokenizer = fast_tokenizer(specials, chat_template=CHATML_VL, eos="<|im_end|>", pad="<|endoftext|>")
+    ids = tokenizer.convert_tokens_to_ids
+    hidden, heads = sizes.get("hidden_size", 64), sizes.get("num_attention_heads", 4)
+    layers = sizes.get("num_hidden_layers", 4)
+    config = Qwen3_5Config(
+        text_config=dict(**{**_decoder(tokenizer, sizes), "num_hidden_layers": layers}, head_dim=hidden // heads,
+                         layer_types=["linear_attention" if i % 2 == 0 else "full_attention" for i in range(layers)],
+                         linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=8, linear_value_head_dim=8,
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
+                                          "mrope_section": _mrope_section(hidden // heads // 2)},
+                         eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>")),
+        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16, spatial_merge_size=2,
+                           temporal_patch_size=2, out_hidden_size=hidden, num_position_embeddings=16),
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"), tie_word_embeddings=False,
+    )
+    pixels = {"shortest_edge": 64 * 64, "longest_edge": 64 * 64}
+    processor = Qwen3VLProcessor(
+        image_processor=Qwen2VLImageProcessor(size=pixels, patch_size=16, merge_size=2),
+        video_processor=Qwen3VLVideoProcessor(size=pixels, patch_size=16, merge_size=2),
+        tokenizer=tokenizer, chat_template=CHATML_VL,
+    )
+    return config, processor
+
+
 def llava(model_type: str = "llava", *, words: tuple[str, ...] = (), vocab_size: int = 1024,
          **sizes: int) -> tuple[Any, Any]:
     """Config and processor of a tiny LLaVA: 28×28 image (``image_size``), patch 14 → 4 image
@@ -397,5 +429,5 @@ BUILDERS: dict[str, Callable[..., tuple[Any, Any]]] = {
     "qwen2_5_vl": qwen_vl, "qwen2_vl": qwen_vl, "llava": llava, "llava_next": llava, "llava_onevision": llava_onevision, "internvl": internvl,
     "gemma3": gemma3, "paligemma": paligemma, "idefics3": idefics3,
     "smolvlm": idefics3, "glm4v": glm4v, "deepseek_vl": deepseek_vl,
-    "aya_vision": aya_vision, "llama": text, "qwen2": text,
+    "aya_vision": aya_vision, "qwen3_5": qwen3_5, "llama": text, "qwen2": text,
 }
