@@ -153,8 +153,12 @@ def cmd_roles(args: argparse.Namespace, console: Any) -> int:
 
 def cmd_models(args: argparse.Namespace, console: Any) -> int:
     from .models.adapters import CHECKS, model_table
+    from .models.survey import survey
 
-    console.emit(f"model types ('all checks' = {CHECKS})", model_table(), args.format)
+    if args.survey:
+        console.emit("every image-text-to-text type's default config on a meta-device skeleton", survey(), args.format)
+    else:
+        console.emit(f"model types ('all checks' = {CHECKS})", model_table(), args.format)
     return EXIT_OK
 
 
@@ -227,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(command("roles", cmd_roles, "print the token-role map of an example prompt"))
     models = command("models", cmd_models, "supported model types, their adapter and what was verified on each")
     models.add_argument("--format", default="table", choices=["table", "csv", "json"], help="stdout format (default: table)")
+    models.add_argument("--survey", action="store_true", help="try the structural adapter on every image-text-to-text "
+                        "type of the installed transformers (default configs, no weights)")
     return parser
 
 

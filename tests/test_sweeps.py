@@ -19,7 +19,7 @@ from anchors.organism.task import dictionaries, evaluation_set, to_modality_samp
 from anchors.readouts import Subspaces
 from anchors.runner import run
 from anchors.tracer import encode_batch
-from anchors.tracer.reuse import causal_prefix
+from anchors.tracer.reuse import ReuseError, causal_prefix
 from anchors.tracer.sweep import sweep_knockouts
 
 from .helpers import prompts

@@ -13,7 +13,7 @@ tree, so one path string serves both.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import torch
@@ -83,7 +83,8 @@ class Adapter:
             n_layers=text.num_hidden_layers,
             n_heads=n_heads,
             n_kv_heads=getattr(text, "num_key_value_heads", None) or n_heads,
-            head_dim=getattr(text, "head_dim", None) or text.hidden_size // n_heads,
+            # the o_proj input is heads × the *value* size (narrower than queries under MLA)
+            head_dim=getattr(text, "v_head_dim", None) or getattr(text, "head_dim", None) or text.hidden_size // n_heads,
             hidden_size=text.hidden_size,
             vocab_size=text.vocab_size,
         )
@@ -109,10 +110,8 @@ class Adapter:
         if o_proj.in_features != expected_in:
             raise AdapterError(f"{self.model_type}: {paths.out_proj} takes {o_proj.in_features} features, expected "
                                f"heads×head_dim={self.shape.n_heads}×{self.shape.head_dim}={expected_in}")
-        unembed = model.get_submodule(paths.unembed)
-        if unembed.out_features != self.shape.vocab_size:
-            raise AdapterError(f"{self.model_type}: {paths.unembed} has {unembed.out_features} outputs, "
-                               f"vocab is {self.shape.vocab_size}")
+        # the unembedding's rows are the vocabulary the logits range over (a config may count more)
+        self.shape = replace(self.shape, vocab_size=model.get_submodule(paths.unembed).out_features)
         self._paths = paths
         # The lens caps or scales logits only where the model's own forward does (Gemma3's VLM does
         # not cap; Cohere's causal LM scales, its VLMs do not).

@@ -26,11 +26,11 @@ LAYER_LISTS: tuple[str, ...] = (
     "model.language_model.layers", "model.text_model.layers", "model.layers", "language_model.model.layers",
 )
 ATTENTION_NAMES: tuple[str, ...] = ("self_attn", "self_attention", "attention", "attn")
-# The token mixer of a hybrid decoder's other layers (Qwen3.5's gated delta rule).
-LINEAR_ATTENTION_NAMES: tuple[str, ...] = ("linear_attn", "linear_attention")
+# The token mixer of a hybrid decoder's other layers (Qwen3.5's gated delta rule, LFM2's convolution).
+LINEAR_ATTENTION_NAMES: tuple[str, ...] = ("linear_attn", "linear_attention", "conv")
 OUT_PROJ_NAMES: tuple[str, ...] = ("o_proj", "out_proj", "dense", "wo")
 MLP_NAMES: tuple[str, ...] = ("mlp", "feed_forward", "ffn")
-FINAL_NORM_NAMES: tuple[str, ...] = ("norm", "final_layernorm", "final_norm", "ln_f")
+FINAL_NORM_NAMES: tuple[str, ...] = ("norm", "final_layernorm", "final_norm", "ln_f", "embedding_norm")  # LFM2: the last
 # How the norms around the attention sublayer are arranged, as (name that marks the arrangement,
 # mid norm, attention-output norm): the mid norm's *input* is the residual after attention; the
 # attention-output norm (if any) normalises the attention output before the residual add.
