@@ -197,9 +197,9 @@ def test_survey_sorts_model_types_by_whether_the_structural_adapter_fits():
     """Default configs on meta-device skeletons (no weights): one row per outcome kind."""
     from anchors.models.survey import survey
 
-    rows = {row["model_type"]: row for row in survey(["qwen3_5", "qwen3_vl", "blip", "mllama", "cohere2_vision"])}
+    rows = {row["model_type"]: row for row in survey(["qwen3_5", "qwen3_vl_moe", "blip", "mllama", "cohere2_vision"])}
     assert rows["qwen3_5"]["outcome"] == "verified" and "hybrid: 8 of 32 layers have softmax attention" in rows["qwen3_5"]["detail"]
-    assert rows["qwen3_vl"]["outcome"] == "fits (unverified)" and rows["qwen3_vl"]["adapter"] == "structural"
+    assert rows["qwen3_vl_moe"]["outcome"] == "fits (unverified)" and rows["qwen3_vl_moe"]["adapter"] == "structural"
     assert rows["blip"]["outcome"] == "does not fit" and "decoder layers: none of" in rows["blip"]["detail"]
     assert rows["mllama"]["outcome"] == "refused"
     assert "parallel attention/MLP blocks" in rows["cohere2_vision"]["detail"]

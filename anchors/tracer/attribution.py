@@ -34,7 +34,7 @@ from ..prompts.roles import ROLE_CODE, expand_role
 from ..readouts.metrics import subspace_mass
 from ..readouts.subspaces import Subspaces
 from .encode import EncodedBatch
-from .reuse import CleanRun, capture_layer, captured
+from .reuse import CleanRun, capture_layer, capture_output, captured
 from .trace import TraceOutputs, to_host
 
 RolePair = tuple[str | tuple[str, ...], str | tuple[str, ...]]
@@ -91,13 +91,14 @@ def atp_knockouts(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces
     cache = DynamicCache()
     with torch.enable_grad(), eager_without_weight_grads(hf_module(model)), model.trace(batch.inputs.to(device), logits_to_keep=1,
                                                                    past_key_values=cache, use_cache=True):
-        saved: dict[str, Any] = {"hidden": {}, "masks": [], "kwargs": []}
+        saved: dict[str, Any] = {"hidden": {}, "masks": [], "kwargs": [], "between": {}}
         probabilities = []
         for i in range(n_layers):
             if i == 0:  # gradients flow from the first layer's input on, never into the weights
                 adapter.layer(model, 0).input = adapter.layer(model, 0).input.detach().requires_grad_(True)
             capture_layer(model, adapter, i, start_layers, saved)
             probabilities.append(adapter.attention(model, i).output[1])
+            capture_output(model, adapter, i, start_layers, saved)
         final = model.output.logits[:, -1]
         answer = final[:, space.union]
         metric = log_odds(answer.float(), space)

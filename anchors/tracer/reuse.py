@@ -57,6 +57,9 @@ class CleanRun:
     - ``keys[i]``, ``values[i]`` (B, KV heads, T, d): the keys and values layer i attended to.
     - ``masks[i]``: the attention mask layer i received ((B|1, 1, T, T) float or bool, or None).
     - ``kwargs[i]``: layer i's other keyword tensors (position embeddings, position ids).
+    - ``between[i]`` (B, T, D) or None: what the decoder adds to layer i's output before layer i+1
+      (Qwen3-VL's DeepStack vision features at the image positions; None where nothing is added).
+      It depends on the image only, so a rerun adds the clean run's.
     """
 
     outputs: TraceOutputs
@@ -65,6 +68,7 @@ class CleanRun:
     values: list[torch.Tensor]
     masks: list[torch.Tensor | None]
     kwargs: list[dict[str, Any]]
+    between: dict[int, torch.Tensor]
 
 
 class PrefixKV:
@@ -82,15 +86,29 @@ class PrefixKV:
 
 def capture_layer(model: Any, adapter: Any, index: int, start_layers: Sequence[int], saved: dict[str, Any]) -> None:
     """Inside a running trace, at decoder layer ``index`` (from the earliest start layer on): keep its
-    keyword inputs, and its hidden input (detached) if it is a start layer."""
+    keyword inputs, its hidden input (detached) if it is a start layer, and what was added to the
+    previous layer's output (:func:`capture_output`) if anything."""
     if index < min(start_layers):
         return
     layer = adapter.layer(model, index)
+    hidden = layer.input
     if index in start_layers:
-        saved["hidden"][index] = layer.input.detach()
+        saved["hidden"][index] = hidden.detach()
+    if "previous" in saved:
+        added = hidden - saved.pop("previous")
+        if bool(added.abs().amax() > 0):
+            saved["between"][index - 1] = added.detach()
     kwargs = layer.inputs[1]
     saved["masks"].append(kwargs.get("attention_mask"))
     saved["kwargs"].append({k: v for k, v in kwargs.items() if k not in PASSED_THROUGH})
+
+
+def capture_output(model: Any, adapter: Any, index: int, start_layers: Sequence[int], saved: dict[str, Any]) -> None:
+    """Inside a running trace, after everything read within decoder layer ``index``: keep its output
+    until the next layer's input shows what the decoder added in between (:class:`CleanRun`)."""
+    if index >= min(start_layers):
+        output = adapter.layer(model, index).output
+        saved["previous"] = output[0] if isinstance(output, tuple) else output
 
 
 def captured(saved: dict[str, Any], cache: DynamicCache, outputs: TraceOutputs, adapter: Any) -> CleanRun:
@@ -101,7 +119,8 @@ def captured(saved: dict[str, Any], cache: DynamicCache, outputs: TraceOutputs, 
                              "slice; use --method naive")
     pad = [None] * (adapter.shape.n_layers - len(saved["masks"]))
     return CleanRun(outputs, saved["hidden"], [layer.keys.detach() for layer in cache.layers],
-                    [layer.values.detach() for layer in cache.layers], pad + saved["masks"], pad + saved["kwargs"])
+                    [layer.values.detach() for layer in cache.layers], pad + saved["masks"], pad + saved["kwargs"],
+                    saved["between"])
 
 
 def clean_run(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces, start_layers: Sequence[int]) -> CleanRun:
@@ -112,9 +131,10 @@ def clean_run(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces, st
     cache = DynamicCache()
     with torch.no_grad(), model.trace(batch.inputs.to(loaded.device), logits_to_keep=1, past_key_values=cache,
                                       use_cache=True):
-        saved: dict[str, Any] = {"hidden": {}, "masks": [], "kwargs": []}
+        saved: dict[str, Any] = {"hidden": {}, "masks": [], "kwargs": [], "between": {}}
         for i in range(loaded.adapter.shape.n_layers):
             capture_layer(model, loaded.adapter, i, start_layers, saved)
+            capture_output(model, loaded.adapter, i, start_layers, saved)
         final = model.output.logits[:, -1]
         log_probs = final.float().log_softmax(-1)
         saved["answer"] = {"answer_logits": final[:, union], "top_token": final.argmax(-1), "log_probs": log_probs,
@@ -184,6 +204,8 @@ def rerun(loaded: LoadedModel, clean: CleanRun, roles: torch.Tensor, settings: S
         out = adapter.layers(module)[i](hidden, attention_mask=torch.cat(edited), past_key_values=cache, use_cache=True,
                                         **kwargs)
         hidden = out[0] if isinstance(out, tuple) else out
+        if i in clean.between:
+            hidden = hidden + clean.between[i][:, t0:].repeat(rows, 1, 1)
     logits = lens_logits(adapter, module, hidden[:, -1])
     log_probs = logits.float().log_softmax(-1)
     space = Subspaces(subspaces.union, subspaces.compliant.repeat(rows, 1), subspaces.competing.repeat(rows, 1))

@@ -17,7 +17,7 @@ from .mrope import MultimodalRopeAdapter
 # Families with quirks the structure cannot tell (processor arguments, image batching).
 QUIRKS: dict[str, type[Adapter]] = {
     "qwen2_vl": MultimodalRopeAdapter, "qwen2_5_vl": MultimodalRopeAdapter, "glm4v": MultimodalRopeAdapter,
-    "qwen3_5": MultimodalRopeAdapter,
+    "qwen3_5": MultimodalRopeAdapter, "qwen3_vl": MultimodalRopeAdapter,
     "gemma3": Gemma3Adapter,
     "paligemma": PaliGemmaAdapter,
 }
@@ -45,6 +45,9 @@ VERIFIED: dict[str, str] = {
                   "parallel attention/MLP blocks (resid_mid = layer input + attention update) and LayerNorms",
     "qwen3_5": "<|image_pad|> visual; <|vision_start|>/<|vision_end|> template; hybrid decoder: knockouts and "
                "head readouts act on the softmax-attention layers only (cut_layers says how many per window)",
+    "qwen3_vl": "<|image_pad|> visual; <|vision_start|>/<|vision_end|> template; DeepStack adds vision-tower "
+                "features to the image positions' residual after the first decoder layers",
+    "mistral3": "[IMG] visual; [IMG_BREAK] after each row of image tokens and [IMG_END] template",
     "llama": "text only",
     "qwen2": "text only",
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .templates import CHATML_INTERNVL, CHATML_LLAVA, COHERE_CHAT, CHATML_VL, DEEPSEEK_CHAT, GEMMA_CHAT, GLM_CHAT, IDEFICS_CHAT, LLAMA_CHAT
+from .templates import CHATML_INTERNVL, CHATML_LLAVA, COHERE_CHAT, CHATML_VL, DEEPSEEK_CHAT, GEMMA_CHAT, GLM_CHAT, IDEFICS_CHAT, LLAMA_CHAT, MISTRAL_CHAT
 from .tokenizer import fast_tokenizer
 
 
@@ -93,27 +93,34 @@ def qwen_vl(model_type: str = "qwen2_5_vl", *, words: tuple[str, ...] = (), voca
     return config, processor
 
 
-def qwen3_5(model_type: str = "qwen3_5", **sizes: int) -> tuple[Any, Any]:
-    """Config and processor of a tiny Qwen3.5, a hybrid decoder: linear-attention (gated delta
-    rule) layers 0 and 2, softmax attention layers 1 and 3; 56×56 image → 64×64, patch 16, 2×2
-    merge → 4 image tokens."""
-    from transformers import Qwen2VLImageProcessor, Qwen3_5Config, Qwen3VLProcessor, Qwen3VLVideoProcessor
+def qwen3(model_type: str = "qwen3_vl", **sizes: int) -> tuple[Any, Any]:
+    """Config and processor of a tiny Qwen3-VL or Qwen3.5 (56×56 image → 64×64, patch 16, 2×2
+    merge → 4 image tokens). Qwen3-VL: DeepStack adds features of the vision tower's layer 0 to the
+    image positions after decoder layer 0. Qwen3.5, a hybrid decoder: linear-attention (gated delta
+    rule) layers 0 and 2, softmax attention layers 1 and 3."""
+    from transformers import Qwen2VLImageProcessor, Qwen3_5Config, Qwen3VLConfig, Qwen3VLProcessor, Qwen3VLVideoProcessor
 
     specials = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
     tokenizer = fast_tokenizer(specials, chat_template=CHATML_VL, eos="<|im_end|>", pad="<|endoftext|>")
     ids = tokenizer.convert_tokens_to_ids
     hidden, heads = sizes.get("hidden_size", 64), sizes.get("num_attention_heads", 4)
-    layers = sizes.get("num_hidden_layers", 4)
-    config = Qwen3_5Config(
-        text_config=dict(**{**_decoder(tokenizer, sizes), "num_hidden_layers": layers}, head_dim=hidden // heads,
-                         layer_types=["linear_attention" if i % 2 == 0 else "full_attention" for i in range(layers)],
-                         linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=8, linear_value_head_dim=8,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
-                                          "mrope_section": _mrope_section(hidden // heads // 2)},
-                         eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>")),
-        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16, spatial_merge_size=2,
-                           temporal_patch_size=2, out_hidden_size=hidden, num_position_embeddings=16),
-        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+    text = dict(**_decoder(tokenizer, sizes), head_dim=hidden // heads, eos_token_id=ids("<|im_end|>"),
+                pad_token_id=ids("<|endoftext|>"),
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": _mrope_section(hidden // heads)})
+    vision = dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16, spatial_merge_size=2,
+                  temporal_patch_size=2, out_hidden_size=hidden, num_position_embeddings=16)
+    if model_type == "qwen3_5":
+        layers = sizes.get("num_hidden_layers", 4)
+        text.update(num_hidden_layers=layers, linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=8,
+                    linear_value_head_dim=8,
+                    layer_types=["linear_attention" if i % 2 == 0 else "full_attention" for i in range(layers)])
+        text["rope_parameters"].update(partial_rotary_factor=0.5, mrope_section=_mrope_section(hidden // heads // 2))
+        config_class = Qwen3_5Config
+    else:
+        vision.update(depth=2, deepstack_visual_indexes=[0])
+        config_class = Qwen3VLConfig
+    config = config_class(
+        text_config=text, vision_config=vision, image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
         vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"), tie_word_embeddings=False,
     )
     pixels = {"shortest_edge": 64 * 64, "longest_edge": 64 * 64}
@@ -121,6 +128,29 @@ def qwen3_5(model_type: str = "qwen3_5", **sizes: int) -> tuple[Any, Any]:
         image_processor=Qwen2VLImageProcessor(size=pixels, patch_size=16, merge_size=2),
         video_processor=Qwen3VLVideoProcessor(size=pixels, patch_size=16, merge_size=2),
         tokenizer=tokenizer, chat_template=CHATML_VL,
+    )
+    return config, processor
+
+
+def mistral3(model_type: str = "mistral3", **sizes: int) -> tuple[Any, Any]:
+    """Config and processor of a tiny Mistral 3 (Pixtral vision + Mistral decoder): a 56×56 image,
+    patch 14, 2×2 patch merge → 2×2 ``[IMG]`` tokens, ``[IMG_BREAK]`` after the first row and
+    ``[IMG_END]`` after the last."""
+    from transformers import Mistral3Config, PixtralImageProcessor, PixtralProcessor
+
+    tokenizer = fast_tokenizer(["[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[IMG]", "[IMG_BREAK]",
+                                "[IMG_END]"], chat_template=MISTRAL_CHAT, bos="<s>", eos="</s>", pad="<pad>")
+    ids = tokenizer.convert_tokens_to_ids
+    config = Mistral3Config(
+        text_config=dict(model_type="mistral", **_decoder(tokenizer, sizes), head_dim=16, bos_token_id=ids("<s>"),
+                         eos_token_id=ids("</s>"), pad_token_id=ids("<pad>"), tie_word_embeddings=False),
+        vision_config=dict(model_type="pixtral", hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2, head_dim=16, image_size=56, patch_size=14),
+        image_token_index=ids("[IMG]"), spatial_merge_size=2, tie_word_embeddings=False,
+    )
+    processor = PixtralProcessor(
+        image_processor=PixtralImageProcessor(size={"longest_edge": 56}, patch_size=14), tokenizer=tokenizer,
+        patch_size=14, spatial_merge_size=2, chat_template=MISTRAL_CHAT,
     )
     return config, processor
 
@@ -429,5 +459,6 @@ BUILDERS: dict[str, Callable[..., tuple[Any, Any]]] = {
     "qwen2_5_vl": qwen_vl, "qwen2_vl": qwen_vl, "llava": llava, "llava_next": llava, "llava_onevision": llava_onevision, "internvl": internvl,
     "gemma3": gemma3, "paligemma": paligemma, "idefics3": idefics3,
     "smolvlm": idefics3, "glm4v": glm4v, "deepseek_vl": deepseek_vl,
-    "aya_vision": aya_vision, "qwen3_5": qwen3_5, "llama": text, "qwen2": text,
+    "aya_vision": aya_vision, "qwen3_5": qwen3, "qwen3_vl": qwen3,
+    "mistral3": mistral3, "llama": text, "qwen2": text,
 }
