@@ -102,3 +102,22 @@ class ControlsConfig:
     layers: tuple[int, ...] | None = option(None, "window centres (default: every layer)")
     method: str = option("reuse", f"{EXACT_HELP} (default: reuse)", choices=EXACT_KNOCKOUT_METHODS)
     max_batch_rows: int = option(64, "rows (settings x samples) stacked into one forward by 'reuse' (default: 64)")
+
+
+CAPABILITY_SCOPES: tuple[str, ...] = ("instruction", "all")
+
+
+@dataclass(frozen=True)
+class CapabilityConfig:
+    task: str = option("vqa", "capability task of --file: vqa, caption, mcq or ifeval (default: vqa)",
+                       choices=("vqa", "caption", "mcq", "ifeval"))
+    ks: tuple[int | str, ...] = option((1, 2, 4), "numbers of heads blocked, or percentages of all heads "
+                                                  "(default: 1 2 4)", type=heads_arg)
+    modality: str = option("vision", "whose top heads are the targeted ones: the ranking of samples instructed to "
+                                     "follow 'vision' or 'text' (default: vision)", choices=("vision", "text"))
+    n_random: int = option(3, "random head draws per k (default: 3)")
+    seed: int = option(0, "seed of the random head draws (default: 0)")
+    scope: str = option("instruction", "where heads are blocked: at the prompt's instruction tokens (as in the paper) "
+                                       "or at every position, generated tokens included (default: instruction)",
+                        choices=CAPABILITY_SCOPES)
+    max_new_tokens: int = option(16, "tokens generated per sample for vqa, caption and ifeval (default: 16)")

@@ -49,6 +49,13 @@ def key_numbers(ds: xr.Dataset) -> list[tuple[str, str]]:
                     rows.append((f"{modality}, {mode}, {selection} heads", values))
             rows.append((f"{modality}, amplify alpha sweep",
                          ", ".join(f"α={a:g}: {float(v):.3f}" for a, v in zip(ds.alpha.values, part.mfr_alpha.values))))
+    elif experiment == "capability":  # Table 1: mean score per condition and k (random: over draws too)
+        for name in [v for v in ("vqa_accuracy", "correct", "strict", "loose", "cider_d", "bleu_4", "meteor", "perplexity")
+                     if v in ds]:
+            means = ds[name].mean(("sample", "draw"), skipna=True)
+            cells = [f"none {float(means.sel(condition='none').isel(k=0)):.3f}"] + [
+                f"{c} k={int(k)} {float(means.sel(condition=c, k=k)):.3f}" for c in ("targeted", "random") for k in ds.k.values]
+            rows.append((name, "; ".join(cells)))
     elif experiment == "position_controls":
         for variant in ds.variant.values:
             part = ds.sel(variant=variant)

@@ -88,21 +88,23 @@ def _align_roles(
     return codes
 
 
-def encode_batch(adapter: Adapter, prompts: Sequence[Prompt]) -> EncodedBatch:
+def encode_batch(adapter: Adapter, prompts: Sequence[Prompt], *, allow_text_only: bool = False) -> EncodedBatch:
     """Tokenise ``prompts`` as one left-padded batch and label every position with its role.
 
     The last position of every row (the one whose next-token distribution is the answer) has the
-    role ``generated``; decode steps of a generation are appended as ``generated`` too.
+    role ``generated``; decode steps of a generation are appended as ``generated`` too. A VLM's
+    prompts need one image each, unless ``allow_text_only`` and none has one (a text benchmark).
     """
     if not prompts:
         raise PromptError("empty batch: no prompts to encode")
     has_image = [p.image is not None for p in prompts]
-    if adapter.multimodal and not all(has_image):
+    text_only = allow_text_only and not any(has_image)
+    if adapter.multimodal and not text_only and not all(has_image):
         missing = [p.sample_id for p, h in zip(prompts, has_image) if not h]
         raise PromptError(f"sample {missing[0]}: field 'image' is missing ({adapter.model_type} prompts need one image each)")
     rendered = [adapter.render(p.user_text, p.image is not None, p.system_message) for p in prompts]
     spans = [locate_segments(p, r) for p, r in zip(prompts, rendered)]
-    images = [p.image for p in prompts] if adapter.multimodal else None
+    images = [p.image for p in prompts] if adapter.multimodal and not text_only else None
     inputs = adapter.encode(rendered, images)
     ids = inputs["input_ids"]
     attention = inputs["attention_mask"].bool()
@@ -138,7 +140,7 @@ def check_context(adapter: Adapter, prompts: Sequence[Prompt]) -> None:
     if not limit:
         return
     for prompt in prompts:
-        length = int(encode_batch(adapter, [prompt]).roles.shape[1])
+        length = int(encode_batch(adapter, [prompt], allow_text_only=True).roles.shape[1])
         if length > limit:
             raise PromptError(f"sample {prompt.sample_id}: the prompt is {length} tokens, longer than the model's "
                               f"context of {limit} (max_position_embeddings)")

@@ -1,0 +1,207 @@
+"""General capabilities under head blocking (Table 1): is a circuit specific, or does blocking it
+break the model? Each sample of a capability task is answered with no heads blocked (``none``),
+with the top-k heads of a lens ranking blocked (``targeted``) and with k random heads blocked
+(``random``, several draws), for several k.
+
+Scores per sample: VQA accuracy; multiple-choice correctness from the choice letters' logits at the
+answer position; IFEval strict and loose prompt-level following (lm-eval's checkers); and for
+captions the generated text (CIDEr-D, BLEU-4 and METEOR need the whole set, so they are computed
+after merging) plus the perplexity of the first reference caption under the same blocking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Sequence
+
+import numpy as np
+import xarray as xr
+from PIL import Image
+
+from ..datasets.capability import LETTERS, TASK_INSTRUCTIONS, CapabilityItem
+from ..errors import InputError
+from ..interventions.specs import HeadScale
+from ..models.adapters import Adapter
+from ..models.loading import LoadedModel
+from ..prompts.prompt import Prompt
+from ..readouts.capability import caption_scores, ifeval_follows, unknown_instructions, vqa_accuracy
+from ..readouts.subspaces import Subspaces
+from ..tracer.encode import EncodedBatch, encode_batch
+from ..tracer.generate import generate_batch
+from ..tracer.likelihood import continuation_log_likelihood
+from ..tracer.trace import trace_batch
+from .base import Advance, Analysis
+from .configs import CapabilityConfig
+from .heads import head_count
+from .ranking import rank_heads
+
+CONDITIONS: tuple[str, ...] = ("none", "targeted", "random")
+SCORES: dict[str, tuple[str, ...]] = {"vqa": ("vqa_accuracy",), "mcq": ("correct",),
+                                      "ifeval": ("strict", "loose"), "caption": ("perplexity",)}
+
+
+class CapabilityAnalysis(Analysis[CapabilityItem]):
+    """Needs a head ranking: the lens result (``lens``) whose top heads are the targeted ones."""
+
+    experiment = "capability"
+    Config = CapabilityConfig
+    unit = "settings"
+
+    def __init__(self, lens: xr.Dataset, config: CapabilityConfig | None = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        self.ranked = rank_heads(lens)
+
+    def identity(self) -> dict[str, Any]:
+        return {"ranking": hashlib.sha256(self.ranked.ranking.values.tobytes()).hexdigest()[:16]}
+
+    def items(self, samples: Any) -> list[CapabilityItem]:
+        items = list(samples)
+        wrong = [i.sample_id for i in items if i.task != self.config.task]
+        if wrong:
+            raise InputError(f"sample {wrong[0]} is a {items[0].task} item, but the task is {self.config.task}")
+        unknown = sorted({u for i in items for u in unknown_instructions(i.instruction_ids)})
+        if unknown:
+            raise InputError(f"IFEval instruction ids unknown to lm-eval's checkers: {', '.join(unknown)}")
+        return items
+
+    def resolve(self, adapter: Adapter) -> dict[str, Any]:
+        shape, config = adapter.shape, self.config
+        grid = (self.ranked.sizes["layer"], self.ranked.sizes["head"])
+        if grid != (shape.n_layers, shape.n_heads):
+            raise InputError(f"the lens result comes from another model ({grid[0]} layers × {grid[1]} heads); this "
+                             f"model has {shape.n_layers} × {shape.n_heads}")
+        total = shape.n_layers * shape.n_heads
+        self.ks = tuple(sorted({head_count(k, total) for k in config.ks}))
+        if not self.ks or any(k < 1 or k > total for k in self.ks):
+            raise InputError(f"every k must be in 1…{total} (the model's heads), got {list(config.ks)}")
+        if config.max_new_tokens < 1 or config.n_random < 1:
+            raise InputError("max_new_tokens and n_random must be ≥ 1")
+        softmax = adapter.attention_layers(None)
+        order = [int(h) for h in self.ranked.ranking.sel(modality=config.modality).values
+                 if int(h) // shape.n_heads in softmax]
+        pool = [h for h in range(total) if h // shape.n_heads in softmax]
+        rng = np.random.default_rng(config.seed)
+        self.n_heads, self.adapter = shape.n_heads, adapter
+        self.targeted = {k: order[:k] for k in self.ks}
+        self.random = {k: [rng.choice(pool, size=k, replace=False).tolist() for _ in range(config.n_random)]
+                       for k in self.ks}
+        return {**{f: getattr(self.config, f) for f in ("task", "modality", "n_random", "seed", "scope", "max_new_tokens")},
+                "ks": list(self.ks), "targeted_heads": {str(k): v for k, v in self.targeted.items()}}
+
+    def prompts(self, item: CapabilityItem) -> list[Prompt]:
+        return [self.prompt(item)]
+
+    def samples_of(self, item: CapabilityItem) -> list[Any]:
+        return [item]
+
+    def prompt(self, item: CapabilityItem) -> Prompt:
+        """The item as a prompt: its question (with lettered choices for mcq) as ``question``, the
+        task's instruction (an IFEval prompt is all instruction) as ``instruction_format``."""
+        if item.task == "ifeval":
+            segments: tuple = (("instruction_format", item.question),)
+        else:
+            question = item.question + "".join(f"\n{LETTERS[i]}. {c}" for i, c in enumerate(item.choices))
+            segments = ((("question", question),) if question.strip() else ()) + (
+                ("instruction_format", TASK_INSTRUCTIONS[item.task]),)
+        image = Image.open(item.image).convert("RGB") if item.image else None
+        return Prompt(item.sample_id, segments, image=image)
+
+    def steps(self, chunk: Sequence[CapabilityItem]) -> int:
+        return 1 + len(self.ks) * (1 + self.config.n_random)
+
+    def settings(self) -> list[tuple[str, int, int, list[int]]]:
+        """(condition, k, draw, flat head indices) of every run; ``none`` once."""
+        out = [("none", self.ks[0], 0, [])]
+        for k in self.ks:
+            out.append(("targeted", k, 0, self.targeted[k]))
+            out += [("random", k, d, heads) for d, heads in enumerate(self.random[k])]
+        return out
+
+    def _blocking(self, flat: Sequence[int]) -> list[HeadScale]:
+        if not flat:
+            return []
+        heads = tuple((h // self.n_heads, h % self.n_heads) for h in flat)
+        everywhere = self.config.scope == "all"
+        return [HeadScale(heads, 0.0, role="all" if everywhere else "instruction", steps="all" if everywhere else "prefill")]
+
+    def run_batch(self, loaded: LoadedModel, chunk: Sequence[CapabilityItem], advance: Advance) -> xr.Dataset:
+        prompts = [self.prompt(item) for item in chunk]
+        text_only = all(p.image is None for p in prompts)
+        encoded = encode_batch(loaded.adapter, prompts, allow_text_only=text_only)
+        shape = (len(chunk), len(CONDITIONS), len(self.ks), self.config.n_random)
+        outputs = np.full(shape, "", dtype=object)
+        scores = {name: np.full(shape, np.nan) for name in SCORES[self.config.task]}
+        for condition, k, draw, flat in self.settings():
+            spec = self._blocking(flat)
+            answers, values = self._answer(loaded, chunk, prompts, encoded, spec)
+            where = (slice(None), CONDITIONS.index(condition), slice(None) if condition == "none" else self.ks.index(k),
+                     slice(0, 1) if condition == "none" else draw)
+            column = np.array(answers, dtype=object)
+            outputs[where] = column[:, None] if condition == "none" else column
+            for name, value in values.items():
+                scores[name][where] = np.asarray(value)[:, None] if condition == "none" else value
+            advance(1)
+        dims = ("sample", "condition", "k", "draw")
+        return xr.Dataset(
+            {"output": (dims, outputs), **{name: (dims, value) for name, value in scores.items()},
+             **({"references": ("sample", ["\n".join(i.references) for i in chunk])} if self.config.task == "caption" else {})},
+            coords={"sample": [i.sample_id for i in chunk], "condition": list(CONDITIONS), "k": list(self.ks),
+                    "draw": np.arange(self.config.n_random)},
+        )
+
+    def _answer(self, loaded: LoadedModel, chunk: Sequence[CapabilityItem], prompts: Sequence[Prompt],
+                encoded: EncodedBatch, spec: list[HeadScale]) -> tuple[list[str], dict[str, list[float]]]:
+        """Each item's output under ``spec`` and its scores."""
+        task, tokenizer = self.config.task, loaded.adapter.tokenizer
+        if task == "mcq":
+            letters = [_letter_ids(tokenizer, len(item.choices)) for item in chunk]
+            right = [ids[LETTERS.index(item.answer)] for ids, item in zip(letters, chunk)]
+            wrong = [[t for j, group in enumerate(ids) if j != LETTERS.index(item.answer) for t in group]
+                     for ids, item in zip(letters, chunk)]
+            space = Subspaces.from_ids(encoded.sample_ids, right, wrong)
+            logits, union = trace_batch(loaded, encoded, space, spec).answer_logits, space.union.tolist()
+            chosen = [LETTERS[int(np.argmax([max(float(logits[b, union.index(t)]) for t in group) for group in ids]))]
+                      for b, ids in enumerate(letters)]
+            return chosen, {"correct": [float(c == item.answer) for c, item in zip(chosen, chunk)]}
+        space = Subspaces.from_ids(encoded.sample_ids, [[0]] * len(chunk), [[1]] * len(chunk))
+        tokens = generate_batch(loaded, encoded, space, spec, max_new_tokens=self.config.max_new_tokens).tokens
+        texts = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in tokens.tolist()]
+        if task == "vqa":
+            return texts, {"vqa_accuracy": [vqa_accuracy(t, item.references) for t, item in zip(texts, chunk)]}
+        if task == "ifeval":
+            follows = [ifeval_follows(item.question, item.instruction_ids, item.instruction_kwargs, t)
+                       for t, item in zip(texts, chunk)]
+            return texts, {"strict": [float(s) for s, _ in follows], "loose": [float(l) for _, l in follows]}
+        perplexity = []
+        for b, item in enumerate(chunk):
+            one = encode_batch(loaded.adapter, [prompts[b]])
+            ids = tokenizer.encode(" " + item.references[0], add_special_tokens=False)
+            perplexity.append(float(np.exp(-continuation_log_likelihood(loaded, one, ids, spec).mean())))
+        return texts, {"perplexity": perplexity}
+
+    def finalise(self, merged: xr.Dataset) -> xr.Dataset:
+        if self.config.task != "caption":
+            return merged
+        references = {s: str(r).split("\n") for s, r in zip(merged.sample.values, merged.references.values)}
+        metrics = {name: np.full(merged.output.shape, np.nan) for name in ("cider_d", "bleu_4", "meteor")}
+        for condition, k, draw, _ in self.settings():  # every cell that ran ("none" once: it is the same at every k)
+            cell = (CONDITIONS.index(condition), slice(None) if condition == "none" else self.ks.index(k), draw)
+            column = merged.output.values[:, cell[0], 0 if condition == "none" else cell[1], draw]
+            scored = caption_scores(dict(zip(merged.sample.values, [c or "." for c in column])), references)
+            for name, values in scored.items():
+                metrics[name][(slice(None), *cell)] = np.asarray(values)[:, None] if condition == "none" else values
+        for name, values in metrics.items():
+            merged[name] = (("sample", "condition", "k", "draw"), values)
+        return merged
+
+
+def _letter_ids(tokenizer: Any, n: int) -> list[list[int]]:
+    """For each of the first ``n`` letters, the single-token spellings (``A``, `` A``) it has."""
+    out = []
+    for letter in LETTERS[:n]:
+        ids = {tuple(tokenizer.encode(form, add_special_tokens=False)) for form in (letter, " " + letter)}
+        single = sorted(i[0] for i in ids if len(i) == 1)
+        if not single:
+            raise InputError(f"choice letter {letter} is not a single token of this tokenizer")
+        out.append(single)
+    return out

@@ -1,0 +1,110 @@
+"""Scores for the general-capability checks (Table 1), from the standard libraries where one
+exists: caption metrics from ``pycocoevalcap`` (the COCO caption evaluation code), IFEval from the
+instruction checkers of ``lm-eval``. VQA accuracy follows the VQA challenge's definition (there is
+no maintained library for it): an answer counts fully if at least 3 of the 10 annotators gave it,
+averaged over the 10 leave-one-annotator-out subsets, after the standard answer normalisation.
+
+No torch here; the optional libraries are imported on first use.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Sequence
+
+NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten".split())}
+ARTICLES = {"a", "an", "the"}
+# The VQA evaluation's contractions written without apostrophes, restored (a representative subset).
+CONTRACTIONS = {"dont": "don't", "doesnt": "doesn't", "isnt": "isn't", "arent": "aren't", "cant": "can't",
+                "wont": "won't", "didnt": "didn't", "wasnt": "wasn't", "werent": "weren't", "hasnt": "hasn't",
+                "havent": "haven't", "shouldnt": "shouldn't", "couldnt": "couldn't", "wouldnt": "wouldn't",
+                "im": "i'm", "ive": "i've", "youre": "you're", "theyre": "they're", "thats": "that's",
+                "whats": "what's", "lets": "let's"}
+# The VQA evaluation's punctuation: removed where it touches a space, else it separates words.
+_PUNCTUATION = re.compile(r"(?<=\s)[;/\[\]\"{}()=+\\_\-><@`,?!]|[;/\[\]\"{}()=+\\_\-><@`,?!](?=\s|$)|^[;/\[\]\"{}()=+\\_\-><@`,?!]")
+_INNER = re.compile(r"[;/\[\]\"{}()=+\\_\-><@`,?!]")
+_PERIOD = re.compile(r"(?<!\d)\.(?!\d)")  # a period that is not a decimal point
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d)")
+
+
+def normalise_answer(text: str) -> str:
+    """The VQA evaluation's answer normalisation: lower case; thousands commas dropped;
+    punctuation removed where it touches a space and read as a word break inside a word; periods
+    removed except decimal points; number words as digits; articles dropped; contractions
+    written without their apostrophe restored."""
+    text = _THOUSANDS.sub("", " ".join(text.lower().split()))
+    text = _PERIOD.sub("", _INNER.sub(" ", _PUNCTUATION.sub("", text)))
+    words = [NUMBER_WORDS.get(w, w) for w in text.split() if w not in ARTICLES]
+    return " ".join(CONTRACTIONS.get(w, w) for w in words)
+
+
+def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
+    """VQA accuracy of ``prediction`` against the annotators' ``answers``: the mean over each
+    annotator left out of min(1, matches among the others / 3)."""
+    predicted = normalise_answer(prediction)
+    truth = [normalise_answer(a) for a in answers]
+    if len(truth) == 1:
+        return float(truth[0] == predicted)
+    scores = [min(1.0, sum(t == predicted for j, t in enumerate(truth) if j != i) / 3) for i in range(len(truth))]
+    return sum(scores) / len(scores)
+
+
+def spice_available() -> tuple[bool, str]:
+    """Whether pycocoevalcap's SPICE can run offline: it needs Stanford CoreNLP 3.6.0's jars in its
+    ``lib`` folder and downloads them on first use otherwise (which would fail or hang here)."""
+    from pycocoevalcap import spice
+
+    lib = Path(spice.__file__).parent / "lib"
+    missing = [name for name in ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
+               if not (lib / name).is_file()]
+    if missing:
+        return False, f"SPICE skipped: {', '.join(missing)} not in {lib} (pycocoevalcap downloads them on first use)"
+    return True, ""
+
+
+def caption_scores(predictions: dict[str, str], references: dict[str, Sequence[str]],
+                   spice: bool = False) -> dict[str, list[float]]:
+    """Per-image CIDEr-D, BLEU-4 and METEOR (and SPICE when asked and available) of
+    ``predictions`` against ``references``, both keyed by image id, from pycocoevalcap after its
+    PTB tokenisation (CIDEr-D's document frequencies come from the references given, as in the
+    COCO evaluation). METEOR, SPICE and the tokeniser run Java."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    ids = list(predictions)
+    tokenizer = PTBTokenizer()
+    gts = tokenizer.tokenize({i: [{"caption": c} for c in references[i]] for i in ids})
+    res = tokenizer.tokenize({i: [{"caption": predictions[i]}] for i in ids})
+    _, bleu = Bleu(4).compute_score(gts, res, verbose=0)
+    _, cider = Cider().compute_score(gts, res)
+    _, meteor = Meteor().compute_score(gts, res)
+    out = {"cider_d": [float(x) for x in cider], "bleu_4": [float(x) for x in bleu[3]],
+           "meteor": [float(x) for x in meteor]}
+    if spice and spice_available()[0]:
+        from pycocoevalcap.spice.spice import Spice
+
+        _, per_image = Spice().compute_score(gts, res)
+        out["spice"] = [float(s["All"]["f"]) for s in per_image]
+    return out
+
+
+def ifeval_follows(prompt: str, instruction_ids: Sequence[str], kwargs: Sequence[dict], response: str
+                   ) -> tuple[bool, bool]:
+    """(strict, loose) prompt-level IFEval: whether ``response`` follows every instruction, by
+    lm-eval's checkers (loose also tries the response without its first/last line and asterisks)."""
+    from lm_eval.tasks.ifeval.utils import InputExample, test_instruction_following_loose, test_instruction_following_strict
+
+    example = InputExample(key=0, instruction_id_list=list(instruction_ids), prompt=prompt, kwargs=list(kwargs))
+    return (test_instruction_following_strict(example, response).follow_all_instructions,
+            test_instruction_following_loose(example, response).follow_all_instructions)
+
+
+def unknown_instructions(instruction_ids: Sequence[str]) -> list[str]:
+    """The ids lm-eval's IFEval registry does not know."""
+    from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
+
+    return [i for i in instruction_ids if i not in INSTRUCTION_DICT]
