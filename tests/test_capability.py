@@ -157,5 +157,5 @@ def test_capability_refuses_a_lens_result_of_another_model(capability_data, tmp_
     argv = ["capability", *TINY, "--task", "mcq", "--file", str(capability_data / "mcq.jsonl"),
             "--lens", str(tmp_path / "two-layers.nc"), "--out", str(tmp_path / "x.nc")]
     assert main(argv) == 2
-    assert "the lens result comes from another model (2 layers" in capsys.readouterr().err
+    assert "the lens result comes from another model" in (err := capsys.readouterr().err) and "2 layers × 4 heads" in err
     assert not (tmp_path / "x.nc").exists()

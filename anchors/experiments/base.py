@@ -9,6 +9,7 @@ same ``attrs["config"]``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any, Callable, ClassVar, Generic, Sequence, TypeVar
 
 import xarray as xr
@@ -19,6 +20,7 @@ from ..errors import InputError
 from ..models.adapters import Adapter, Shape
 from ..models.loading import LoadedModel
 from ..prompts.prompt import Prompt, TracedSample
+from .ranking import rank_heads
 
 Advance = Callable[[int], None]
 Item = TypeVar("Item")
@@ -95,3 +97,23 @@ class Analysis(Generic[Item]):
     def finalise(self, merged: xr.Dataset) -> xr.Dataset:
         """Aggregates over all samples, computed after the batches are merged."""
         return merged
+
+
+class RankedHeadsAnalysis(Analysis[Item]):
+    """An analysis that blocks or scales heads chosen from a ranking: pass the lens result
+    (``lens``) the heads are ranked from (Eq 9)."""
+
+    def __init__(self, lens: xr.Dataset, config: Any = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        self.ranked = rank_heads(lens)
+
+    def identity(self) -> dict[str, Any]:
+        return {"ranking": hashlib.sha256(self.ranked.ranking.values.tobytes()).hexdigest()[:16]}
+
+    def check_ranking(self, adapter: Adapter) -> None:
+        """Refuse a ranking made on another model (its head grid or model type differs)."""
+        shape = adapter.shape
+        grid, lens_type = (self.ranked.sizes["layer"], self.ranked.sizes["head"]), self.ranked.attrs.get("model_type")
+        if grid != (shape.n_layers, shape.n_heads) or lens_type not in (None, "", adapter.config.model_type):
+            raise InputError(f"the lens result comes from another model ({lens_type}, {grid[0]} layers × {grid[1]} heads); "
+                             f"this model is {adapter.config.model_type}, {shape.n_layers} layers × {shape.n_heads} heads")

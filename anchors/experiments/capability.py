@@ -11,7 +11,6 @@ after merging) plus the perplexity of the first reference caption under the same
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Sequence
 
 import numpy as np
@@ -30,29 +29,21 @@ from ..tracer.encode import EncodedBatch, encode_batch
 from ..tracer.generate import generate_batch
 from ..tracer.likelihood import continuation_log_likelihood
 from ..tracer.trace import trace_batch
-from .base import Advance, Analysis
+from .base import Advance, RankedHeadsAnalysis
 from .configs import CapabilityConfig
 from .heads import head_count
-from .ranking import rank_heads
 
 CONDITIONS: tuple[str, ...] = ("none", "targeted", "random")
 SCORES: dict[str, tuple[str, ...]] = {"vqa": ("vqa_accuracy",), "mcq": ("correct",),
                                       "ifeval": ("strict", "loose"), "caption": ("perplexity",)}
 
 
-class CapabilityAnalysis(Analysis[CapabilityItem]):
+class CapabilityAnalysis(RankedHeadsAnalysis[CapabilityItem]):
     """Needs a head ranking: the lens result (``lens``) whose top heads are the targeted ones."""
 
     experiment = "capability"
     Config = CapabilityConfig
     unit = "settings"
-
-    def __init__(self, lens: xr.Dataset, config: CapabilityConfig | None = None, **options: Any) -> None:
-        super().__init__(config, **options)
-        self.ranked = rank_heads(lens)
-
-    def identity(self) -> dict[str, Any]:
-        return {"ranking": hashlib.sha256(self.ranked.ranking.values.tobytes()).hexdigest()[:16]}
 
     def items(self, samples: Any) -> list[CapabilityItem]:
         items = list(samples)
@@ -65,11 +56,8 @@ class CapabilityAnalysis(Analysis[CapabilityItem]):
         return items
 
     def resolve(self, adapter: Adapter) -> dict[str, Any]:
+        self.check_ranking(adapter)
         shape, config = adapter.shape, self.config
-        grid = (self.ranked.sizes["layer"], self.ranked.sizes["head"])
-        if grid != (shape.n_layers, shape.n_heads):
-            raise InputError(f"the lens result comes from another model ({grid[0]} layers × {grid[1]} heads); this "
-                             f"model has {shape.n_layers} × {shape.n_heads}")
         total = shape.n_layers * shape.n_heads
         self.ks = tuple(sorted({head_count(k, total) for k in config.ks}))
         if not self.ks or any(k < 1 or k > total for k in self.ks):

@@ -5,7 +5,6 @@ the instruction under every setting; the MFRs are means over samples after mergi
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Sequence
 
 import numpy as np
@@ -22,9 +21,8 @@ from ..results.schema import by_instructed_modality, sample_coords
 from ..tracer.batching import encode_samples
 from ..tracer.generate import generate_batch
 from ..tracer.trace import trace_batch
-from .base import Advance, Analysis
+from .base import Advance, RankedHeadsAnalysis
 from .configs import InterventionConfig
-from .ranking import rank_heads
 
 MODES: dict[str, bool] = {"block": True, "amplify": False}  # mode -> evaluated on followed (True) or failed samples
 
@@ -45,27 +43,17 @@ SELECTIONS: tuple[str, ...] = ("targeted", "random", "shared")
 Heads = tuple[tuple[int, int], ...]
 
 
-class HeadIntervention(Analysis[TracedSample]):
+class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
     """Needs a head ranking: pass the lens result (``lens``) the heads are ranked from."""
 
     experiment = "head_intervention"
     Config = InterventionConfig
     unit = "settings"
 
-    def __init__(self, lens: xr.Dataset, config: InterventionConfig | None = None, **options: Any) -> None:
-        super().__init__(config, **options)
-        self.ranked = rank_heads(lens)
-
-    def identity(self) -> dict[str, Any]:
-        return {"ranking": hashlib.sha256(self.ranked.ranking.values.tobytes()).hexdigest()[:16]}
-
     def resolve(self, adapter: Adapter) -> dict[str, Any]:
+        self.check_ranking(adapter)
         shape = adapter.shape
         config, total = self.config, shape.n_layers * shape.n_heads
-        grid, lens_type = (self.ranked.sizes["layer"], self.ranked.sizes["head"]), self.ranked.attrs.get("model_type")
-        if grid != (shape.n_layers, shape.n_heads) or lens_type not in (None, adapter.config.model_type):
-            raise InputError(f"the lens result comes from another model ({lens_type}, {grid[0]} layers × {grid[1]} heads); "
-                             f"this model is {adapter.config.model_type}, {shape.n_layers} layers × {shape.n_heads} heads")
         ks = [head_count(k, total) for k in config.ks]
         if not ks or any(k < 1 or k > total for k in ks):
             raise InputError(f"every k must be in 1…{total} (the model's heads), got {list(config.ks)}")
