@@ -30,6 +30,13 @@ ANALYSIS_COMMANDS = {
     "intervene": ("HeadIntervention", "InterventionConfig", "block/amplify top heads vs random and shared (§4.2)"),
     "controls": ("PositionControls", "ControlsConfig", "cues -> semantic vs format instruction knockout (Fig 3a)"),
 }
+# command -> (analysis, config, help) of the analyses that read a task file and a lens ranking
+RANKED_COMMANDS = {
+    "capability": ("CapabilityAnalysis", "CapabilityConfig", "general capabilities with the top heads blocked vs random "
+                   "heads (Table 1): vqa, caption, mcq or ifeval"),
+    "caption-conflict": ("CaptionConflict", "CaptionConflictConfig", "captions under misleading text with knockouts "
+                         "and amplified top vision heads vs random heads (App. D, Tables 2-3)"),
+}
 CLI_ONLY = {"handler", "config", "quiet", "out", "overwrite", "command"}
 
 
@@ -65,19 +72,22 @@ def cmd_analysis(args: argparse.Namespace, console: Any) -> int:
     return EXIT_OK
 
 
-def cmd_capability(args: argparse.Namespace, console: Any) -> int:
+def cmd_ranked_heads(args: argparse.Namespace, console: Any) -> int:
+    """``capability`` and ``caption-conflict``: records of a task file, heads from a lens ranking."""
+    from . import experiments
     from .datasets.capability import load_capability
-    from .experiments import CapabilityAnalysis, CapabilityConfig
     from .report import key_numbers
     from .results import check_writable, load_result
     from .runner import run
 
+    class_name, config_name, _ = RANKED_COMMANDS[args.command]
     check_writable(args.out)
-    analysis = CapabilityAnalysis(load_result(args.lens, ["lens_profile"]), config_from(args, CapabilityConfig))
-    items = load_capability(args.task, args.file)[: args.limit]
+    config = config_from(args, getattr(experiments, config_name))
+    analysis = getattr(experiments, class_name)(load_result(args.lens, ["lens_profile"]), config)
+    items = load_capability(getattr(config, "task", "caption_conflict"), args.file)[: args.limit]
     result = run(analysis, _model(args), items, out=args.out, batch_size=args.batch_size, overwrite=args.overwrite,
                  progress=console.progress, log=console.log, cli_config=_cli_config(args))
-    console.table(f"capability — {args.out}", key_numbers(result))
+    console.table(f"{args.command} — {args.out}", key_numbers(result))
     print(args.out)
     return EXIT_OK
 
@@ -220,16 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "intervene":
             sub.add_argument("--lens", required=True, help="lens result used to rank the heads")
         add_config_options(sub, getattr(configs, config_name))
-    capability = command("capability", cmd_capability, "general capabilities with the top heads blocked vs random "
-                         "heads (Table 1): vqa, caption, mcq or ifeval")
-    _model_options(capability)
-    capability.add_argument("--file", required=True, help="the task's records (JSONL or a JSON list; README: formats)")
-    capability.add_argument("--lens", required=True, help="lens result whose head ranking gives the targeted heads")
-    capability.add_argument("--out", type=Path, required=True, help="NetCDF file to write")
-    capability.add_argument("--limit", type=positive_int, help="use only the first N records")
-    capability.add_argument("--batch-size", type=positive_int, default=8, help="samples per batch (default: 8)")
-    capability.add_argument("--overwrite", action="store_true", help="replace an output made with other options")
-    add_config_options(capability, configs.CapabilityConfig)
+    for name, (_, config_name, help) in RANKED_COMMANDS.items():
+        sub = command(name, cmd_ranked_heads, help)
+        _model_options(sub)
+        sub.add_argument("--file", required=True, help="the task's records (JSONL or a JSON list; README: formats)")
+        sub.add_argument("--lens", required=True, help="lens result whose head ranking gives the targeted heads")
+        sub.add_argument("--out", type=Path, required=True, help="NetCDF file to write")
+        sub.add_argument("--limit", type=positive_int, help="use only the first N records")
+        sub.add_argument("--batch-size", type=positive_int, default=8, help="samples per batch (default: 8)")
+        sub.add_argument("--overwrite", action="store_true", help="replace an output made with other options")
+        add_config_options(sub, getattr(configs, config_name))
     heads = command("heads", cmd_heads, "rank heads per instructed modality from a lens result")
     heads.add_argument("lens", help="lens result (NetCDF) made with per-head attribution")
     heads.add_argument("--top", type=positive_int, default=10, help="heads to list per modality (default: 10)")

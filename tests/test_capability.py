@@ -88,6 +88,8 @@ BAD = [
      "field 'answer': 'C' is not one of the choice letters A, B"),
     ("ifeval", {"key": 7, "prompt": "Do it.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": []},
      "record 0 (id 7): field 'kwargs': must be a list of 1 objects"),
+    ("caption_conflict", {"id": "x1", "image": "0.png", "captions": ["a ball"], "context": "A cat sleeps."},
+     "record 0 (id x1): field 'entity': missing"),
 ]
 
 
@@ -128,6 +130,9 @@ def capability_data(tmp_path_factory) -> Path:
                                 "answer": "A"} for i in range(3)])
     _write(root, "caption.jsonl", [{"id": f"c{i}", "image": f"{i}.png", "captions": ["a red ball on a table"]}
                                    for i in range(2)])
+    _write(root, "conflict.jsonl", [{"id": f"x{i}", "image": f"{i}.png", "captions": ["a red ball on a table"],
+                                     "context": "The picture shows a cat asleep on a sofa.", "entity": "cat"}
+                                    for i in range(2)])
     return root
 
 
@@ -159,3 +164,26 @@ def test_capability_refuses_a_lens_result_of_another_model(capability_data, tmp_
     assert main(argv) == 2
     assert "the lens result comes from another model" in (err := capsys.readouterr().err) and "2 layers × 4 heads" in err
     assert not (tmp_path / "x.nc").exists()
+
+
+def test_a_caption_mentions_the_entity_as_a_whole_word():
+    from anchors.experiments.caption_conflict import mentions
+
+    assert mentions("A Cat on a sofa", "cat") and mentions("two hot dogs", "hot dog") is False
+    assert not mentions("a catalogue", "cat") and mentions("a hot dog.", "hot dog")
+
+
+@pytest.mark.slow
+def test_caption_conflict_runs_every_setting_end_to_end(capability_data, tmp_path):
+    """Table 2's knockouts and Table 3's amplification on a tiny model: every setting labelled,
+    scored with the caption metrics and the misleading-entity rate."""
+    out = tmp_path / "conflict.nc"
+    assert main(["caption-conflict", *TINY, "--file", str(capability_data / "conflict.jsonl"), "--lens",
+                 str(FIXTURES / "lens.nc"), "--pathways", "context->instruction", "visual->generated", "--layers", "1",
+                 "--window", "1", "--ks", "2", "--n-random", "1", "--max-new-tokens", "4", "--out", str(out)]) == 0
+    ds = load(out)
+    assert ds.kind.values.tolist() == ["none", "knockout", "knockout", "targeted", "random"]
+    assert ds.pathway.values.tolist()[1:3] == ["context->instruction", "visual->generated"]
+    assert ds.cider_d.notnull().all() and ds.meteor.notnull().all()
+    assert ((ds.entity_rate >= 0) & (ds.entity_rate <= 1)).all()
+    assert ds.caption.sel(setting=0).values.tolist() != ["", ""]

@@ -12,6 +12,8 @@ Formats (``id`` optional everywhere; ``image`` relative to the file's folder or 
   ``image`` optional.
 - ``ifeval``: ``prompt``, ``instruction_id_list``, ``kwargs`` (one dict per instruction), as in
   Google's IFEval release (``key`` is taken as the id).
+- ``caption_conflict`` (App. D): a ``caption`` record plus ``context`` (a misleading text about
+  the image) and ``entity`` (the misleading text's key entity, e.g. the wrong object it names).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 from .records import DatasetError, RecordError, _check_image, read_json_list
 
-TASKS: tuple[str, ...] = ("vqa", "caption", "mcq", "ifeval")
+TASKS: tuple[str, ...] = ("vqa", "caption", "mcq", "ifeval", "caption_conflict")
 LETTERS = string.ascii_uppercase
 # The instruction each task's prompt ends with (its `instruction_format` segment).
 TASK_INSTRUCTIONS: dict[str, str] = {
@@ -32,6 +34,7 @@ TASK_INSTRUCTIONS: dict[str, str] = {
     "caption": "Describe the image in one sentence.",
     "mcq": "Answer with the option's letter from the given choices directly.",
     "ifeval": "",
+    "caption_conflict": "Describe the image in one sentence.",
 }
 
 
@@ -48,6 +51,8 @@ class CapabilityItem:
     answer: str = ""
     instruction_ids: tuple[str, ...] = ()
     instruction_kwargs: tuple[dict, ...] = field(default=())
+    context: str = ""
+    entity: str = ""
 
     def key(self) -> str:
         return self.sample_id
@@ -133,8 +138,10 @@ def _item(task: str, raw: dict, record_id: str, folder: Path, fail: Any) -> Capa
     if task == "vqa":
         return CapabilityItem(record_id, task, _text(raw, "question", fail), _image(raw, folder, fail, True),
                               references=_strings(raw, "answers", fail))
-    if task == "caption":
-        return CapabilityItem(record_id, task, "", _image(raw, folder, fail, True), references=_strings(raw, "captions", fail))
+    if task in ("caption", "caption_conflict"):
+        misleading = {"context": _text(raw, "context", fail), "entity": _text(raw, "entity", fail)} if task != "caption" else {}
+        return CapabilityItem(record_id, task, "", _image(raw, folder, fail, True), references=_strings(raw, "captions", fail),
+                              **misleading)
     if task == "mcq":
         choices = _strings(raw, "choices", fail, at_least=2)
         if len(choices) > len(LETTERS):

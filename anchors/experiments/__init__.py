@@ -14,7 +14,8 @@ _HOMES = {
     "Analysis": "base", "HeadIntervention": "heads", "KnockoutProfile": "knockout", "LensProfile": "lens",
     "PositionControls": "controls", "VariantGroup": "controls", "CONTROL_TARGETS": "controls", "rank_heads": "ranking",
     "parse_pathway": "knockout", "with_lens_aggregates": "lens", "DEFAULT_PATHWAYS": "configs",
-    "KnockoutConfig": "configs", "CapabilityConfig": "configs", "CapabilityAnalysis": "capability", "LensConfig": "configs", "InterventionConfig": "configs", "ControlsConfig": "configs",
+    "KnockoutConfig": "configs", "CapabilityConfig": "configs", "CapabilityAnalysis": "capability",
+    "CaptionConflict": "caption_conflict", "CaptionConflictConfig": "configs", "LensConfig": "configs", "InterventionConfig": "configs", "ControlsConfig": "configs",
 }
 __all__ = sorted(_HOMES)
 

@@ -121,3 +121,16 @@ class CapabilityConfig:
                                        "or at every position, generated tokens included (default: instruction)",
                         choices=CAPABILITY_SCOPES)
     max_new_tokens: int = option(16, "tokens generated per sample for vqa, caption and ifeval (default: 16)")
+
+
+@dataclass(frozen=True)
+class CaptionConflictConfig:
+    pathways: tuple[str, ...] = option(("context->instruction", "context->generated"), "knocked-out pathways "
+                                       "(names or 'source->target'; default: context->instruction context->generated)")
+    layers: tuple[int, ...] = option((0,), "window centres of the knockouts (default: 0)")
+    window: int = option(9, "knockout window (default: 9)")
+    ks: tuple[int | str, ...] = option((2,), "numbers (or %%) of heads amplified (default: 2)", type=heads_arg)
+    alpha: float = option(2.0, "amplification of the heads' outputs at the instruction tokens (default: 2)")
+    n_random: int = option(3, "random head draws per k (default: 3)")
+    seed: int = option(0, "seed of the random head draws (default: 0)")
+    max_new_tokens: int = option(20, "caption tokens generated per setting (default: 20)")

@@ -56,6 +56,15 @@ def key_numbers(ds: xr.Dataset) -> list[tuple[str, str]]:
             cells = [f"none {float(means.sel(condition='none').isel(k=0)):.3f}"] + [
                 f"{c} k={int(k)} {float(means.sel(condition=c, k=k)):.3f}" for c in ("targeted", "random") for k in ds.k.values]
             rows.append((name, "; ".join(cells)))
+    elif experiment == "caption_conflict":  # Tables 2-3: per setting, mean CIDEr-D and the misleading-entity rate
+        for s in range(ds.sizes["setting"]):
+            part = ds.isel(setting=s)
+            kind = str(part.kind.values)
+            label = {"knockout": f"knockout {part.pathway.values} at layer {int(part.layer)}",
+                     "targeted": f"amplify top-{int(part.k)} vision heads",
+                     "random": f"amplify {int(part.k)} random heads, draw {int(part.draw)}"}.get(kind, "no intervention")
+            rows.append((label, f"CIDEr-D {float(part.cider_d.mean()):.3f}; mentions the misleading entity "
+                                f"{float(part.entity_rate):.2f}"))
     elif experiment == "position_controls":
         for variant in ds.variant.values:
             part = ds.sel(variant=variant)
