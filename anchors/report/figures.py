@@ -306,6 +306,50 @@ def alpha_sweep(ds: xr.Dataset) -> plt.Figure:
     return fig
 
 
+CAPABILITY_SCORES = ("vqa_accuracy", "correct", "strict", "loose", "cider_d", "bleu_4", "meteor", "perplexity")
+
+
+def capability_bars(ds: xr.Dataset) -> plt.Figure:
+    """Table 1 as bars: each score with no heads blocked, the top-k heads blocked and k random
+    heads blocked (error bars: the spread of the random draws' means), one panel per score."""
+    scores = [name for name in CAPABILITY_SCORES if name in ds]
+    config = config_of(ds)
+    fig, axes = _figure(len(scores), f"{config.get('task', '')}: top-k {config.get('modality', '')} heads blocked\n"
+                        f"at {config.get('scope', 'instruction')} tokens vs k random heads", width=5.6,
+                        caption="bars: mean over samples; error bars: standard deviation over random draws;\n"
+                                "dotted: no heads blocked")
+    ks = ds.k.values
+    for ax, name in zip(axes, scores):
+        per_draw = ds[name].mean("sample")
+        ax.axhline(float(per_draw.sel(condition="none").isel(k=0, draw=0)), color="#444444", linestyle=":", label="none")
+        x = np.arange(len(ks))
+        ax.bar(x - 0.2, per_draw.sel(condition="targeted").isel(draw=0).values, 0.4, color=PALETTE[0], label="targeted")
+        random = per_draw.sel(condition="random")
+        ax.bar(x + 0.2, random.mean("draw").values, 0.4, yerr=random.std("draw").values, color=PALETTE[1], label="random")
+        ax.set(title=name, xticks=x, xticklabels=[f"k={int(k)}" for k in ks], ylabel=name)
+    _legend_outside(fig, axes[-1])
+    return fig
+
+
+def caption_conflict_bars(ds: xr.Dataset) -> plt.Figure:
+    """Tables 2-3 as bars: per setting, the mean CIDEr-D of the captions and the share that name the
+    misleading text's entity."""
+    labels = [{"none": "none", "knockout": f"{p} @{int(l)}", "targeted": f"top-{int(k)} ×α",
+               "random": f"random-{int(k)} ×α #{int(d)}"}[str(kind)]
+              for kind, p, l, k, d in zip(ds.kind.values, ds.pathway.values, ds.layer.values, ds.k.values, ds.draw.values)]
+    fig, axes = _figure(2, "Captions under misleading text: knockouts and amplified vision heads", width=6.0,
+                        caption="bars: mean over samples")
+    colours = [PALETTE[{"none": 7, "knockout": 0, "targeted": 2, "random": 1}[str(k)]] for k in ds.kind.values]
+    x = np.arange(ds.sizes["setting"])
+    for ax, values, name in ((axes[0], ds.cider_d.mean("sample").values, "CIDEr-D"),
+                             (axes[1], ds.entity_rate.values, "captions naming the misleading entity")):
+        ax.bar(x, values, color=colours)
+        ax.set(title=name, xticks=x, ylabel="mean" if name == "CIDEr-D" else "share")
+        ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
+    axes[1].set_ylim(-0.02, 1.02)
+    return fig
+
+
 FIGURES: dict[str, dict[str, Callable[[xr.Dataset], plt.Figure]]] = {
     "knockout_profile": {"fig2_knockout_nssd": knockout_nssd, "fig6_window_sensitivity": window_sensitivity,
                          "fig3c_generated_necessity": generated_necessity},
@@ -314,6 +358,8 @@ FIGURES: dict[str, dict[str, Callable[[xr.Dataset], plt.Figure]]] = {
                      "fig5a_attention_subspaces": attention_subspaces,
                      "fig5b_head_heatmap": head_heatmap},
     "head_intervention": {"fig5c_mfr_curves": mfr_curves, "table4_alpha_sweep": alpha_sweep, "fig5b_head_heatmap": head_heatmap},
+    "capability": {"table1_capability": capability_bars},
+    "caption_conflict": {"table2_3_caption_conflict": caption_conflict_bars},
 }
 
 

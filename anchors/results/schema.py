@@ -16,7 +16,8 @@ __all__ = ["EXPERIMENTS", "MODALITIES", "OUTCOMES", "by_instructed_modality", "c
 OUTCOMES: tuple[str, ...] = ("followed", "failed", "all")
 
 # Which experiment a result holds (attrs["experiment"]), in the paper's order.
-EXPERIMENTS: tuple[str, ...] = ("knockout_profile", "position_controls", "lens_profile", "head_intervention")
+EXPERIMENTS: tuple[str, ...] = ("knockout_profile", "position_controls", "lens_profile", "head_intervention", "capability",
+                               "caption_conflict")
 
 
 def sample_coords(samples: Sequence[TracedSample], answers: Sequence[str]) -> dict[str, tuple[str, list]]:

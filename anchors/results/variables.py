@@ -9,6 +9,27 @@ LOGIT, NATS, PROBABILITY, FRACTION = "logit", "nats", "probability", "fraction o
 
 # name -> (long_name, description, units or "")
 VARIABLES: dict[str, tuple[str, str, str]] = {
+    # capability (Table 1) and caption-conflict (Tables 2-3)
+    "output": ("the model's output", "greedy generation (vqa, caption, ifeval) or the chosen letter (mcq) under the "
+                                     "condition; empty where the cell did not run", ""),
+    "vqa_accuracy": ("VQA accuracy", "min(1, annotators agreeing / 3) averaged over the leave-one-annotator-out subsets, "
+                                     "after the VQA normalisation", FRACTION),
+    "correct": ("multiple-choice correctness", "1 if the choice letter with the highest logit is the answer", FRACTION),
+    "strict": ("IFEval strict following", "1 if the output follows every instruction (lm-eval's checkers)", FRACTION),
+    "loose": ("IFEval loose following", "as strict, also trying the output without its first/last line and asterisks",
+              FRACTION),
+    "perplexity": ("reference-caption perplexity", "exp of the mean negative log-likelihood of the first reference "
+                                                   "caption after the prompt, under the same blocking", ""),
+    "cider_d": ("CIDEr-D", "pycocoevalcap's CIDEr-D of the caption against the image's references (document "
+                           "frequencies over the whole set)", ""),
+    "bleu_4": ("BLEU-4", "pycocoevalcap's sentence BLEU-4 against the references", ""),
+    "meteor": ("METEOR", "pycocoevalcap's METEOR 1.5 against the references", ""),
+    "references": ("reference captions", "the image's reference captions, one per line", ""),
+    "caption": ("greedy caption", "the caption generated under the setting", ""),
+    "mentions_entity": ("caption names the misleading entity", "whether the caption contains the misleading text's "
+                                                               "key entity as a whole word", ""),
+    "entity": ("the misleading entity", "the key entity the misleading text names", ""),
+    "entity_rate": ("share of captions naming the misleading entity", "mean of mentions_entity over samples", FRACTION),
     "nssd": ("normalized signed structural divergence (Eq 4)",
              "sign(p_compliant after - before) * KL(P_before || P_after) over the decision subspace at the answer "
              "position after the knockout; negative: the cut pathway supported following the instruction", NATS),
