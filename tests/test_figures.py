@@ -19,7 +19,7 @@ from anchors.results import load
 FIXTURES = Path(__file__).parent / "fixtures"
 RESULT_FILES = {"knockout_profile": "knockout.nc", "lens_profile": "lens.nc", "head_intervention": "heads.nc",
                 "position_controls": "controls.nc", "capability": "capability.nc",
-                "caption_conflict": "caption_conflict.nc"}
+                "caption_conflict": "caption_conflict.nc", "organism_agreement": "agreement.nc"}
 CASES = [(experiment, name) for experiment, figures in FIGURES.items() for name in figures]
 
 

@@ -169,3 +169,24 @@ def test_the_planted_route_is_recovered_and_the_organisms_are_told_apart():
     for name, measured in (("anchored", anchored), ("qwen2_5_vl", plain)):
         recorded = _flat(_record(name)["route"])
         assert _flat(measured) == pytest.approx(recorded, abs=2e-3), name
+
+
+def test_blocking_the_arbitration_heads_leaves_the_agreement_capability_intact(tmp_path):
+    """Issue 12's capability on the organism, at the site its arbitration lives (the answer
+    position): the top-8 text heads that take the text MFR down leave the accuracy on agreeing
+    examples at 1; the same numbers the README reports, on fewer samples."""
+    from anchors.organism.capability import agreement_capability
+
+    loaded = load_organism()
+    traced = _traced(loaded, evaluation_set(64, 0, held_out=False, prefix="s"), tmp_path)
+    lens = run(LensProfile(readout_role="generated"), loaded, traced, batch_size=32)
+    heads = run(HeadIntervention(lens, ks=(8,), n_random=2, alphas=(1.0,), role="generated"), loaded, traced,
+                batch_size=32)
+    agreement = agreement_capability(loaded, lens, (8,), n=32, n_random=2, role="generated")
+    assert dict(agreement.accuracy.sizes) == {"instructed_modality": 2, "condition": 3, "k": 1, "draw": 2}
+    assert agreement.accuracy.sel(condition="targeted").isel(draw=1).isnull().all()
+    text = agreement.accuracy.sel(instructed_modality="text")
+    assert float(text.sel(condition="none").isel(k=0, draw=0)) == 1.0
+    assert float(text.sel(condition="targeted", k=8).isel(draw=0)) >= 0.95
+    drop = heads.sel(instructed_modality="text", mode="block")
+    assert float(drop.mfr.sel(selection="targeted", k=8)) < float(drop.mfr_original) - 0.3

@@ -350,6 +350,24 @@ def caption_conflict_bars(ds: xr.Dataset) -> plt.Figure:
     return fig
 
 
+def agreement_bars(ds: xr.Dataset) -> plt.Figure:
+    """The organism's capability: accuracy on image-text-agreeing examples with each modality's
+    top-k heads or k random heads blocked (mean over draws, error bars their spread)."""
+    fig, axes = _figure(2, f"Organism: agreeing examples with heads blocked at {ds.attrs.get('role', '')} tokens",
+                        sharey=True, caption="dotted: no heads blocked; error bars: standard deviation over random draws")
+    x = np.arange(ds.sizes["k"])
+    for ax, modality in zip(axes, ds.instructed_modality.values):
+        part = ds.accuracy.sel(instructed_modality=modality)
+        ax.axhline(float(part.sel(condition="none").isel(k=0, draw=0)), color="#444444", linestyle=":")
+        ax.bar(x - 0.2, part.sel(condition="targeted").isel(draw=0).values, 0.4, color=PALETTE[0], label="top-k heads")
+        random = part.sel(condition="random")
+        ax.bar(x + 0.2, random.mean("draw").values, 0.4, yerr=random.std("draw").values, color=PALETTE[1], label="random heads")
+        ax.set(title=f"{MODALITY_TITLE[str(modality)]} instruction", xticks=x,
+               xticklabels=[f"k={int(k)}" for k in ds.k.values], ylabel="accuracy", ylim=(0, 1.05))
+    _legend_outside(fig, axes[-1])
+    return fig
+
+
 FIGURES: dict[str, dict[str, Callable[[xr.Dataset], plt.Figure]]] = {
     "knockout_profile": {"fig2_knockout_nssd": knockout_nssd, "fig6_window_sensitivity": window_sensitivity,
                          "fig3c_generated_necessity": generated_necessity},
@@ -360,6 +378,7 @@ FIGURES: dict[str, dict[str, Callable[[xr.Dataset], plt.Figure]]] = {
     "head_intervention": {"fig5c_mfr_curves": mfr_curves, "table4_alpha_sweep": alpha_sweep, "fig5b_head_heatmap": head_heatmap},
     "capability": {"table1_capability": capability_bars},
     "caption_conflict": {"table2_3_caption_conflict": caption_conflict_bars},
+    "organism_agreement": {"organism_agreement": agreement_bars},
 }
 
 

@@ -65,6 +65,14 @@ def key_numbers(ds: xr.Dataset) -> list[tuple[str, str]]:
                      "random": f"amplify {int(part.k)} random heads, draw {int(part.draw)}"}.get(kind, "no intervention")
             rows.append((label, f"CIDEr-D {float(part.cider_d.mean()):.3f}; mentions the misleading entity "
                                 f"{float(part.entity_rate):.2f}"))
+    elif experiment == "organism_agreement":  # the capability beside the MFR drop (heads result of the same site)
+        for modality in ds.instructed_modality.values:
+            part = ds.accuracy.sel(instructed_modality=modality)
+            cells = [f"k={int(k)}: targeted {float(part.sel(condition='targeted', k=k).isel(draw=0)):.3f}, random "
+                     f"{float(part.sel(condition='random', k=k).mean()):.3f}" for k in ds.k.values]
+            rows.append((f"{modality}-instructed agreeing examples: accuracy (none "
+                         f"{float(part.sel(condition='none').isel(k=0, draw=0)):.3f}) with heads blocked at {ds.attrs.get('role')}",
+                         "; ".join(cells)))
     elif experiment == "position_controls":
         for variant in ds.variant.values:
             part = ds.sel(variant=variant)

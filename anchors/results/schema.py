@@ -17,7 +17,7 @@ OUTCOMES: tuple[str, ...] = ("followed", "failed", "all")
 
 # Which experiment a result holds (attrs["experiment"]), in the paper's order.
 EXPERIMENTS: tuple[str, ...] = ("knockout_profile", "position_controls", "lens_profile", "head_intervention", "capability",
-                               "caption_conflict")
+                               "caption_conflict", "organism_agreement")
 
 
 def sample_coords(samples: Sequence[TracedSample], answers: Sequence[str]) -> dict[str, tuple[str, list]]:

@@ -29,6 +29,8 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
     "mentions_entity": ("caption names the misleading entity", "whether the caption contains the misleading text's "
                                                                "key entity as a whole word", ""),
     "entity": ("the misleading entity", "the key entity the misleading text names", ""),
+    "accuracy": ("accuracy on agreeing examples", "fraction of the organism's image-text-agreeing examples whose greedy "
+                                                  "answer is their colour, with the condition's heads blocked", FRACTION),
     "entity_rate": ("share of captions naming the misleading entity", "mean of mentions_entity over samples", FRACTION),
     "nssd": ("normalized signed structural divergence (Eq 4)",
              "sign(p_compliant after - before) * KL(P_before || P_after) over the decision subspace at the answer "
