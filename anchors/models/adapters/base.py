@@ -131,6 +131,9 @@ class Adapter:
     def paths(self, root: Any) -> DecoderPaths:
         """The decoder's paths, derived from ``root``'s module on first use."""
         if self._paths is None:
+            if root is None:
+                raise AdapterError(f"{self.model_type}: the adapter has not seen the model yet; call adapter.bind(module) "
+                                   "or get it from read_adapter / load_model")
             self.bind(hf_module(root))
         return self._paths  # type: ignore[return-value]
 
