@@ -64,8 +64,8 @@ def plan_layers(interventions: Sequence[Intervention], n_layers: int,
 
 def cut_layers(knockout: Knockout, n_layers: int, attention_layers: set[int] | Sequence[int]) -> list[int]:
     """The layers of ``knockout``'s window whose attention it edits: those with softmax attention."""
-    window = list(knockout.layers(n_layers))
-    cut = [layer for layer in window if layer in set(attention_layers)]
+    window, softmax = list(knockout.layers(n_layers)), set(attention_layers)
+    cut = [layer for layer in window if layer in softmax]
     if not cut:
         raise InputError(f"knockout at layer {knockout.layer} (window {knockout.window}: layers {_spans(window)}) "
                          "covers only linear-attention layers, which have no attention mask to edit; softmax "
