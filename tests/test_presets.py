@@ -10,7 +10,7 @@ from anchors.cli import build_parser
 from anchors.command_options import apply_config, config_from
 from anchors.experiments import HeadIntervention, LensProfile
 from anchors.experiments.configs import InterventionConfig, KnockoutConfig, heads_arg
-from anchors.experiments.heads import head_count
+from anchors.experiments.base import head_count
 from anchors.models.tiny import tiny_model
 from anchors.presets import PRESETS, command_options
 from anchors.runner import run

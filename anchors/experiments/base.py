@@ -32,6 +32,15 @@ def positive(value: int, name: str) -> int:
     return int(value)
 
 
+def head_count(value: int | str, total: int) -> int:
+    """A number of heads: ``value`` itself, or ``"P%"`` of the model's ``total`` heads rounded half
+    up (at least one)."""
+    text = str(value).strip()
+    if text.endswith("%"):
+        return max(1, int(float(text[:-1]) * total / 100 + 0.5))
+    return int(text)
+
+
 def check_window(window: int, shape: Shape) -> list[str]:
     """A note when a knockout window covers more layers than the model has."""
     if window > shape.n_layers:
@@ -109,6 +118,22 @@ class RankedHeadsAnalysis(Analysis[Item]):
 
     def identity(self) -> dict[str, Any]:
         return {"ranking": hashlib.sha256(self.ranked.ranking.values.tobytes()).hexdigest()[:16]}
+
+    def head_counts(self, adapter: Adapter, ks: Sequence[int | str]) -> tuple[int, ...]:
+        """``ks`` as numbers of heads (``"P%"`` of the model's heads resolved), sorted and unique;
+        refused outside 1…(all heads)."""
+        total = adapter.shape.n_layers * adapter.shape.n_heads
+        counts = [head_count(k, total) for k in ks]
+        if not counts or any(k < 1 or k > total for k in counts):
+            raise InputError(f"every k must be in 1…{total} (the model's heads), got {list(ks)}")
+        return tuple(sorted(set(counts)))
+
+    def softmax_heads(self, adapter: Adapter, modality: str) -> tuple[list[int], list[int]]:
+        """``modality``'s ranking (flat head indices, best first) and every head, both restricted to
+        the layers with softmax attention (all but a hybrid decoder's linear-attention ones)."""
+        n_heads, softmax = adapter.shape.n_heads, set(adapter.attention_layers(None))
+        order = [int(h) for h in self.ranked.ranking.sel(modality=modality).values if int(h) // n_heads in softmax]
+        return order, [h for h in range(adapter.shape.n_layers * n_heads) if h // n_heads in softmax]
 
     def check_ranking(self, adapter: Adapter) -> None:
         """Refuse a ranking made on another model (its head grid or model type differs)."""

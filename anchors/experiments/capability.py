@@ -31,7 +31,6 @@ from ..tracer.likelihood import continuation_log_likelihood
 from ..tracer.trace import trace_batch
 from .base import Advance, RankedHeadsAnalysis
 from .configs import CapabilityConfig
-from .heads import head_count
 
 CONDITIONS: tuple[str, ...] = ("none", "targeted", "random")
 SCORES: dict[str, tuple[str, ...]] = {"vqa": ("vqa_accuracy",), "mcq": ("correct",),
@@ -57,19 +56,13 @@ class CapabilityAnalysis(RankedHeadsAnalysis[CapabilityItem]):
 
     def resolve(self, adapter: Adapter) -> dict[str, Any]:
         self.check_ranking(adapter)
-        shape, config = adapter.shape, self.config
-        total = shape.n_layers * shape.n_heads
-        self.ks = tuple(sorted({head_count(k, total) for k in config.ks}))
-        if not self.ks or any(k < 1 or k > total for k in self.ks):
-            raise InputError(f"every k must be in 1…{total} (the model's heads), got {list(config.ks)}")
+        config = self.config
+        self.ks = self.head_counts(adapter, config.ks)
         if config.max_new_tokens < 1 or config.n_random < 1:
             raise InputError("max_new_tokens and n_random must be ≥ 1")
-        softmax = adapter.attention_layers(None)
-        order = [int(h) for h in self.ranked.ranking.sel(modality=config.modality).values
-                 if int(h) // shape.n_heads in softmax]
-        pool = [h for h in range(total) if h // shape.n_heads in softmax]
+        order, pool = self.softmax_heads(adapter, config.modality)
         rng = np.random.default_rng(config.seed)
-        self.n_heads, self.adapter = shape.n_heads, adapter
+        self.n_heads = adapter.shape.n_heads
         self.targeted = {k: order[:k] for k in self.ks}
         self.random = {k: [rng.choice(pool, size=k, replace=False).tolist() for _ in range(config.n_random)]
                        for k in self.ks}
@@ -116,12 +109,16 @@ class CapabilityAnalysis(RankedHeadsAnalysis[CapabilityItem]):
         prompts = [self.prompt(item) for item in chunk]
         text_only = all(p.image is None for p in prompts)
         encoded = encode_batch(loaded.adapter, prompts, allow_text_only=text_only)
+        # captions: each prompt alone with its first reference's ids, for the likelihood traces
+        tokenizer = loaded.adapter.tokenizer
+        references = [(encode_batch(loaded.adapter, [prompt]), tokenizer.encode(" " + item.references[0], add_special_tokens=False))
+                      for prompt, item in zip(prompts, chunk)] if self.config.task == "caption" else []
         shape = (len(chunk), len(CONDITIONS), len(self.ks), self.config.n_random)
         outputs = np.full(shape, "", dtype=object)
         scores = {name: np.full(shape, np.nan) for name in SCORES[self.config.task]}
         for condition, k, draw, flat in self.settings():
             spec = self._blocking(flat)
-            answers, values = self._answer(loaded, chunk, prompts, encoded, spec)
+            answers, values = self._answer(loaded, chunk, encoded, references, spec)
             where = (slice(None), CONDITIONS.index(condition), slice(None) if condition == "none" else self.ks.index(k),
                      slice(0, 1) if condition == "none" else draw)
             column = np.array(answers, dtype=object)
@@ -137,8 +134,9 @@ class CapabilityAnalysis(RankedHeadsAnalysis[CapabilityItem]):
                     "draw": np.arange(self.config.n_random)},
         )
 
-    def _answer(self, loaded: LoadedModel, chunk: Sequence[CapabilityItem], prompts: Sequence[Prompt],
-                encoded: EncodedBatch, spec: list[HeadScale]) -> tuple[list[str], dict[str, list[float]]]:
+    def _answer(self, loaded: LoadedModel, chunk: Sequence[CapabilityItem], encoded: EncodedBatch,
+                references: Sequence[tuple[EncodedBatch, list[int]]], spec: list[HeadScale]
+                ) -> tuple[list[str], dict[str, list[float]]]:
         """Each item's output under ``spec`` and its scores."""
         task, tokenizer = self.config.task, loaded.adapter.tokenizer
         if task == "mcq":
@@ -160,11 +158,7 @@ class CapabilityAnalysis(RankedHeadsAnalysis[CapabilityItem]):
             follows = [ifeval_follows(item.question, item.instruction_ids, item.instruction_kwargs, t)
                        for t, item in zip(texts, chunk)]
             return texts, {"strict": [float(s) for s, _ in follows], "loose": [float(l) for _, l in follows]}
-        perplexity = []
-        for b, item in enumerate(chunk):
-            one = encode_batch(loaded.adapter, [prompts[b]])
-            ids = tokenizer.encode(" " + item.references[0], add_special_tokens=False)
-            perplexity.append(float(np.exp(-continuation_log_likelihood(loaded, one, ids, spec).mean())))
+        perplexity = [float(np.exp(-continuation_log_likelihood(loaded, one, ids, spec).mean())) for one, ids in references]
         return texts, {"perplexity": perplexity}
 
     def finalise(self, merged: xr.Dataset) -> xr.Dataset:

@@ -30,7 +30,6 @@ from ..tracer.encode import encode_batch
 from ..tracer.generate import generate_batch
 from .base import Advance, RankedHeadsAnalysis, check_layers, positive
 from .configs import CaptionConflictConfig
-from .heads import head_count
 from .knockout import parse_pathway
 
 SEMANTIC = "Describe what the image itself shows, whatever the text says."
@@ -63,12 +62,8 @@ class CaptionConflict(RankedHeadsAnalysis[CapabilityItem]):
         self.layers = check_layers(config.layers, shape)
         positive(config.window, "window")
         positive(config.max_new_tokens, "max_new_tokens")
-        total, softmax = shape.n_layers * shape.n_heads, adapter.attention_layers(None)
-        self.ks = tuple(sorted({head_count(k, total) for k in config.ks}))
-        if not self.ks or any(k < 1 or k > total for k in self.ks):
-            raise InputError(f"every k must be in 1…{total} (the model's heads), got {list(config.ks)}")
-        order = [int(h) for h in self.ranked.ranking.sel(modality="vision").values if int(h) // shape.n_heads in softmax]
-        pool = [h for h in range(total) if h // shape.n_heads in softmax]
+        self.ks = self.head_counts(adapter, config.ks)
+        order, pool = self.softmax_heads(adapter, "vision")
         rng = np.random.default_rng(config.seed)
         self.n_heads = shape.n_heads
         self.runs: list[tuple[dict[str, Any], list[Intervention]]] = [(self._label("none"), [])]

@@ -21,19 +21,10 @@ from ..results.schema import by_instructed_modality, sample_coords
 from ..tracer.batching import encode_samples
 from ..tracer.generate import generate_batch
 from ..tracer.trace import trace_batch
-from .base import Advance, RankedHeadsAnalysis
+from .base import Advance, RankedHeadsAnalysis, head_count
 from .configs import InterventionConfig
 
 MODES: dict[str, bool] = {"block": True, "amplify": False}  # mode -> evaluated on followed (True) or failed samples
-
-
-def head_count(value: int | str, total: int) -> int:
-    """A number of heads: ``value`` itself, or ``"P%"`` of the model's ``total`` heads rounded half
-    up (at least one)."""
-    text = str(value).strip()
-    if text.endswith("%"):
-        return max(1, int(float(text[:-1]) * total / 100 + 0.5))
-    return int(text)
 
 
 def evaluated(mode: str, followed: np.ndarray) -> np.ndarray:
@@ -54,10 +45,7 @@ class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
         self.check_ranking(adapter)
         shape = adapter.shape
         config, total = self.config, shape.n_layers * shape.n_heads
-        ks = [head_count(k, total) for k in config.ks]
-        if not ks or any(k < 1 or k > total for k in ks):
-            raise InputError(f"every k must be in 1…{total} (the model's heads), got {list(config.ks)}")
-        self.ks, self.alphas = tuple(sorted(set(ks))), tuple(sorted(set(config.alphas)))
+        self.ks, self.alphas = self.head_counts(adapter, config.ks), tuple(sorted(set(config.alphas)))
         expand_role(config.role)
         self.n_heads = shape.n_heads
         self.alpha_k = head_count(config.alpha_k, total) if config.alpha_k else max(self.ks)
