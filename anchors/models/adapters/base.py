@@ -105,7 +105,8 @@ class Adapter:
             paths = derive_paths(model, self.shape.n_layers)
         except AdapterError as error:
             raise AdapterError(f"{self.model_type} ({type(model).__name__}) does not fit the adapter: {error}") from None
-        o_proj = getattr(getattr(model.get_submodule(paths.layers)[paths.attention_layers[0]], paths.attention), paths.out_proj)
+        first = model.get_submodule(paths.layers)[paths.attention_layers[0]]  # the first softmax-attention layer
+        o_proj = getattr(getattr(first, paths.attention), paths.out_proj)
         expected_in = self.shape.n_heads * self.shape.head_dim
         if o_proj.in_features != expected_in:
             raise AdapterError(f"{self.model_type}: {paths.out_proj} takes {o_proj.in_features} features, expected "
@@ -122,7 +123,6 @@ class Adapter:
         if final.weight.is_meta:
             return
         try:
-            first = model.get_submodule(paths.layers)[paths.attention_layers[0]]
             attn_out = getattr(first, paths.attn_out_norm) if paths.attn_out_norm else None
             self._norms = Norms(norm_form(final), norm_form(attn_out) if attn_out else None)
         except AdapterError as error:
