@@ -76,6 +76,9 @@ class Analysis(Generic[Item]):
         ``attrs["config"]``. Remarks worth a user's attention go to :attr:`notes`."""
         return dataclasses.asdict(self.config)
 
+    def check_remote(self) -> None:
+        """Refuse options that cannot run on a remote (NDIF) server; called before the model loads."""
+
     def from_folder(self, folder: DataFolder, tokenizer: Any, subset: Subset, log: Callable[[str], None]) -> Any:
         """The samples this analysis takes, read from a data folder (tokenised with ``tokenizer``)."""
         return folder.traced(tokenizer, subset=subset, log=log)

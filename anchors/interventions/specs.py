@@ -64,6 +64,16 @@ class HeadScale:
 # How a sweep of many knockouts is computed (exact: reuse, naive; estimated: atp, atp+verify).
 EXACT_KNOCKOUT_METHODS: tuple[str, ...] = ("reuse", "naive")
 KNOCKOUT_METHODS: tuple[str, ...] = EXACT_KNOCKOUT_METHODS + ("atp", "atp+verify")
+# On a remote server only ``naive`` keeps each batch's reply small: the others bring every layer's
+# inputs, keys and values back to the client.
+REMOTE_KNOCKOUT_METHODS: tuple[str, ...] = ("naive",)
+
+
+def check_remote_method(method: str) -> None:
+    """Refuse a knockout method that cannot run on a remote (NDIF) server."""
+    if method not in REMOTE_KNOCKOUT_METHODS:
+        raise InputError(f"--method {method} cannot run remotely: it brings every layer's inputs, keys and values "
+                         f"back from the server; use --method {' or '.join(REMOTE_KNOCKOUT_METHODS)} with --remote")
 Intervention = Knockout | HeadScale
 _KINDS: dict[str, type] = {"knockout": Knockout, "head_scale": HeadScale}
 

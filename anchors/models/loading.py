@@ -18,6 +18,9 @@ class LoadedModel:
     model: Any
     adapter: Adapter
     provenance: dict[str, str] = field(default_factory=dict)
+    #: where traces run: False (here), True (the NDIF server at nnsight's CONFIG.API.HOST) or
+    #: "local" (nnsight's in-process simulation of the remote round trip)
+    remote: bool | str = False
 
     @property
     def module(self) -> torch.nn.Module:
@@ -26,6 +29,10 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
+        """Where inputs are prepared: the weights' device, or the CPU for a remote model (whose
+        module here is a meta-device skeleton; in-trace code moves tensors to the server's)."""
+        if self.remote is True:
+            return torch.device("cpu")
         return next(self.module.parameters()).device
 
 
@@ -75,6 +82,7 @@ def load_model(
     revision: str | None = None,
     quantization: str | None = None,
     adapter: Adapter | None = None,
+    remote: bool = False,
 ) -> LoadedModel:
     """Load e.g. ``"Qwen/Qwen2.5-VL-7B-Instruct"`` or a local folder for tracing.
 
@@ -85,6 +93,9 @@ def load_model(
     ``quantization`` ("8bit"/"4bit", CUDA and the ``quant`` extra) loads through bitsandbytes;
     per-head readouts then refuse, since they read the output projections' (quantized) weights.
     ``adapter`` (from :func:`read_adapter`) saves reading the config and processor again.
+    ``remote=True`` loads the structure only (meta device) for traces run on an NDIF server, and
+    measures the norms there (:mod:`.remote`); a local folder must then be an absolute path the
+    server can read.
     """
     from nnsight import TransformersModel
 
@@ -93,7 +104,8 @@ def load_model(
     config, processor, cls = adapter.config, adapter.processor, type(adapter)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
-    kwargs: dict[str, Any] = dict(dtype=dtype, attn_implementation=attn_implementation, revision=revision, dispatch=True)
+    kwargs: dict[str, Any] = dict(dtype=dtype, attn_implementation=attn_implementation, revision=revision,
+                                  dispatch=not remote)
     if device_map is not None:
         kwargs["device_map"] = device_map
     if quantization is not None:
@@ -109,6 +121,11 @@ def load_model(
     module.eval()
     adapter = cls(module.config, processor)
     adapter.bind(module)
+    if remote:
+        from . import remote as remote_client
+
+        remote_client.prepare(model)
+        remote_client.measure_norms(model, adapter, remote)
     actual = module.config.get_text_config()._attn_implementation
     if actual != attn_implementation:
         raise AdapterError(f"asked for attn_implementation={attn_implementation!r} but the model uses {actual!r}")
@@ -121,4 +138,6 @@ def load_model(
         "dtype": str(dtype).removeprefix("torch."),
         "quantization": quantization or "none",
     }
-    return LoadedModel(model=model, adapter=adapter, provenance=provenance)
+    if remote:  # the server loads the weights in the dtype it deploys with
+        provenance.update(backend=f"ndif:{remote_client.host()}", dtype="as deployed by the server")
+    return LoadedModel(model=model, adapter=adapter, provenance=provenance, remote=remote)

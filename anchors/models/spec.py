@@ -6,6 +6,8 @@ processor first (:meth:`ModelSpec.adapter`) so inputs are checked before any wei
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
 import torch
 
 from ..errors import InputError
@@ -27,6 +29,8 @@ class ModelSpec:
     device_map: str | None = None
     revision: str | None = None
     quantization: str | None = None
+    #: run traces on the NDIF server at nnsight's CONFIG.API.HOST (``NDIF_HOST``); weights stay there
+    remote: bool = False
     _adapter: Adapter | None = field(default=None, repr=False)
     _loaded: LoadedModel | None = field(default=None, repr=False)
 
@@ -65,6 +69,8 @@ class ModelSpec:
             return str(organism_path(self.name))
         if self.kind == "tiny":
             return str(tiny_folder(self.name))
+        if self.remote and Path(self.text).is_dir():  # the server finds a local folder by its absolute path
+            return str(Path(self.text).resolve())
         return self.text
 
     def adapter(self) -> Adapter:
@@ -83,7 +89,7 @@ class ModelSpec:
         if self._loaded is None:
             self._loaded = load_model(self._folder(), dtype=self.dtype, device_map=self.device_map,
                                       attn_implementation=self.attn_implementation, revision=self.revision,
-                                      quantization=self.quantization, adapter=self.adapter())
+                                      quantization=self.quantization, adapter=self.adapter(), remote=self.remote)
             if self.kind == "organism":
                 self._loaded.provenance.update(model=f"organism:{self.name}", revision="shipped")
             elif self.kind == "tiny":  # a temporary folder; the seed fixes the weights

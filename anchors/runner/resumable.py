@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -20,7 +22,7 @@ import xarray as xr
 
 from ..datasets.folder import DataFolder
 from ..datasets.subset import Subset
-from ..errors import InputError
+from ..errors import AnchorsError, InputError
 from ..experiments.base import Advance, Analysis
 from ..models.loading import LoadedModel
 from ..models.spec import ModelSpec, adapter_of, as_spec, loaded_of
@@ -36,6 +38,24 @@ Progress = Callable[[str, int, str], AbstractContextManager[Advance]]
 
 class ResumeConflict(InputError):
     """An existing output (or partial output) was made with another configuration or data."""
+
+
+class RemoteBatchError(AnchorsError):
+    """A batch kept failing on the remote server; the message names it. Finished batches are kept."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How a remote batch that failed (server gone, connection dropped, job refused) is retried:
+    up to ``attempts`` tries in all, waiting ``backoff``·2^(n-1) seconds (at most ``max_wait``)
+    after the n-th failure."""
+
+    attempts: int = 3
+    backoff: float = 2.0
+    max_wait: float = 60.0
+
+    def wait(self, failures: int) -> float:
+        return min(self.max_wait, self.backoff * 2 ** (failures - 1))
 
 
 @contextmanager
@@ -78,6 +98,120 @@ def _finished(out: Path, parts_dir: Path, stamp: str) -> xr.Dataset | None:
     return None
 
 
+@dataclass
+class Plan:
+    """A checked sweep, ready to compute: its batches, where finished ones go (``parts``; None
+    without an output file) and what identifies it."""
+
+    analysis: Analysis
+    model: ModelSpec | LoadedModel
+    items: list[Any]
+    config: dict
+    stamp: str
+    batch_size: int
+    out: Path | None
+    parts: Path | None
+    done: xr.Dataset | None = None
+
+    @property
+    def chunks(self) -> list[list[Any]]:
+        return [self.items[i: i + self.batch_size] for i in range(0, len(self.items), self.batch_size)]
+
+    def part_path(self, index: int) -> Path | None:
+        return self.parts / f"batch-{index:05d}.nc" if self.parts is not None else None
+
+    def missing(self) -> list[int]:
+        """The batches not yet written (all of them without an output file)."""
+        return [i for i in range(len(self.chunks)) if self.part_path(i) is None or not self.part_path(i).exists()]
+
+
+def plan(analysis: Analysis, model: ModelSpec | LoadedModel | str, samples: Any, *, out: str | Path | None = None,
+         batch_size: int = 8, overwrite: bool = False, log: Callable[[str], None] = lambda message: None) -> Plan:
+    """Check everything that needs no weights (output, config, samples, prompt lengths; for a
+    remote model, what the server can run) and prepare the parts folder; ``plan.done`` holds the
+    result when ``out`` is already complete."""
+    if batch_size < 1:
+        raise InputError(f"batch_size must be ≥ 1, got {batch_size}")
+    model = as_spec(model)
+    out = check_writable(out) if out is not None else None
+    adapter = adapter_of(model)
+    items = analysis.items(samples)
+    config = analysis.resolve(adapter)
+    if model.remote:
+        analysis.check_remote()
+    for note in analysis.notes:
+        log(f"note: {note}")
+    if not items:
+        raise InputError("no samples to run")
+    check_unique(items)
+    stamp = _fingerprint(analysis, config, items, batch_size)
+    parts_dir = out.with_name(out.name + ".parts") if out is not None else None
+    sweep = Plan(analysis, model, items, config, stamp, batch_size, out, parts_dir)
+    if out is not None and not overwrite:
+        sweep.done = _finished(out, parts_dir, stamp)
+        if sweep.done is not None:
+            log(f"{out} is already complete")
+            return sweep
+    check_context(adapter, [prompt for item in items for prompt in analysis.prompts(item)])
+    if parts_dir is not None:
+        if overwrite:
+            out.unlink(missing_ok=True)
+            shutil.rmtree(parts_dir, ignore_errors=True)
+        parts_dir.mkdir(parents=True, exist_ok=True)
+        (parts_dir / "sweep.json").write_text(json.dumps({"fingerprint": stamp, "config": config}, default=str))
+    return sweep
+
+
+def compute_batch(sweep: Plan, loaded: LoadedModel, index: int, advance: Advance = lambda n: None, *,
+                  retry: Retry | None = None, log: Callable[[str], None] = lambda message: None) -> xr.Dataset:
+    """Batch ``index`` of ``sweep``, written atomically into the parts folder (if any) with the
+    model's provenance. A remote model's failed batch is retried per ``retry``."""
+    chunk = sweep.chunks[index]
+    retry = retry or Retry()
+    for attempt in range(1, retry.attempts + 1):
+        try:
+            part = sweep.analysis.run_batch(loaded, chunk, advance)
+            break
+        except AnchorsError:
+            raise
+        except Exception as error:
+            if not loaded.remote:
+                raise
+            where = f"batch {index + 1}/{len(sweep.chunks)} (samples {chunk[0].sample_id} … {chunk[-1].sample_id})"
+            if attempt == retry.attempts:
+                raise RemoteBatchError(f"{where} failed on the server at {loaded.provenance.get('backend')} "
+                                       f"{attempt} times; finished batches are kept, re-run to resume. Last error: "
+                                       f"{type(error).__name__}: {error}") from error
+            wait = retry.wait(attempt)
+            log(f"{where}: {type(error).__name__}: {error}; retrying in {wait:.1f} s")
+            time.sleep(wait)
+    part.attrs["model_provenance"] = json.dumps(loaded.provenance, sort_keys=True)
+    path = sweep.part_path(index)
+    return load(save(part, path)) if path is not None else part
+
+
+def finish(sweep: Plan, parts: Sequence[xr.Dataset], *, cli_config: dict | None = None,
+           attrs: dict | None = None) -> xr.Dataset:
+    """Merge the batches (in order), compute the aggregates, stamp provenance (the model's, as
+    recorded in the first part) and save the result once; the parts folder is then removed."""
+    analysis, items = sweep.analysis, sweep.items
+    model = json.loads(parts[0].attrs["model_provenance"])
+    merged = _merge([part.assign_attrs(model_provenance=None) for part in parts])
+    merged.attrs.pop("model_provenance", None)
+    result = describe(analysis.finalise(merged))
+    traced = [s for item in items for s in analysis.samples_of(item)]
+    result.attrs = provenance(model, analysis.experiment, sweep.config, n_samples=len(items),
+                              dictionary_hash=dictionary_hash(traced), batch_size=sweep.batch_size)
+    result.attrs["sweep_fingerprint"] = sweep.stamp
+    result.attrs.update(attrs or {})
+    if cli_config is not None:
+        result.attrs["cli_config"] = dumps(cli_config)
+    if sweep.out is not None:
+        save(result, sweep.out)
+        shutil.rmtree(sweep.parts)
+    return result
+
+
 def run(
     analysis: Analysis,
     model: ModelSpec | LoadedModel | str,
@@ -90,6 +224,7 @@ def run(
     log: Callable[[str], None] = lambda message: None,
     cli_config: dict | None = None,
     attrs: dict | None = None,
+    retry: Retry | None = None,
 ) -> xr.Dataset:
     """Run ``analysis`` on ``samples`` (what the analysis takes: traced samples, or variants for
     the position controls) and return the result; with ``out``, resumably into that NetCDF file.
@@ -99,59 +234,25 @@ def run(
     config and every prompt's length have been checked. ``progress(description, total, unit)``
     is a context manager yielding ``advance(n)``, called with the analysis's own step count.
     ``attrs`` are added to the result's (e.g. how the samples were drawn from a data folder).
+    A remote model's failed batch is retried per ``retry`` (:class:`Retry`), then fails naming it.
     """
-    if batch_size < 1:
-        raise InputError(f"batch_size must be ≥ 1, got {batch_size}")
-    model = as_spec(model)
-    out = check_writable(out) if out is not None else None
-    adapter = adapter_of(model)
-    items = analysis.items(samples)
-    config = analysis.resolve(adapter)
-    for note in analysis.notes:
-        log(f"note: {note}")
-    if not items:
-        raise InputError("no samples to run")
-    check_unique(items)
-    stamp = _fingerprint(analysis, config, items, batch_size)
-    parts_dir = out.with_name(out.name + ".parts") if out is not None else None
-    if out is not None and not overwrite:
-        existing = _finished(out, parts_dir, stamp)
-        if existing is not None:
-            log(f"{out} is already complete")
-            return existing
-    check_context(adapter, [prompt for item in items for prompt in analysis.prompts(item)])
-    loaded = loaded_of(model)
-    if parts_dir is not None:
-        if overwrite:
-            out.unlink(missing_ok=True)
-            shutil.rmtree(parts_dir, ignore_errors=True)
-        parts_dir.mkdir(parents=True, exist_ok=True)
-        (parts_dir / "sweep.json").write_text(json.dumps({"fingerprint": stamp, "config": config}, default=str))
-    chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+    sweep = plan(analysis, model, samples, out=out, batch_size=batch_size, overwrite=overwrite, log=log)
+    if sweep.done is not None:
+        return sweep.done
+    loaded = loaded_of(sweep.model)
+    chunks = sweep.chunks
     parts: list[xr.Dataset] = []
     with progress(analysis.experiment, sum(analysis.steps(c) for c in chunks), analysis.unit) as advance:
         for index, chunk in enumerate(chunks):
-            path = parts_dir / f"batch-{index:05d}.nc" if parts_dir is not None else None
+            path = sweep.part_path(index)
             if path is not None and path.exists():
                 log(f"batch {index + 1}/{len(chunks)}: already done, skipped")
                 advance(analysis.steps(chunk))
                 parts.append(load(path))
                 continue
-            part = analysis.run_batch(loaded, chunk, advance)
-            parts.append(load(save(part, path)) if path is not None else part)
+            parts.append(compute_batch(sweep, loaded, index, advance, retry=retry, log=log))
             log(f"batch {index + 1}/{len(chunks)}: done")
-    result = describe(analysis.finalise(_merge(parts)))
-    traced = [s for item in items for s in analysis.samples_of(item)]
-    result.attrs = provenance(loaded.provenance, analysis.experiment, config, n_samples=len(items),
-                              dictionary_hash=dictionary_hash(traced), batch_size=batch_size)
-    result.attrs["sweep_fingerprint"] = stamp
-    result.attrs.update(attrs or {})
-    if cli_config is not None:
-        result.attrs["cli_config"] = dumps(cli_config)
-    if out is not None:
-        save(result, out)
-        shutil.rmtree(parts_dir)
-    return result
+    return finish(sweep, parts, cli_config=cli_config, attrs=attrs)
 
 
 def run_folder(analysis: Analysis, model: ModelSpec | LoadedModel | str, data: str | Path, *,

@@ -36,7 +36,7 @@ def generate_batch(
     interventions: Sequence[Intervention] = (),
     *,
     max_new_tokens: int = 4,
-    remote: bool | str = False,
+    remote: bool | str | None = None,
 ) -> GenerationOutputs:
     """Greedy generation with ``interventions``: knockouts act in the prefill and in every decode
     step (decode queries are ``generated`` tokens; the prompt sits in the KV cache); a HeadScale
@@ -49,7 +49,7 @@ def generate_batch(
     inputs = batch.inputs.to(device)
     prompt_length = roles.shape[1]
     with torch.no_grad(), model.generate(
-        inputs, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=False, **remote_kwargs(remote)
+        inputs, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=False, **remote_kwargs(loaded, remote)
     ) as tracer:
         step_logits = nnsight.save([])
         for step in tracer.iter[:max_new_tokens]:

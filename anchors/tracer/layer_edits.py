@@ -14,6 +14,7 @@ import torch
 from ..interventions.edits import cut_edges, role_mask, scale_heads
 from ..interventions.plan import LayerPlan
 from ..models.adapters import Adapter
+from ..models.loading import LoadedModel
 from ..prompts.roles import ROLE_CODE
 
 
@@ -50,9 +51,11 @@ def apply_layer(
     return z
 
 
-def remote_kwargs(remote: bool | str) -> dict:
-    """Keyword arguments of ``model.trace``/``generate`` for a remote (NDIF) run; ``"local"``
-    simulates the round trip in-process. The ``anchors`` package travels by value."""
+def remote_kwargs(loaded: LoadedModel, remote: bool | str | None = None) -> dict:
+    """Keyword arguments of ``model.trace``/``generate`` for a remote (NDIF) run: ``remote`` if
+    given, else as the model was loaded (``loaded.remote``); ``"local"`` simulates the round trip
+    in-process. The ``anchors`` package travels by value."""
+    remote = loaded.remote if remote is None else remote
     if not remote:
         return {}
     import anchors

@@ -18,7 +18,7 @@ from typing import Callable, Literal, Sequence
 import torch
 
 from ..errors import InputError
-from ..interventions.specs import EXACT_KNOCKOUT_METHODS, KNOCKOUT_METHODS, Knockout
+from ..interventions.specs import EXACT_KNOCKOUT_METHODS, KNOCKOUT_METHODS, Knockout, check_remote_method
 from ..models.loading import LoadedModel
 from ..readouts.metrics import nssd
 from ..readouts.subspaces import Subspaces
@@ -75,6 +75,8 @@ def sweep_knockouts(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspac
     of one stacked rerun (at least one setting). ``advance`` counts :func:`sweep_steps`."""
     if method not in KNOCKOUT_METHODS:
         raise InputError(f"knockout method {method!r} is not one of {', '.join(KNOCKOUT_METHODS)}")
+    if loaded.remote:
+        check_remote_method(method)
     if method == "naive":
         clean = trace_batch(loaded, batch, subspaces, keep_log_probs=True)
         advance(1)

@@ -112,14 +112,15 @@ def trace_batch(
     lens: bool = False,
     heads: bool = False,
     readout_role: str | tuple[str, ...] = "instruction",
-    remote: bool | str = False,
+    remote: bool | str | None = None,
     reference_log_probs: torch.Tensor | None = None,
     keep_log_probs: bool = False,
 ) -> TraceOutputs:
     """Run one forward pass with ``interventions`` and return :class:`TraceOutputs`.
 
     ``remote=True`` sends the trace to an NDIF server (``"local"`` simulates the round trip
-    in-process); the ``anchors`` package is registered so its functions travel by value.
+    in-process; None: as the model was loaded, ``loaded.remote``); the ``anchors`` package is
+    registered so its functions travel by value.
     """
     model, adapter = loaded.model, loaded.adapter
     device = loaded.device
@@ -142,7 +143,7 @@ def trace_batch(
     inputs = batch.inputs.to(device)
     reference = reference_log_probs.to(device) if reference_log_probs is not None else None
     # logits_to_keep=1: the model unembeds the answer position only, never (batch, seq, vocab)
-    with torch.no_grad(), model.trace(inputs, logits_to_keep=1, **remote_kwargs(remote)):
+    with torch.no_grad(), model.trace(inputs, logits_to_keep=1, **remote_kwargs(loaded, remote)):
         readout, readout_generated, head_readout, head_linear, attn_linear = [], [], [], [], []
         for i in range(adapter.shape.n_layers):
             if lens or heads:

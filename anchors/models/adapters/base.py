@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from .structure import AdapterError, DecoderPaths, NormForm, derive_paths, norm_form
+from .structure import AdapterError, DecoderPaths, NormForm, classify_norm, derive_paths, norm_form
 
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
 # Config attributes that hold the image placeholder token id, in the families' various spellings.
@@ -127,6 +127,15 @@ class Adapter:
             self._norms = Norms(norm_form(final), norm_form(attn_out) if attn_out else None)
         except AdapterError as error:
             raise AdapterError(f"{self.model_type}: {error}") from None
+
+    def measured_norms(self, outputs: dict[str, tuple[torch.Tensor, torch.Tensor, float]]) -> None:
+        """Set the norms from probe outputs measured elsewhere (a remote model's weights live on the
+        server): ``{"final": (out, weight, eps), "attn_out": ...}``, as :func:`classify_norm` takes."""
+        try:
+            forms = {key: classify_norm(key, *values) for key, values in outputs.items()}
+        except AdapterError as error:
+            raise AdapterError(f"{self.model_type}: {error}") from None
+        self._norms = Norms(forms["final"], forms.get("attn_out"))
 
     def paths(self, root: Any) -> DecoderPaths:
         """The decoder's paths, derived from ``root``'s module on first use."""

@@ -182,20 +182,31 @@ class NormForm:
         return x - x.mean(-1, keepdim=True) if self.centred else x
 
 
+def probe_vector(width: int) -> torch.Tensor:
+    """The float32 vector norms are measured on."""
+    return torch.linspace(-1.0, 2.0, width, dtype=torch.float32)
+
+
 def norm_form(norm: torch.nn.Module) -> NormForm:
-    """The :class:`NormForm` of ``norm``, measured on a probe vector: plain or Gemma-style (1 + w)
-    RMS norm, or a bias-free LayerNorm. Anything else (a bias, a learned shift) is refused, since
-    the linear head attribution (Eq 9) freezes the norm's scale and needs the rest linear."""
+    """The :class:`NormForm` of ``norm``, measured on :func:`probe_vector` (see :func:`classify_norm`)."""
     weight = getattr(norm, "weight", None)
     if not isinstance(weight, torch.Tensor) or weight.is_meta:
         raise AdapterError(f"{type(norm).__name__} has no weight to probe")
-    probe = torch.linspace(-1.0, 2.0, weight.shape[-1], device=weight.device, dtype=torch.float32)
+    probe = probe_vector(weight.shape[-1]).to(weight.device)
     with torch.no_grad():
         out = norm(probe.to(weight.dtype)[None]).float()[0]
-    eps = norm_eps(norm)
+    return classify_norm(type(norm).__name__, out, weight, norm_eps(norm))
+
+
+def classify_norm(name: str, out: torch.Tensor, weight: torch.Tensor, eps: float) -> NormForm:
+    """Which form maps :func:`probe_vector` to ``out`` given the norm's ``weight``: plain or
+    Gemma-style (1 + w) RMS norm, or a bias-free LayerNorm. Anything else (a bias, a learned shift)
+    is refused, since the linear head attribution (Eq 9) freezes the norm's scale and needs the rest
+    linear."""
+    probe = probe_vector(weight.shape[-1]).to(out.device)
     for form in (NormForm(0.0, False), NormForm(1.0, False), NormForm(0.0, True)):
-        expected = form.centre(probe) * form.scale(probe, eps) * (form.offset + weight.float())
-        if torch.allclose(out, expected, rtol=2e-2, atol=2e-2):
+        expected = form.centre(probe) * form.scale(probe, eps) * (form.offset + weight.float().to(out.device))
+        if torch.allclose(out.float(), expected, rtol=2e-2, atol=2e-2):
             return form
-    raise AdapterError(f"{type(norm).__name__} is neither an RMS norm (x/rms(x)·w or ·(1+w)) nor a bias-free "
+    raise AdapterError(f"{name} is neither an RMS norm (x/rms(x)·w or ·(1+w)) nor a bias-free "
                        "LayerNorm on a probe vector")

@@ -1,0 +1,172 @@
+"""A local NDIF server (PyPI ``ndif`` 0.1.2, the server nnsight talks to) on 127.0.0.1, CPU only.
+
+The real stack, each piece started as its own process session (:mod:`.services`):
+
+- ``redis-server`` (request queue and response pub/sub), bound to 127.0.0.1, no persistence;
+- ``moto_server`` as the S3-compatible object store for large results and non-blocking requests;
+- a Ray head with one *logical* GPU and the ``cuda_memory_bytes`` resource the controller places
+  models by (it only schedules on nodes that report a GPU), kept on loopback by
+  ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, every port fixed outside Ray's worker range;
+- the controller, launched with :mod:`.ndif_server`'s CPU model actor and folder-aware evaluator;
+- the API: gunicorn bound to 127.0.0.1 with ``--no-control-socket`` (else every instance shares
+  one control socket in ``$HOME``).
+
+Models are loaded in float32 (``NDIF_DEFAULT_DTYPE``) with the Hub offline; a local checkpoint is
+addressed by its absolute path. ``up`` returns once the API answers; ``down`` stops the recorded
+sessions. Measured on a 2-core machine: see the README.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+from .services import ServiceError, ServiceGroup, free_ports, log_tail, require_folder, wait_for_port
+
+PORT_NAMES = ("redis", "store", "api", "gcs", "client", "node_manager", "object_manager", "dashboard",
+              "dashboard_grpc", "dashboard_agent", "metrics", "runtime_env")
+#: the logical GPU's memory as the controller sees it: room for any model a CPU can serve
+LOGICAL_GPU_BYTES = 64 << 30
+
+
+@dataclass
+class LocalNdif:
+    """A running local stack: its folder (record, logs, Ray's temp dir) and the API's address."""
+
+    folder: Path
+    host: str
+
+    def down(self) -> None:
+        down(self.folder)
+
+
+def required_programs() -> dict[str, str | None]:
+    """The executables the stack needs, and where each was found (None: missing)."""
+    bin_dir = Path(sys.executable).parent
+    found = {name: shutil.which(name) for name in ("redis-server",)}
+    for name in ("ray", "gunicorn", "moto_server"):
+        found[name] = str(bin_dir / name) if (bin_dir / name).exists() else shutil.which(name)
+    return found
+
+
+def check_requirements() -> None:
+    """Refuse to start (before anything runs) when a program or package is missing."""
+    missing = [name for name, path in required_programs().items() if path is None]
+    import importlib.util
+
+    missing += [f"python package {p}" for p in ("ndif", "moto") if importlib.util.find_spec(p) is None]
+    if missing:
+        raise InputError(f"a local NDIF needs {', '.join(missing)}: apt install redis-server; "
+                         "pip install 'instruction-anchors[remote]'")
+
+
+def _environment(folder: Path, ports: dict[str, int]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "NDIF_"))}
+    tmp = folder / "tmp"
+    tmp.mkdir(exist_ok=True)
+    env.update({
+        "TMPDIR": str(tmp),
+        "HF_HUB_OFFLINE": "1",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "GRPC_ENABLE_FORK_SUPPORT": "0",
+        "NDIF_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}",
+        "NDIF_OBJECT_STORE_URL": f"http://127.0.0.1:{ports['store']}",
+        "NDIF_OBJECT_STORE_ACCESS_KEY": "anchors",
+        "NDIF_OBJECT_STORE_SECRET_KEY": "anchors",
+        "NDIF_RAY_ADDRESS": f"ray://127.0.0.1:{ports['client']}",
+        "NDIF_API_URL": f"http://127.0.0.1:{ports['api']}",
+        "NDIF_API_PORT": str(ports["api"]),
+        "NDIF_MODEL_IMPORT_PATH": "anchors.backends.ndif_server.CpuModelActor",
+        "NDIF_CONTROLLER_IMPORT_PATH": "anchors.backends.ndif_server.ControllerActor",
+        "NDIF_DEFAULT_DTYPE": "float32",
+        "NDIF_HOME": str(folder),
+        "AWS_ACCESS_KEY_ID": "anchors",
+        "AWS_SECRET_ACCESS_KEY": "anchors",
+    })
+    return env
+
+
+def _ray_head_command(ray: str, folder: Path, ports: dict[str, int], num_cpus: int) -> list[str]:
+    resources = {"head": 10, "cuda_memory_bytes": LOGICAL_GPU_BYTES, "cpu_memory_bytes": LOGICAL_GPU_BYTES}
+    return [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={ports['gcs']}",
+            f"--ray-client-server-port={ports['client']}", f"--node-manager-port={ports['node_manager']}",
+            f"--object-manager-port={ports['object_manager']}", "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1", f"--dashboard-port={ports['dashboard']}",
+            f"--dashboard-agent-grpc-port={ports['dashboard_grpc']}",
+            f"--dashboard-agent-listen-port={ports['dashboard_agent']}", f"--metrics-export-port={ports['metrics']}",
+            f"--runtime-env-agent-port={ports['runtime_env']}", f"--num-cpus={num_cpus}", "--num-gpus=1",
+            f"--resources={json.dumps(resources)}", f"--temp-dir={folder / 'ray'}", "--disable-usage-stats"]
+
+
+def up(folder: str | Path | None = None, *, num_cpus: int = 4, timeout: float = 180.0) -> LocalNdif:
+    """Start the stack in ``folder`` (a new temporary one by default) and wait until the API answers.
+
+    On any failure everything already started is stopped and the error carries the failing
+    service's log tail."""
+    check_requirements()
+    # short: Ray's unix sockets live under the temp dir and their paths are limited to 107 bytes
+    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="andif-", dir="/tmp"))
+    group = ServiceGroup(folder)
+    if group.alive():
+        raise InputError(f"{folder} already runs a local NDIF (pids {group.alive()}); stop it with anchors ndif down {folder}")
+    ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES))))
+    env = _environment(folder, ports)
+    programs = required_programs()
+    host = f"http://127.0.0.1:{ports['api']}"
+    group.record(ports=ports, host=host)
+    try:
+        redis = group.start("redis", [programs["redis-server"], "--port", str(ports["redis"]), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", str(folder)], env)
+        store = group.start("store", [programs["moto_server"], "-H", "127.0.0.1", "-p", str(ports["store"])], env)
+        ray = group.start("ray", _ray_head_command(programs["ray"], folder, ports, num_cpus), env)
+        for port, service in ((ports["redis"], redis), (ports["store"], store), (ports["client"], ray)):
+            wait_for_port(port, service, timeout)
+        launch = subprocess.run([sys.executable, "-m", "anchors.backends.ndif_server"], cwd=folder, timeout=timeout,
+                                env={**env, "RAY_ADDRESS": f"127.0.0.1:{ports['gcs']}"}, capture_output=True, text=True)
+        if launch.returncode != 0:
+            raise ServiceError(f"the NDIF controller did not launch:\n{launch.stderr[-3000:]}")
+        api = group.start("api", [programs["gunicorn"], "--config", "python:ndif.services.api.gunicorn_conf",
+                                  "--bind", f"127.0.0.1:{ports['api']}", "--no-control-socket",
+                                  "ndif.services.api.app:app"], env)
+        wait_for_port(ports["api"], api, timeout)
+        _wait_until_ready(host, api.log, timeout)
+    except BaseException:
+        group.stop()
+        raise
+    return LocalNdif(folder, host)
+
+
+def _wait_until_ready(host: str, log: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{host}/ping", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError as error:
+            last = str(error)
+        time.sleep(0.5)
+    raise ServiceError(f"the NDIF API at {host} did not answer /ping ({last}); log tail:\n{log_tail(log)}")
+
+
+def down(folder: str | Path) -> None:
+    """Stop the stack recorded in ``folder`` (by its process-session ids) and remove Ray's files."""
+    group = require_folder(folder)
+    group.stop()
+    shutil.rmtree(Path(folder) / "ray", ignore_errors=True)
+
+
+def host_of(folder: str | Path) -> str:
+    """The API address of the stack recorded in ``folder``."""
+    return require_folder(folder).info()["host"]
