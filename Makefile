@@ -9,7 +9,7 @@ $(STAMP): pyproject.toml
 	@test -n "$(PY312)" || { echo "Python 3.12 not found: install it (pyenv install 3.12) or set PY312=/path/to/python3.12"; exit 2; }
 	$(PY312) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test,capability]'
+	$(VENV)/bin/pip install -q -e '.[test,capability,remote,cluster]'
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -37,7 +37,8 @@ RANKED_COMMANDS = {
     "caption-conflict": ("CaptionConflict", "CaptionConflictConfig", "captions under misleading text with knockouts "
                          "and amplified top vision heads vs random heads (App. D, Tables 2-3)"),
 }
-CLI_ONLY = {"handler", "config", "quiet", "out", "overwrite", "command"}
+CLI_ONLY = {"handler", "config", "quiet", "out", "overwrite", "command", "ray", "ray_workers", "ray_gpus_per_worker",
+            "retries"}
 
 
 def _cli_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -48,7 +49,23 @@ def _model(args: argparse.Namespace) -> Any:
     from .models import ModelSpec
 
     return ModelSpec(args.model, attn_implementation=args.attn, dtype=args.dtype, device_map=args.device_map,
-                     revision=args.revision, quantization=args.quantization)
+                     revision=args.revision, quantization=args.quantization, remote=getattr(args, "remote", False))
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    """How the batches are computed: here (the resumable runner, with --retries for a remote
+    model), or by Ray actors with --ray."""
+    from functools import partial
+
+    from .runner import Retry, run
+
+    if args.ray is None:
+        return partial(run, retry=Retry(attempts=args.retries))
+    if args.remote:
+        raise InputError("--ray and --remote do not mix: Ray workers load the model themselves")
+    from .backends.ray_sweep import run_on_ray
+
+    return partial(run_on_ray, address=args.ray, workers=args.ray_workers, gpus_per_worker=args.ray_gpus_per_worker)
 
 
 def cmd_analysis(args: argparse.Namespace, console: Any) -> int:
@@ -66,7 +83,7 @@ def cmd_analysis(args: argparse.Namespace, console: Any) -> int:
         analysis = getattr(experiments, class_name)(config)
     result = run_folder(analysis, _model(args), args.data, limit=args.limit, fraction=args.fraction,
                         seed=args.fraction_seed, out=args.out, batch_size=args.batch_size, overwrite=args.overwrite,
-                        progress=console.progress, log=console.log, cli_config=_cli_config(args))
+                        progress=console.progress, log=console.log, cli_config=_cli_config(args), engine=_engine(args))
     console.table(f"{result.attrs['experiment']} — {args.out}", key_numbers(result))
     print(args.out)
     return EXIT_OK
@@ -78,15 +95,14 @@ def cmd_ranked_heads(args: argparse.Namespace, console: Any) -> int:
     from .datasets.capability import load_capability
     from .report import key_numbers
     from .results import check_writable, load_result
-    from .runner import run
-
     class_name, config_name, _ = RANKED_COMMANDS[args.command]
     check_writable(args.out)
     config = config_from(args, getattr(experiments, config_name))
     analysis = getattr(experiments, class_name)(load_result(args.lens, ["lens_profile"]), config)
     items = load_capability(getattr(config, "task", "caption_conflict"), args.file)[: args.limit]
-    result = run(analysis, _model(args), items, out=args.out, batch_size=args.batch_size, overwrite=args.overwrite,
-                 progress=console.progress, log=console.log, cli_config=_cli_config(args))
+    result = _engine(args)(analysis, _model(args), items, out=args.out, batch_size=args.batch_size,
+                           overwrite=args.overwrite, progress=console.progress, log=console.log,
+                           cli_config=_cli_config(args))
     console.table(f"{args.command} — {args.out}", key_numbers(result))
     print(args.out)
     return EXIT_OK
@@ -189,6 +205,45 @@ def cmd_models(args: argparse.Namespace, console: Any) -> int:
     return EXIT_OK
 
 
+def cmd_ndif(args: argparse.Namespace, console: Any) -> int:
+    from .backends import ndif
+
+    if args.ndif_command == "up":
+        stack = ndif.up(args.folder)
+        console.log(f"local NDIF up; stop it with: anchors ndif down {stack.folder}")
+        print(f"export NDIF_HOST={stack.host}")
+    else:
+        ndif.down(args.folder)
+        console.log(f"stopped the local NDIF recorded in {args.folder}")
+    return EXIT_OK
+
+
+def cmd_ray(args: argparse.Namespace, console: Any) -> int:
+    from .backends import cluster
+
+    if args.ray_command == "up":
+        local = cluster.up(args.folder, num_cpus=args.cpus, num_gpus=args.gpus)
+        console.log(f"local Ray cluster up; stop it with: anchors ray down {local.folder}")
+        print(local.address)
+    else:
+        cluster.down(args.folder)
+        console.log(f"stopped the Ray cluster recorded in {args.folder}")
+    return EXIT_OK
+
+
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("where it runs")
+    group.add_argument("--remote", action="store_true", help="run every trace on the NDIF server at $NDIF_HOST "
+                       "(nnsight's CONFIG.API.HOST; key from NDIF_API_KEY); weights stay on the server")
+    group.add_argument("--retries", type=positive_int, default=3,
+                       help="attempts per batch on a remote server before failing (default: 3)")
+    group.add_argument("--ray", metavar="auto|ADDRESS", help="spread the batches over Ray actors of the cluster at "
+                       "ADDRESS ('auto': the one this machine belongs to; 'anchors ray up' starts a local one)")
+    group.add_argument("--ray-workers", type=positive_int, help="actors (model replicas; default: as many as fit)")
+    group.add_argument("--ray-gpus-per-worker", type=float, default=0.0, help="GPUs per actor (default: 0; 1 on a "
+                       "GPU cluster)")
+
+
 def _model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default="organism", help="Hub id or local folder (e.g. Qwen/Qwen2.5-VL-7B-Instruct), "
@@ -229,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "(without it, re-running the same command resumes an interrupted run)")
         if name == "intervene":
             sub.add_argument("--lens", required=True, help="lens result used to rank the heads")
+        _engine_options(sub)
         add_config_options(sub, getattr(configs, config_name))
     for name, (_, config_name, help) in RANKED_COMMANDS.items():
         sub = command(name, cmd_ranked_heads, help)
@@ -239,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--limit", type=positive_int, help="use only the first N records")
         sub.add_argument("--batch-size", type=positive_int, default=8, help="samples per batch (default: 8)")
         sub.add_argument("--overwrite", action="store_true", help="replace an output made with other options")
+        _engine_options(sub)
         add_config_options(sub, getattr(configs, config_name))
     heads = command("heads", cmd_heads, "rank heads per instructed modality from a lens result")
     heads.add_argument("lens", help="lens result (NetCDF) made with per-head attribution")
@@ -270,6 +327,17 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--format", default="table", choices=["table", "csv", "json"], help="stdout format (default: table)")
     models.add_argument("--survey", action="store_true", help="try the structural adapter on every image-text-to-text "
                         "type of the installed transformers (default configs, no weights)")
+    services = (("ndif", cmd_ndif, "a local NDIF server (ndif 0.1.2, CPU) on 127.0.0.1"),
+                ("ray", cmd_ray, "a local Ray cluster on 127.0.0.1"))
+    for name, handler, help in services:
+        verbs = commands.add_parser(name, help=help).add_subparsers(dest=f"{name}_command", required=True)
+        start = command("up", handler, f"start {help}; prints how to use it", verbs)
+        start.add_argument("--folder", help="where its record, logs and temporary files go (default: a new /tmp folder)")
+        stop = command("down", handler, "stop what 'up' started (by the process sessions it recorded)", verbs)
+        stop.add_argument("folder", help="the folder 'up' reported")
+        if name == "ray":
+            start.add_argument("--cpus", type=positive_int, default=2, help="logical CPUs: one per worker (default: 2)")
+            start.add_argument("--gpus", type=int, default=0, help="GPUs of this node (default: 0)")
     return parser
 
 

@@ -28,3 +28,37 @@ def attn(request) -> str:
 @pytest.fixture
 def tiny(model_type, attn):
     return tiny_model(model_type, attn)
+
+
+@pytest.fixture(scope="session")
+def ndif_stack():
+    """The real NDIF 0.1.2 stack on 127.0.0.1, started once per test session; nnsight's client is
+    pointed at it for the session and every process is stopped (by session id) afterwards."""
+    from nnsight import CONFIG
+
+    from anchors.backends import ndif
+
+    stack = ndif.up()
+    previous = CONFIG.API.HOST
+    CONFIG.API.HOST = stack.host
+    try:
+        yield stack
+    finally:
+        CONFIG.API.HOST = previous
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local two-CPU Ray cluster on 127.0.0.1, started once per test session."""
+    from anchors.backends import cluster
+
+    local = cluster.up(num_cpus=2)
+    try:
+        yield local
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        local.down()

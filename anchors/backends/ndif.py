@@ -19,8 +19,6 @@ sessions. Measured on a 2-core machine: see the README.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from .services import ServiceError, ServiceGroup, free_ports, log_tail, require_folder, wait_for_port
+from .cluster import ray_environment
+from .services import (ServiceError, ServiceGroup, free_ports, log_tail, program, require_folder, stop_recorded,
+                       wait_for_port)
 
 PORT_NAMES = ("redis", "store", "api", "gcs", "client", "node_manager", "object_manager", "dashboard",
               "dashboard_grpc", "dashboard_agent", "metrics", "runtime_env")
@@ -51,11 +51,7 @@ class LocalNdif:
 
 def required_programs() -> dict[str, str | None]:
     """The executables the stack needs, and where each was found (None: missing)."""
-    bin_dir = Path(sys.executable).parent
-    found = {name: shutil.which(name) for name in ("redis-server",)}
-    for name in ("ray", "gunicorn", "moto_server"):
-        found[name] = str(bin_dir / name) if (bin_dir / name).exists() else shutil.which(name)
-    return found
+    return {name: program(name) for name in ("redis-server", "ray", "gunicorn", "moto_server")}
 
 
 def check_requirements() -> None:
@@ -70,15 +66,8 @@ def check_requirements() -> None:
 
 
 def _environment(folder: Path, ports: dict[str, int]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "NDIF_"))}
-    tmp = folder / "tmp"
-    tmp.mkdir(exist_ok=True)
+    env = {k: v for k, v in ray_environment(folder).items() if not k.startswith("NDIF_")}
     env.update({
-        "TMPDIR": str(tmp),
-        "HF_HUB_OFFLINE": "1",
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "GRPC_ENABLE_FORK_SUPPORT": "0",
         "NDIF_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}",
         "NDIF_OBJECT_STORE_URL": f"http://127.0.0.1:{ports['store']}",
         "NDIF_OBJECT_STORE_ACCESS_KEY": "anchors",
@@ -162,9 +151,7 @@ def _wait_until_ready(host: str, log: str, timeout: float) -> None:
 
 def down(folder: str | Path) -> None:
     """Stop the stack recorded in ``folder`` (by its process-session ids) and remove Ray's files."""
-    group = require_folder(folder)
-    group.stop()
-    shutil.rmtree(Path(folder) / "ray", ignore_errors=True)
+    stop_recorded(folder)
 
 
 def host_of(folder: str | Path) -> str:

@@ -39,6 +39,15 @@ class Started:
     log: str
 
 
+def program(name: str) -> str | None:
+    """The executable ``name``: this environment's own (beside its python), else from ``PATH``."""
+    import shutil
+    import sys
+
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else shutil.which(name)
+
+
 def free_ports(count: int) -> list[int]:
     """``count`` distinct free loopback ports outside Ray's worker range."""
     ports: list[int] = []
@@ -151,6 +160,14 @@ def stop_session(session: int, timeout: float) -> None:
             time.sleep(0.1)
     if session_pids(session):
         raise ServiceError(f"processes of session {session} survived SIGKILL: {session_pids(session)}")
+
+
+def stop_recorded(folder: str | Path) -> None:
+    """Stop the services recorded in ``folder`` and remove Ray's session files there."""
+    import shutil
+
+    require_folder(folder).stop()
+    shutil.rmtree(Path(folder) / "ray", ignore_errors=True)
 
 
 def require_folder(folder: str | Path) -> ServiceGroup:

@@ -258,15 +258,16 @@ def run(
 def run_folder(analysis: Analysis, model: ModelSpec | LoadedModel | str, data: str | Path, *,
                limit: int | None = None, fraction: float | None = None, seed: int = 0,
                out: str | Path | None = None, log: Callable[[str], None] = lambda m: None,
-               **options: Any) -> xr.Dataset:
+               engine: Callable[..., xr.Dataset] | None = None, **options: Any) -> xr.Dataset:
     """:func:`run` on a data folder made by ``anchors data build``: the folder, the output and the
     model's config and tokenizer are checked before any weights load. ``fraction`` and ``seed``
     draw a stratified random subset (:class:`~anchors.datasets.subset.Subset`), ``limit`` keeps the
-    first N; both are recorded in the result's attrs."""
+    first N; both are recorded in the result's attrs. ``engine`` computes the batches (default:
+    :func:`run`; e.g. :func:`~anchors.backends.ray_sweep.run_on_ray`)."""
     subset = Subset(limit, fraction, seed)
     if out is not None:
         check_writable(out)
     folder = DataFolder.open(data)
     model = as_spec(model)
     samples = analysis.from_folder(folder, adapter_of(model).tokenizer, subset, log)
-    return run(analysis, model, samples, out=out, log=log, attrs=subset.attrs(), **options)
+    return (engine or run)(analysis, model, samples, out=out, log=log, attrs=subset.attrs(), **options)

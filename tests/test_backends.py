@@ -1,0 +1,206 @@
+"""Beyond one machine, tested on the real engines: a local NDIF 0.1.2 server (redis, moto, Ray,
+the controller and the gunicorn API, all on 127.0.0.1) and a local Ray cluster. Remote results equal
+local ones; a batch's reply stays small; a server killed mid-run fails naming the batch and the
+re-run resumes; Ray workers (one killed mid-sweep) give identical data; nothing listens outside
+loopback and nothing is left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import psutil
+import pytest
+import xarray as xr
+from nnsight import CONFIG
+from nnsight.intervention.backends.remote import RemoteBackend
+
+from anchors.backends import cluster, ndif
+from anchors.backends.ray_sweep import run_on_ray
+from anchors.backends.services import ServiceGroup, session_pids
+from anchors.cli import main
+from anchors.datasets import DataFolder
+from anchors.errors import InputError
+from anchors.experiments import HeadIntervention, KnockoutProfile, LensProfile
+from anchors.models import ModelSpec
+from anchors.organism.task import write_data
+from anchors.runner import RemoteBatchError, Retry, run
+
+from .test_experiments import loaded, samples  # noqa: F401  (tiny-model fixtures)
+
+pytestmark = pytest.mark.slow
+TOLERANCE = 1e-5
+KNOCKOUT = dict(method="naive", windows=(3,), layers=(0, 2), pathways=("instruction->generated", "visual->instruction"))
+
+
+@pytest.fixture(scope="module")
+def organism_samples(tmp_path_factory):
+    data = write_data(tmp_path_factory.mktemp("remote") / "data", 8)
+    return DataFolder.open(data).traced(ModelSpec("organism").adapter().tokenizer)
+
+
+def assert_close(local: xr.Dataset, remote: xr.Dataset) -> None:
+    assert set(local.data_vars) == set(remote.data_vars)
+    for name in local.data_vars:
+        mine, theirs = local[name].values, remote[name].values
+        if mine.dtype.kind == "f":
+            np.testing.assert_allclose(theirs, mine, rtol=0, atol=TOLERANCE, err_msg=name)
+        else:
+            np.testing.assert_array_equal(theirs, mine, err_msg=name)
+
+
+def _analyses(lens: xr.Dataset) -> dict:
+    return {"lens": LensProfile(top_k=3), "knockout": KnockoutProfile(**KNOCKOUT),
+            "intervene": HeadIntervention(lens, ks=(1, 2), alphas=(2.0,), n_random=2)}
+
+
+@pytest.mark.parametrize("spec", ["organism", "tiny:qwen2_5_vl"])
+def test_remote_analyses_equal_local(ndif_stack, spec, organism_samples, samples):  # noqa: F811
+    data = organism_samples if spec == "organism" else samples
+    local_lens = run(LensProfile(top_k=3), ModelSpec(spec), data, batch_size=4)
+    for name, analysis in _analyses(local_lens).items():
+        local = run(analysis, ModelSpec(spec), data, batch_size=4)
+        remote = run(analysis, ModelSpec(spec, remote=True), data, batch_size=4)
+        assert remote.attrs["backend"] == f"ndif:{ndif_stack.host}", name
+        assert_close(local, remote)
+
+
+def test_remote_reply_per_batch_of_8_is_small(ndif_stack, organism_samples, monkeypatch, capsys):
+    """Readouts are reduced inside the trace: what comes back per batch is kilobytes."""
+    received: list[int] = []
+    finalize = RemoteBackend.finalize
+    monkeypatch.setattr(RemoteBackend, "finalize", lambda self, content: received.append(len(content))
+                        or finalize(self, content))
+    lens = run(LensProfile(top_k=3), ModelSpec("organism"), organism_samples, batch_size=8)
+    per_batch = {}
+    for name, analysis in _analyses(lens).items():
+        received.clear()
+        run(analysis, ModelSpec("organism", remote=True), organism_samples, batch_size=8)
+        per_batch[name] = (sum(received), len(received))
+    with capsys.disabled():
+        print("\nbytes returned per batch of 8 (organism):",
+              ", ".join(f"{k} {b:,} B in {n} requests" for k, (b, n) in per_batch.items()))
+    assert all(b <= 1 << 20 for b, _ in per_batch.values()), per_batch
+    assert per_batch["lens"][1] == 1  # the whole lens batch is one request
+
+
+def test_remote_refuses_methods_that_ship_activations_back(organism_samples):
+    with pytest.raises(InputError, match="cannot run remotely"):
+        run(KnockoutProfile(method="reuse"), ModelSpec("organism", remote=True), organism_samples)
+
+
+def test_server_killed_mid_run_fails_naming_the_batch_then_resumes(tmp_path, organism_samples):
+    """A private stack is stopped after batch 2 of 4: the run retries, then fails naming batch 3;
+    a new server (started with the CLI) finishes it without recomputing batches 1-2."""
+    out = tmp_path / "lens.nc"
+    stack = ndif.up()
+    previous, CONFIG.API.HOST = CONFIG.API.HOST, stack.host
+    sessions = [s.session for s in ServiceGroup(stack.folder).started]
+    messages: list[str] = []
+
+    def log(message: str) -> None:
+        messages.append(message)
+        if message == "batch 2/4: done":
+            stack.down()
+
+    try:
+        with pytest.raises(RemoteBatchError, match=r"batch 3/4 \(samples .*\) failed on the server .* 2 times"):
+            run(LensProfile(top_k=3), ModelSpec("organism", remote=True), organism_samples, batch_size=2, out=out,
+                log=log, retry=Retry(attempts=2, backoff=0.1))
+        assert any(m.startswith("batch 3/4") and "retrying" in m for m in messages)
+        assert not any(session_pids(s) for s in sessions)
+        assert sorted(p.name for p in (tmp_path / "lens.nc.parts").glob("batch-*.nc")) == ["batch-00000.nc",
+                                                                                          "batch-00001.nc"]
+        folder = tmp_path / "second"
+        assert main(["ndif", "up", "--folder", str(folder), "--quiet"]) == 0
+        CONFIG.API.HOST = ndif.host_of(folder)
+        messages.clear()
+        try:
+            resumed = run(LensProfile(top_k=3), ModelSpec("organism", remote=True), organism_samples, batch_size=2,
+                          out=out, log=messages.append)
+        finally:
+            assert main(["ndif", "down", str(folder), "--quiet"]) == 0
+        assert messages[:2] == ["batch 1/4: already done, skipped", "batch 2/4: already done, skipped"]
+        assert_close(run(LensProfile(top_k=3), ModelSpec("organism"), organism_samples, batch_size=2), resumed)
+        assert not ServiceGroup(folder).alive()
+    finally:
+        CONFIG.API.HOST = previous
+        stack.down()
+
+
+def _listeners(pids: set[int]) -> list[str]:
+    return [f"{c.laddr.ip}:{c.laddr.port} (pid {c.pid})" for c in psutil.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.pid in pids]
+
+
+def test_nothing_listens_outside_loopback(ndif_stack, ray_cluster):
+    pids = set(ServiceGroup(ndif_stack.folder).alive()) | set(ServiceGroup(ray_cluster.folder).alive())
+    listening = _listeners(pids)
+    assert len(listening) >= 10  # redis, moto, the API and Ray's many services
+    assert all(entry.startswith(("127.0.0.1:", "::1:")) for entry in listening), listening
+
+
+def test_stack_leaves_no_process_behind():
+    """``down`` stops every process the stack started, found by the session ids it recorded."""
+    stack = ndif.up()
+    group = ServiceGroup(stack.folder)
+    assert {s.name for s in group.started} == {"redis", "store", "ray", "api"}
+    assert len(group.alive()) >= 8
+    stack.down()
+    assert group.alive() == [] and ServiceGroup(stack.folder).started == []
+
+
+def _single_threaded_reference(analysis, samples) -> xr.Dataset:
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each Ray worker computes (one CPU each)
+    try:
+        return run(analysis, ModelSpec("organism"), samples, batch_size=2)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_ray_two_workers_equal_one_process(ray_cluster, organism_samples, tmp_path):
+    analysis = KnockoutProfile(**KNOCKOUT)
+    messages: list[str] = []
+    result = run_on_ray(analysis, "organism", organism_samples, out=tmp_path / "k.nc", address=ray_cluster.address,
+                        batch_size=2, log=messages.append)
+    xr.testing.assert_identical(result.drop_attrs(), _single_threaded_reference(analysis, organism_samples).drop_attrs())
+    workers = {m.rsplit(" ", 1)[1] for m in messages if "started on worker pid" in m}
+    assert len(workers) == 2
+    again: list[str] = []
+    run_on_ray(analysis, "organism", organism_samples, out=tmp_path / "k.nc", address=ray_cluster.address,
+               batch_size=2, log=again.append)
+    assert again == [f"{tmp_path / 'k.nc'} is already complete"]
+
+
+def test_ray_worker_killed_mid_sweep_is_replaced(ray_cluster, organism_samples, tmp_path):
+    analysis = LensProfile(top_k=3)
+    messages: list[str] = []
+
+    def log(message: str) -> None:
+        messages.append(message)
+        if message.startswith("batch 3/4: started on worker pid"):
+            os.kill(int(message.rsplit(" ", 1)[1]), signal.SIGKILL)
+
+    result = run_on_ray(analysis, "organism", organism_samples, out=tmp_path / "lens.nc",
+                        address=ray_cluster.address, batch_size=2, log=log)
+    assert "batch 3/4: its worker died; rescheduled on a new worker" in messages
+    xr.testing.assert_identical(result.drop_attrs(), _single_threaded_reference(analysis, organism_samples).drop_attrs())
+
+
+def test_ray_cli_sweep_and_cluster_commands(organism_samples, tmp_path, capsys):
+    folder = tmp_path / "cluster"
+    assert main(["ray", "up", "--folder", str(folder), "--cpus", "2", "--quiet"]) == 0
+    address = capsys.readouterr().out.strip()
+    try:
+        assert address == cluster.address_of(folder)
+        data = write_data(tmp_path / "data", 4)
+        assert main(["lens", "--data", str(data), "--out", str(tmp_path / "lens.nc"), "--batch-size", "2",
+                     "--ray", address, "--quiet"]) == 0
+    finally:
+        assert main(["ray", "down", str(folder), "--quiet"]) == 0
+    assert not ServiceGroup(folder).alive()
+    assert xr.open_dataset(tmp_path / "lens.nc").attrs["experiment"] == "lens_profile"
