@@ -73,16 +73,23 @@ def test_remote_reply_per_batch_of_8_is_small(ndif_stack, organism_samples, monk
     monkeypatch.setattr(RemoteBackend, "finalize", lambda self, content: received.append(len(content))
                         or finalize(self, content))
     lens = run(LensProfile(top_k=3), ModelSpec("organism"), organism_samples, batch_size=8)
-    per_batch = {}
+    per_batch: dict[str, list[tuple[int, int]]] = {}
     for name, analysis in _analyses(lens).items():
+        batches = per_batch[name] = []
+
+        def log(message: str) -> None:  # noqa: B023 - each analysis's own list
+            if message.endswith(": done"):
+                batches.append((sum(received), len(received)))
+                received.clear()
+
         received.clear()
-        run(analysis, ModelSpec("organism", remote=True), organism_samples, batch_size=8)
-        per_batch[name] = (sum(received), len(received))
+        run(analysis, ModelSpec("organism", remote=True), organism_samples, batch_size=8, log=log)
     with capsys.disabled():
-        print("\nbytes returned per batch of 8 (organism):",
-              ", ".join(f"{k} {b:,} B in {n} requests" for k, (b, n) in per_batch.items()))
-    assert all(b <= 1 << 20 for b, _ in per_batch.values()), per_batch
-    assert per_batch["lens"][1] == 1  # the whole lens batch is one request
+        print(f"\nbytes returned per batch of 8 (organism, {len(organism_samples)} samples):",
+              "; ".join(f"{k} {max(b for b, _ in v):,} B at most, {v[-1][1]} requests" for k, v in per_batch.items()))
+    assert all(len(v) == -(-len(organism_samples) // 8) for v in per_batch.values())
+    assert all(b <= 1 << 20 for v in per_batch.values() for b, _ in v), per_batch
+    assert per_batch["lens"][-1][1] == 1  # a lens batch is one request (the first also measures the norms)
 
 
 def test_remote_refuses_methods_that_ship_activations_back(organism_samples):

@@ -98,7 +98,8 @@ def _ray_head_command(ray: str, folder: Path, ports: dict[str, int], num_cpus: i
 
 
 def up(folder: str | Path | None = None, *, num_cpus: int = 4, timeout: float = 180.0) -> LocalNdif:
-    """Start the stack in ``folder`` (a new temporary one by default) and wait until the API answers.
+    """Start the stack in ``folder`` (a new temporary one by default) and wait until the API answers
+    and reaches the Ray cluster.
 
     On any failure everything already started is stopped and the error carries the failing
     service's log tail."""
@@ -140,13 +141,14 @@ def _wait_until_ready(host: str, log: str, timeout: float) -> None:
     last = ""
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{host}/ping", timeout=5) as response:
+            # /status answers only once the API's connection to the Ray cluster is up
+            with urllib.request.urlopen(f"{host}/status", timeout=10) as response:
                 if response.status == 200:
                     return
         except OSError as error:
             last = str(error)
         time.sleep(0.5)
-    raise ServiceError(f"the NDIF API at {host} did not answer /ping ({last}); log tail:\n{log_tail(log)}")
+    raise ServiceError(f"the NDIF API at {host} did not answer /status ({last}); log tail:\n{log_tail(log)}")
 
 
 def down(folder: str | Path) -> None:
