@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from .services import ServiceGroup, free_ports, program, require_folder, stop_recorded, wait_for_port
+from .services import (ServiceGroup, check_socket_room, free_ports, program, require_folder, stop_recorded,
+                       wait_for_port)
 
 PORT_NAMES = ("gcs", "node_manager", "object_manager", "metrics", "runtime_env", "dashboard_agent", "dashboard_grpc",
               "dashboard")
@@ -46,6 +47,7 @@ def up(folder: str | Path | None = None, *, num_cpus: int = 2, num_gpus: int = 0
     """Start a one-node Ray cluster in ``folder`` (a new temporary one by default) with ``num_cpus``
     logical CPUs (one per worker of a sweep) and ``num_gpus`` GPUs."""
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="aray-", dir="/tmp"))
+    check_socket_room(folder)
     group = ServiceGroup(folder)
     if group.alive():
         raise InputError(f"{folder} already runs a Ray cluster; stop it with anchors ray down {folder}")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .cluster import ray_environment
-from .services import (ServiceError, ServiceGroup, free_ports, log_tail, program, require_folder, stop_recorded,
+from .services import (ServiceError, ServiceGroup, check_socket_room, free_ports, log_tail, program, require_folder, stop_recorded,
                        wait_for_port)
 
 PORT_NAMES = ("redis", "store", "api", "gcs", "client", "node_manager", "object_manager", "dashboard",
@@ -106,6 +106,7 @@ def up(folder: str | Path | None = None, *, num_cpus: int = 4, timeout: float = 
     check_requirements()
     # short: Ray's unix sockets live under the temp dir and their paths are limited to 107 bytes
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="andif-", dir="/tmp"))
+    check_socket_room(folder)
     group = ServiceGroup(folder)
     if group.alive():
         raise InputError(f"{folder} already runs a local NDIF (pids {group.alive()}); stop it with anchors ndif down {folder}")

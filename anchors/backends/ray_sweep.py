@@ -117,16 +117,20 @@ def _compute_on_ray(sweep: Plan, todo: list[int], address: str, workers: int | N
         portable = ray.put(_portable(sweep))
         spare = count if max_replacements is None else max_replacements
         queue, running = list(todo), {}
-        idle = [actor_class.remote(portable, cpus_per_worker) for _ in range(count)]
+        def start() -> tuple[Any, int]:  # an actor and its process id (asked before it has work queued)
+            actor = actor_class.remote(portable, cpus_per_worker)
+            return actor, ray.get(actor.pid.remote())
+
+        idle = [start() for _ in range(count)]
         analysis, chunks = sweep.analysis, sweep.chunks
         with progress(analysis.experiment, sum(analysis.steps(chunks[i]) for i in todo), analysis.unit) as advance:
             while queue or running:
                 while queue and idle:
-                    actor, index = idle.pop(), queue.pop(0)
-                    running[actor.compute.remote(index)] = (actor, index)
-                    log(f"batch {index + 1}/{len(chunks)}: started on worker pid {ray.get(actor.pid.remote())}")
+                    (actor, pid), index = idle.pop(), queue.pop(0)
+                    running[actor.compute.remote(index)] = (actor, pid, index)
+                    log(f"batch {index + 1}/{len(chunks)}: started on worker pid {pid}")
                 ready, _ = ray.wait(list(running), num_returns=1)
-                actor, index = running.pop(ready[0])
+                actor, pid, index = running.pop(ready[0])
                 try:
                     path = ray.get(ready[0])
                 except ray.exceptions.RayActorError as error:
@@ -135,16 +139,16 @@ def _compute_on_ray(sweep: Plan, todo: list[int], address: str, workers: int | N
                                            f"are left; re-run to resume ({error})") from error
                     spare -= 1
                     queue.insert(0, index)
-                    idle.append(actor_class.remote(portable, cpus_per_worker))
+                    idle.append(start())
                     log(f"batch {index + 1}/{len(chunks)}: its worker died; rescheduled on a new worker")
                     continue
                 if not Path(path).exists():
                     raise InputError(f"a worker wrote {path}, which this machine cannot see: put --out on a "
                                      "filesystem every Ray node shares")
-                idle.append(actor)
+                idle.append((actor, pid))
                 advance(analysis.steps(chunks[index]))
                 log(f"batch {index + 1}/{len(chunks)}: done")
-        for actor in idle:
+        for actor, _ in idle:
             ray.kill(actor)
     finally:
         if started_here:

@@ -48,6 +48,18 @@ def program(name: str) -> str | None:
     return str(local) if local.exists() else shutil.which(name)
 
 
+#: Ray puts unix sockets at FOLDER/ray/session_<date>_<time>_<pid>/sockets/plasma_store: 70 bytes
+#: after the folder, of the 107 a socket path may have
+RAY_SOCKET_SUFFIX = 70
+
+
+def check_socket_room(folder: Path) -> None:
+    """Refuse a folder too long for Ray's unix socket paths, before anything starts."""
+    if len(str(folder.resolve())) + RAY_SOCKET_SUFFIX > 107:
+        raise InputError(f"{folder}: too long a path for Ray's unix sockets (at most {107 - RAY_SOCKET_SUFFIX} "
+                         "characters); use a short folder such as /tmp/anchors-ray")
+
+
 def free_ports(count: int) -> list[int]:
     """``count`` distinct free loopback ports outside Ray's worker range."""
     ports: list[int] = []
