@@ -91,7 +91,8 @@ def test_remote_reply_per_batch_of_8_is_small(ndif_stack, organism_samples, monk
               "; ".join(f"{k} {max(b for b, _ in v):,} B at most, {v[-1][1]} requests" for k, v in per_batch.items()))
     assert all(len(v) == -(-len(organism_samples) // 8) for v in per_batch.values())
     assert all(b <= 1 << 20 for v in per_batch.values() for b, _ in v), per_batch
-    assert per_batch["lens"][-1][1] == 1  # a lens batch is one request (the first also measures the norms)
+    # a lens batch is one request, and so is a naive knockout batch (the first also measures the norms)
+    assert per_batch["lens"][-1][1] == 1 and per_batch["knockout"][-1][1] == 1
 
 
 def test_remote_refuses_methods_that_ship_activations_back(organism_samples):

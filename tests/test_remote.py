@@ -47,3 +47,19 @@ def test_generate_batch_remote_local_equals_local():
     remote = generate_batch(tiny, batch, space, spec, max_new_tokens=2, remote="local")
     assert torch.equal(local.tokens, remote.tokens)
     assert torch.equal(local.step_logits, remote.step_logits)
+
+
+def test_naive_knockout_sweep_of_a_remote_model_is_one_request_with_identical_results():
+    """On a remote model the clean trace and every knockout's run inside one ``model.session``;
+    the clean log-probabilities stay on the server."""
+    from anchors.tracer.sweep import sweep_knockouts
+
+    tiny = tiny_model("qwen2_5_vl", "sdpa")
+    batch = encode_batch(tiny.adapter, prompts(3, True))
+    space = Subspaces.from_ids(batch.sample_ids, [[1]] * 3, [[2]] * 3)
+    knockouts = [Knockout("context", "instruction", 0, 1), Knockout("visual", "generated", 1, 3)]
+    local = sweep_knockouts(tiny, batch, space, knockouts, method="naive")
+    remote = sweep_knockouts(dataclasses.replace(tiny, remote="local"), batch, space, knockouts, method="naive")
+    for name in ("logits", "top_token", "subspace_mass", "full_kl", "exact"):
+        assert torch.equal(getattr(local, name), getattr(remote, name)), name
+    assert (remote.full_kl > 0).all() and remote.clean.log_probs is None

@@ -12,9 +12,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Literal, Sequence
 
+import nnsight
 import torch
 
 from ..errors import InputError
@@ -24,6 +25,7 @@ from ..readouts.metrics import nssd
 from ..readouts.subspaces import Subspaces
 from .attribution import atp_knockouts
 from .encode import EncodedBatch
+from .layer_edits import remote_kwargs
 from .reuse import CleanRun, ReuseError, causal_prefix, clean_run, first_query, rerun
 from .trace import TraceOutputs, to_host, trace_batch
 
@@ -78,14 +80,20 @@ def sweep_knockouts(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspac
     if loaded.remote:
         check_remote_method(method)
     if method == "naive":
-        clean = trace_batch(loaded, batch, subspaces, keep_log_probs=True)
-        advance(1)
+        if loaded.remote:
+            clean, cuts = _naive_in_one_request(loaded, batch, subspaces, knockouts)
+            advance(1 + len(knockouts))
+        else:
+            clean = trace_batch(loaded, batch, subspaces, keep_log_probs=True)
+            advance(1)
+            cuts = []
+            for knockout in knockouts:
+                cuts.append(trace_batch(loaded, batch, subspaces, [knockout], reference_log_probs=clean.log_probs))
+                advance(1)
         sweep = Sweep.estimated(clean, clean.answer_logits[None].repeat(len(knockouts), 1, 1))
-        for s, knockout in enumerate(knockouts):
-            cut = trace_batch(loaded, batch, subspaces, [knockout], reference_log_probs=clean.log_probs)
+        for s, cut in enumerate(cuts):
             sweep.fill([s], {"answer_logits": cut.answer_logits[None], "top_token": cut.top_token[None],
                              "subspace_mass": cut.subspace_mass[None], "full_kl": cut.full_kl[None]})
-            advance(1)
         return sweep
     n_layers = loaded.adapter.shape.n_layers
     if len(loaded.adapter.attention_layers(loaded.model)) < n_layers:
@@ -99,6 +107,19 @@ def sweep_knockouts(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspac
         rerun_exact(loaded, run, batch, subspaces, knockouts, range(len(knockouts)), sweep, max_rows, advance)
         return sweep
     return _attribution(loaded, batch, subspaces, knockouts, starts, method, max_rows, verify_top, advance)
+
+
+def _naive_in_one_request(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces,
+                          knockouts: Sequence[Knockout]) -> tuple[TraceOutputs, list[TraceOutputs]]:
+    """A remote model's naive sweep of one batch as one request (``model.session``): the clean
+    trace and every knockout's run on the server, and the clean next-token log-probabilities that
+    ``full_kl`` compares against (batch × vocabulary) never travel."""
+    with loaded.model.session(**remote_kwargs(loaded)):
+        clean = trace_batch(loaded, batch, subspaces, keep_log_probs=True, remote=False)
+        cuts = [trace_batch(loaded, batch, subspaces, [k], reference_log_probs=clean.log_probs, remote=False)
+                for k in knockouts]
+        result = nnsight.save((replace(clean, log_probs=None), cuts))
+    return result
 
 
 def rerun_exact(loaded: LoadedModel, run: CleanRun, batch: EncodedBatch, subspaces: Subspaces,
