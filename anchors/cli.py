@@ -210,8 +210,7 @@ def cmd_ndif(args: argparse.Namespace, console: Any) -> int:
 
     if args.ndif_command == "up":
         stack = ndif.up(args.folder)
-        console.log(f"local NDIF up; stop it with: anchors ndif down {stack.folder}")
-        print(f"export NDIF_HOST={stack.host}")
+        print(f"export NDIF_HOST={stack.host}\n# stop it with: anchors ndif down {stack.folder}")
     else:
         ndif.down(args.folder)
         console.log(f"stopped the local NDIF recorded in {args.folder}")
@@ -223,8 +222,7 @@ def cmd_ray(args: argparse.Namespace, console: Any) -> int:
 
     if args.ray_command == "up":
         local = cluster.up(args.folder, num_cpus=args.cpus, num_gpus=args.gpus)
-        console.log(f"local Ray cluster up; stop it with: anchors ray down {local.folder}")
-        print(local.address)
+        print(f"{local.address}\n# stop it with: anchors ray down {local.folder}")
     else:
         cluster.down(args.folder)
         console.log(f"stopped the Ray cluster recorded in {args.folder}")

@@ -214,7 +214,8 @@ def test_ray_worker_killed_mid_sweep_is_replaced(ray_cluster, organism_samples, 
 def test_ray_cli_sweep_and_cluster_commands(organism_samples, tmp_path, capsys):
     folder = Path(tempfile.mkdtemp(prefix="aray-", dir="/tmp"))  # short: Ray's socket paths
     assert main(["ray", "up", "--folder", str(folder), "--cpus", "2", "--quiet"]) == 0
-    address = capsys.readouterr().out.strip()
+    address, stop = capsys.readouterr().out.strip().splitlines()
+    assert stop == f"# stop it with: anchors ray down {folder}"
     try:
         assert address == cluster.address_of(folder)
         data = write_data(tmp_path / "data", 4)
