@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from .services import (ServiceGroup, check_socket_room, free_ports, program, require_folder, stop_recorded,
+from .services import (RECORD, ServiceGroup, check_socket_room, free_ports, program, require_folder, stop_recorded,
                        wait_for_port)
 
 PORT_NAMES = ("gcs", "node_manager", "object_manager", "metrics", "runtime_env", "dashboard_agent", "dashboard_grpc",
@@ -19,11 +19,17 @@ PORT_NAMES = ("gcs", "node_manager", "object_manager", "metrics", "runtime_env",
 
 @dataclass
 class LocalCluster:
+    """A running local cluster: its folder, its GCS address, and whether ``up`` made the folder
+    (then ``down`` removes it)."""
+
     folder: Path
     address: str
+    temporary: bool = False
 
     def down(self) -> None:
-        down(self.folder)
+        """Stop it (again: nothing happens)."""
+        if (self.folder / RECORD).exists():
+            stop_recorded(self.folder, remove=self.temporary)
 
 
 def ray_environment(folder: Path) -> dict[str, str]:
@@ -46,6 +52,7 @@ def ray_program() -> str:
 def up(folder: str | Path | None = None, *, num_cpus: int = 2, num_gpus: int = 0, timeout: float = 120.0) -> LocalCluster:
     """Start a one-node Ray cluster in ``folder`` (a new temporary one by default) with ``num_cpus``
     logical CPUs (one per worker of a sweep) and ``num_gpus`` GPUs."""
+    temporary = folder is None
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="aray-", dir="/tmp"))
     check_socket_room(folder)
     group = ServiceGroup(folder)
@@ -66,9 +73,9 @@ def up(folder: str | Path | None = None, *, num_cpus: int = 2, num_gpus: int = 0
     try:
         wait_for_port(ports["gcs"], head, timeout)
     except BaseException:
-        group.stop()
+        stop_recorded(folder, remove=temporary)
         raise
-    return LocalCluster(folder, address)
+    return LocalCluster(folder, address, temporary)
 
 
 def down(folder: str | Path) -> None:

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from .cluster import ray_environment
-from .services import (ServiceError, ServiceGroup, check_socket_room, free_ports, log_tail, program, require_folder, stop_recorded,
-                       wait_for_port)
+from .services import (RECORD, ServiceError, ServiceGroup, check_socket_room, free_ports, log_tail, program,
+                       require_folder, stop_recorded, wait_for_port)
 
 PORT_NAMES = ("redis", "store", "api", "gcs", "client", "node_manager", "object_manager", "dashboard",
               "dashboard_grpc", "dashboard_agent", "metrics", "runtime_env")
@@ -40,13 +40,17 @@ LOGICAL_GPU_BYTES = 64 << 30
 
 @dataclass
 class LocalNdif:
-    """A running local stack: its folder (record, logs, Ray's temp dir) and the API's address."""
+    """A running local stack: its folder (record, logs, Ray's temp dir), the API's address, and
+    whether ``up`` made the folder (then ``down`` removes it)."""
 
     folder: Path
     host: str
+    temporary: bool = False
 
     def down(self) -> None:
-        down(self.folder)
+        """Stop it (again: nothing happens)."""
+        if (self.folder / RECORD).exists():
+            stop_recorded(self.folder, remove=self.temporary)
 
 
 def required_programs() -> dict[str, str | None]:
@@ -105,6 +109,7 @@ def up(folder: str | Path | None = None, *, num_cpus: int = 4, timeout: float = 
     service's log tail."""
     check_requirements()
     # short: Ray's unix sockets live under the temp dir and their paths are limited to 107 bytes
+    temporary = folder is None
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="andif-", dir="/tmp"))
     check_socket_room(folder)
     group = ServiceGroup(folder)
@@ -132,9 +137,9 @@ def up(folder: str | Path | None = None, *, num_cpus: int = 4, timeout: float = 
         wait_for_port(ports["api"], api, timeout)
         _wait_until_ready(host, api.log, timeout)
     except BaseException:
-        group.stop()
+        stop_recorded(folder, remove=temporary)
         raise
-    return LocalNdif(folder, host)
+    return LocalNdif(folder, host, temporary)
 
 
 def _wait_until_ready(host: str, log: str, timeout: float) -> None:

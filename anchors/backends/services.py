@@ -174,12 +174,13 @@ def stop_session(session: int, timeout: float) -> None:
         raise ServiceError(f"processes of session {session} survived SIGKILL: {session_pids(session)}")
 
 
-def stop_recorded(folder: str | Path) -> None:
-    """Stop the services recorded in ``folder`` and remove Ray's session files there."""
+def stop_recorded(folder: str | Path, *, remove: bool = False) -> None:
+    """Stop the services recorded in ``folder`` and remove Ray's session files there (with
+    ``remove``, the whole folder: logs and record too)."""
     import shutil
 
     require_folder(folder).stop()
-    shutil.rmtree(Path(folder) / "ray", ignore_errors=True)
+    shutil.rmtree(Path(folder) if remove else Path(folder) / "ray", ignore_errors=True)
 
 
 def require_folder(folder: str | Path) -> ServiceGroup:
