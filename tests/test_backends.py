@@ -24,7 +24,7 @@ from anchors.backends.services import ServiceGroup, session_pids
 from anchors.cli import main
 from anchors.datasets import DataFolder
 from anchors.errors import InputError
-from anchors.experiments import HeadIntervention, KnockoutProfile, LensProfile
+from anchors.experiments import HeadIntervention, KnockoutProfile, LensProfile, PositionControls
 from anchors.models import ModelSpec
 from anchors.organism.task import write_data
 from anchors.runner import RemoteBatchError, Retry, run
@@ -96,8 +96,14 @@ def test_remote_reply_per_batch_of_8_is_small(ndif_stack, organism_samples, monk
 
 
 def test_remote_refuses_methods_that_ship_activations_back(organism_samples):
+    """Refused before anything loads or is sent (no server runs for this test)."""
     with pytest.raises(InputError, match="cannot run remotely"):
         run(KnockoutProfile(method="reuse"), ModelSpec("organism", remote=True), organism_samples)
+    with pytest.raises(InputError, match="--method atp cannot run remotely"):
+        run(KnockoutProfile(method="atp"), ModelSpec("organism", remote=True), organism_samples)
+    variants = {"default": organism_samples[:2], "swapped": organism_samples[:2]}
+    with pytest.raises(InputError, match="--method reuse cannot run remotely"):
+        run(PositionControls(variants=("default", "swapped")), ModelSpec("organism", remote=True), variants)
 
 
 def test_server_killed_mid_run_fails_naming_the_batch_then_resumes(tmp_path, organism_samples):

@@ -17,6 +17,7 @@ import xarray as xr
 from ..datasets.folder import DataFolder
 from ..datasets.subset import Subset
 from ..errors import InputError
+from ..interventions.specs import check_remote_method
 from ..models.adapters import Adapter, Shape
 from ..models.loading import LoadedModel
 from ..prompts.prompt import Prompt, TracedSample
@@ -77,7 +78,11 @@ class Analysis(Generic[Item]):
         return dataclasses.asdict(self.config)
 
     def check_remote(self) -> None:
-        """Refuse options that cannot run on a remote (NDIF) server; called before the model loads."""
+        """Refuse options that cannot run on a remote (NDIF) server; called before the model loads:
+        a knockout ``method`` (knockout profile, position controls) must be one that runs there."""
+        method = getattr(self.config, "method", None)
+        if method is not None:
+            check_remote_method(method)
 
     def from_folder(self, folder: DataFolder, tokenizer: Any, subset: Subset, log: Callable[[str], None]) -> Any:
         """The samples this analysis takes, read from a data folder (tokenised with ``tokenizer``)."""

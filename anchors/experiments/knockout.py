@@ -11,7 +11,7 @@ import xarray as xr
 
 from ..errors import InputError
 from ..interventions.plan import cut_layers
-from ..interventions.specs import KNOCKOUT_METHODS, Knockout, check_remote_method
+from ..interventions.specs import KNOCKOUT_METHODS, Knockout
 from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
 from ..prompts.prompt import TracedSample
@@ -122,9 +122,6 @@ class KnockoutProfile(Analysis[TracedSample]):
         if len(self.windows) == 1:
             config["window"] = self.windows[0]
         return config
-
-    def check_remote(self) -> None:
-        check_remote_method(self.config.method)
 
     def steps(self, chunk: Sequence[TracedSample]) -> int:
         return sweep_steps(len(self.pathways) * len(self.windows) * len(self.layers), len(self.pathways),
