@@ -95,8 +95,13 @@ def caption_scores(predictions: dict[str, str], references: dict[str, Sequence[s
 def ifeval_follows(prompt: str, instruction_ids: Sequence[str], kwargs: Sequence[dict], response: str
                    ) -> tuple[bool, bool]:
     """(strict, loose) prompt-level IFEval: whether ``response`` follows every instruction, by
-    lm-eval's checkers (loose also tries the response without its first/last line and asterisks)."""
+    lm-eval's checkers (loose also tries the response without its first/last line and asterisks).
+    Several checkers ask ``langdetect`` whether the text is English, which is random unless seeded
+    ("hello world" came out Dutch 4 times in 50): it is seeded here so scores repeat."""
+    from langdetect import DetectorFactory
     from lm_eval.tasks.ifeval.utils import InputExample, test_instruction_following_loose, test_instruction_following_strict
+
+    DetectorFactory.seed = 0
 
     example = InputExample(key=0, instruction_id_list=list(instruction_ids), prompt=prompt, kwargs=list(kwargs))
     return (test_instruction_following_strict(example, response).follow_all_instructions,
