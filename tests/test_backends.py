@@ -7,6 +7,7 @@ loopback and nothing is left running."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import tempfile
 from pathlib import Path
@@ -138,9 +139,10 @@ def test_server_killed_mid_run_fails_naming_the_batch_then_resumes(tmp_path, org
                           out=out, log=messages.append)
         finally:
             assert main(["ndif", "down", str(folder), "--quiet"]) == 0
+            assert not ServiceGroup(folder).alive()
+            shutil.rmtree(folder)  # down by folder keeps the logs
         assert messages[:2] == ["batch 1/4: already done, skipped", "batch 2/4: already done, skipped"]
         assert_close(run(LensProfile(top_k=3), ModelSpec("organism"), organism_samples, batch_size=2), resumed)
-        assert not ServiceGroup(folder).alive()
     finally:
         CONFIG.API.HOST = previous
         stack.down()
@@ -230,4 +232,5 @@ def test_ray_cli_sweep_and_cluster_commands(organism_samples, tmp_path, capsys):
     finally:
         assert main(["ray", "down", str(folder), "--quiet"]) == 0
     assert not ServiceGroup(folder).alive()
+    shutil.rmtree(folder)  # down by folder keeps the logs
     assert xr.open_dataset(tmp_path / "lens.nc").attrs["experiment"] == "lens_profile"
