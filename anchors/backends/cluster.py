@@ -5,31 +5,21 @@ dashboard, stopped by the recorded session id (never ``ray stop``, which kills b
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from .services import (RECORD, ServiceGroup, check_socket_room, free_ports, program, require_folder, stop_recorded,
-                       wait_for_port)
+from .services import Running, claim_folder, free_ports, program, require_folder, stop_recorded, wait_for_port
 
 PORT_NAMES = ("gcs", "node_manager", "object_manager", "metrics", "runtime_env", "dashboard_agent", "dashboard_grpc",
               "dashboard")
 
 
 @dataclass
-class LocalCluster:
-    """A running local cluster: its folder, its GCS address, and whether ``up`` made the folder
-    (then ``down`` removes it)."""
+class LocalCluster(Running):
+    """A running local cluster: its folder and its GCS address."""
 
-    folder: Path
     address: str
-    temporary: bool = False
-
-    def down(self) -> None:
-        """Stop it (again: nothing happens)."""
-        if (self.folder / RECORD).exists():
-            stop_recorded(self.folder, remove=self.temporary)
 
 
 def ray_environment(folder: Path) -> dict[str, str]:
@@ -52,12 +42,7 @@ def ray_program() -> str:
 def up(folder: str | Path | None = None, *, num_cpus: int = 2, num_gpus: int = 0, timeout: float = 120.0) -> LocalCluster:
     """Start a one-node Ray cluster in ``folder`` (a new temporary one by default) with ``num_cpus``
     logical CPUs (one per worker of a sweep) and ``num_gpus`` GPUs."""
-    temporary = folder is None
-    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="aray-", dir="/tmp"))
-    check_socket_room(folder)
-    group = ServiceGroup(folder)
-    if group.alive():
-        raise InputError(f"{folder} already runs a Ray cluster; stop it with anchors ray down {folder}")
+    folder, temporary, group = claim_folder(folder, "aray-", "a Ray cluster", "anchors ray down")
     ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES))))
     address = f"127.0.0.1:{ports['gcs']}"
     group.record(ports=ports, address=address)
@@ -75,7 +60,7 @@ def up(folder: str | Path | None = None, *, num_cpus: int = 2, num_gpus: int = 0
     except BaseException:
         stop_recorded(folder, remove=temporary)
         raise
-    return LocalCluster(folder, address, temporary)
+    return LocalCluster(folder, address, temporary=temporary)
 
 
 def down(folder: str | Path) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -29,8 +28,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from .cluster import ray_environment
-from .services import (RECORD, ServiceError, ServiceGroup, check_socket_room, free_ports, log_tail, program,
-                       require_folder, stop_recorded, wait_for_port)
+from .services import (Running, ServiceError, claim_folder, free_ports, log_tail, program, require_folder, stop_recorded,
+                       wait_for_port)
 
 PORT_NAMES = ("redis", "store", "api", "gcs", "client", "node_manager", "object_manager", "dashboard",
               "dashboard_grpc", "dashboard_agent", "metrics", "runtime_env")
@@ -39,18 +38,10 @@ LOGICAL_GPU_BYTES = 64 << 30
 
 
 @dataclass
-class LocalNdif:
-    """A running local stack: its folder (record, logs, Ray's temp dir), the API's address, and
-    whether ``up`` made the folder (then ``down`` removes it)."""
+class LocalNdif(Running):
+    """A running local stack: its folder (record, logs, Ray's temp dir) and the API's address."""
 
-    folder: Path
     host: str
-    temporary: bool = False
-
-    def down(self) -> None:
-        """Stop it (again: nothing happens)."""
-        if (self.folder / RECORD).exists():
-            stop_recorded(self.folder, remove=self.temporary)
 
 
 def required_programs() -> dict[str, str | None]:
@@ -108,13 +99,7 @@ def up(folder: str | Path | None = None, *, num_cpus: int = 4, timeout: float = 
     On any failure everything already started is stopped and the error carries the failing
     service's log tail."""
     check_requirements()
-    # short: Ray's unix sockets live under the temp dir and their paths are limited to 107 bytes
-    temporary = folder is None
-    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="andif-", dir="/tmp"))
-    check_socket_room(folder)
-    group = ServiceGroup(folder)
-    if group.alive():
-        raise InputError(f"{folder} already runs a local NDIF (pids {group.alive()}); stop it with anchors ndif down {folder}")
+    folder, temporary, group = claim_folder(folder, "andif-", "a local NDIF", "anchors ndif down")
     ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES))))
     env = _environment(folder, ports)
     programs = required_programs()
@@ -139,7 +124,7 @@ def up(folder: str | Path | None = None, *, num_cpus: int = 4, timeout: float = 
     except BaseException:
         stop_recorded(folder, remove=temporary)
         raise
-    return LocalNdif(folder, host, temporary)
+    return LocalNdif(folder, host, temporary=temporary)
 
 
 def _wait_until_ready(host: str, log: str, timeout: float) -> None:

@@ -117,6 +117,7 @@ def _compute_on_ray(sweep: Plan, todo: list[int], address: str, workers: int | N
         portable = ray.put(_portable(sweep))
         spare = count if max_replacements is None else max_replacements
         queue, running = list(todo), {}
+
         def start() -> tuple[Any, int]:  # an actor and its process id (asked before it has work queued)
             actor = actor_class.remote(portable, cpus_per_worker)
             return actor, ray.get(actor.pid.remote())

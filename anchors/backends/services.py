@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -41,9 +44,6 @@ class Started:
 
 def program(name: str) -> str | None:
     """The executable ``name``: this environment's own (beside its python), else from ``PATH``."""
-    import shutil
-    import sys
-
     local = Path(sys.executable).parent / name
     return str(local) if local.exists() else shutil.which(name)
 
@@ -58,6 +58,34 @@ def check_socket_room(folder: Path) -> None:
     if len(str(folder.resolve())) + RAY_SOCKET_SUFFIX > 107:
         raise InputError(f"{folder}: too long a path for Ray's unix sockets (at most {107 - RAY_SOCKET_SUFFIX} "
                          "characters); use a short folder such as /tmp/anchors-ray")
+
+
+@dataclass
+class Running:
+    """Services running from ``folder``; ``temporary``: ``up`` made the folder, so ``down`` removes
+    it (logs and record too)."""
+
+    folder: Path
+    temporary: bool = field(default=False, kw_only=True)
+
+    def down(self) -> None:
+        """Stop them (again: nothing happens)."""
+        if (self.folder / RECORD).exists():
+            stop_recorded(self.folder, remove=self.temporary)
+
+
+def claim_folder(folder: str | Path | None, prefix: str, what: str, stop_command: str
+                 ) -> tuple[Path, bool, ServiceGroup]:
+    """The folder to start ``what`` in (a new short one in /tmp named ``prefix…`` when None, then
+    temporary), its service group, and whether it is temporary; refused when too long for Ray's
+    sockets or when something recorded there still runs."""
+    temporary = folder is None
+    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    check_socket_room(folder)
+    group = ServiceGroup(folder)
+    if group.alive():
+        raise InputError(f"{folder} already runs {what} (pids {group.alive()}); stop it with {stop_command} {folder}")
+    return folder, temporary, group
 
 
 def free_ports(count: int) -> list[int]:
@@ -177,8 +205,6 @@ def stop_session(session: int, timeout: float) -> None:
 def stop_recorded(folder: str | Path, *, remove: bool = False) -> None:
     """Stop the services recorded in ``folder`` and remove Ray's session files there (with
     ``remove``, the whole folder: logs and record too)."""
-    import shutil
-
     require_folder(folder).stop()
     shutil.rmtree(Path(folder) if remove else Path(folder) / "ray", ignore_errors=True)
 
