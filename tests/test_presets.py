@@ -51,6 +51,6 @@ def test_percentages_resolve_against_the_models_heads_and_are_recorded():
                for i, p in enumerate(prompts(4, True, seed=2))]
     lens = run(LensProfile(top_k=2), loaded, samples, batch_size=4)
     analysis = HeadIntervention(lens, ks=("25%", "50%", 2), shared_top="50%", alpha_k="25%")
-    resolved = analysis.resolve(loaded.adapter)
+    resolved = analysis.resolve(loaded.adapter).as_config()
     assert (resolved["ks"], resolved["shared_top"], resolved["alpha_k"]) == ([2, 3, 6], 6, 3)
     assert resolved["as_given"] == {"ks": ("25%", "50%", 2), "alpha_k": "25%", "shared_top": "50%"}

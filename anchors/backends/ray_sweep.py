@@ -124,7 +124,7 @@ def _compute_on_ray(sweep: Plan, todo: list[int], address: str, workers: int | N
 
         idle = [start() for _ in range(count)]
         analysis, chunks = sweep.analysis, sweep.chunks
-        with progress(analysis.experiment, sum(analysis.steps(chunks[i]) for i in todo), analysis.unit) as advance:
+        with progress(analysis.experiment, sum(sweep.steps(i) for i in todo), analysis.unit) as advance:
             while queue or running:
                 while queue and idle:
                     (actor, pid), index = idle.pop(), queue.pop(0)
@@ -147,7 +147,7 @@ def _compute_on_ray(sweep: Plan, todo: list[int], address: str, workers: int | N
                     raise InputError(f"a worker wrote {path}, which this machine cannot see: put --out on a "
                                      "filesystem every Ray node shares")
                 idle.append((actor, pid))
-                advance(analysis.steps(chunks[index]))
+                advance(sweep.steps(index))
                 log(f"batch {index + 1}/{len(chunks)}: done")
         for actor, _ in idle:
             ray.kill(actor)

@@ -1,15 +1,19 @@
-"""What every analysis is to the runner: a serialisable config, how many steps a batch takes,
-one batch's per-sample results, and the aggregates computed after merging.
+"""What every analysis is to the runner: a serialisable config, resolved against a model into
+an immutable plan, how many steps a batch takes, one batch's per-sample results, and the
+aggregates computed after merging.
 
 An analysis's options are a frozen dataclass in :mod:`anchors.experiments.configs`; the command
 line builds its flags from the same fields, so the API and the CLI share defaults and store the
-same ``attrs["config"]``.
+same ``attrs["config"]``. :meth:`Analysis.resolve` returns a frozen :class:`Resolved` plan that
+the runner hands to :meth:`~Analysis.steps`, :meth:`~Analysis.run_batch` and
+:meth:`~Analysis.finalise`: an analysis keeps no state set after construction, so what a Ray
+worker receives is its config and that plain value.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Generic, Sequence, TypeVar
 
 import xarray as xr
@@ -21,16 +25,24 @@ from ..interventions.specs import check_remote_method
 from ..models.adapters import Adapter, Shape
 from ..models.loading import LoadedModel
 from ..prompts.prompt import Prompt, TracedSample
+from .configs import positive
 from .ranking import rank_heads
 
 Advance = Callable[[int], None]
 Item = TypeVar("Item")
+Heads = tuple[tuple[int, int], ...]
 
 
-def positive(value: int, name: str) -> int:
-    if int(value) < 1:
-        raise InputError(f"{name} must be a positive integer, got {value}")
-    return int(value)
+@dataclass(frozen=True)
+class Resolved:
+    """A config resolved against one model's sizes (no weights): everything the batches and the
+    aggregation need, as plain immutable data. ``notes`` are remarks worth a user's attention;
+    :meth:`as_config` is the JSON-ready ``attrs["config"]`` (defaults made explicit)."""
+
+    notes: tuple[str, ...] = field(default=(), kw_only=True)
+
+    def as_config(self) -> dict[str, Any]:
+        raise NotImplementedError
 
 
 def head_count(value: int | str, total: int) -> int:
@@ -60,8 +72,22 @@ def check_layers(layers: Sequence[int] | None, shape: Shape) -> tuple[int, ...]:
     return chosen
 
 
+def softmax_pool(adapter: Adapter) -> list[int]:
+    """Every head (flat index ``layer * n_heads + head``) of the layers with softmax attention: the
+    pool random heads are drawn from, so a draw never lands on a hybrid decoder's linear-attention
+    layer, where head scaling is refused."""
+    n_heads, softmax = adapter.shape.n_heads, set(adapter.attention_layers(None))
+    return [h for h in range(adapter.shape.n_layers * n_heads) if h // n_heads in softmax]
+
+
+def draw_heads(rng: Any, pool: Sequence[int], k: int) -> list[int]:
+    """``k`` distinct heads of ``pool`` drawn by ``rng`` (a numpy Generator)."""
+    return [int(h) for h in rng.choice(pool, size=k, replace=False)]
+
+
 class Analysis(Generic[Item]):
-    """Base class. Subclasses set ``experiment`` and ``Config`` and implement :meth:`run_batch`."""
+    """Base class. Subclasses set ``experiment`` and ``Config`` and implement :meth:`resolve` and
+    :meth:`run_batch`. Nothing is assigned to an analysis after ``__init__``."""
 
     experiment: ClassVar[str]
     Config: ClassVar[type]
@@ -69,13 +95,11 @@ class Analysis(Generic[Item]):
 
     def __init__(self, config: Any = None, **options: Any) -> None:
         self.config = config if config is not None else self.Config(**options)
-        self.notes: list[str] = []
 
-    def resolve(self, adapter: Adapter) -> dict[str, Any]:
-        """Check the config against the model (its adapter: sizes, model type; no weights) and return
-        it resolved (defaults made explicit, e.g. every layer), JSON-ready: this is
-        ``attrs["config"]``. Remarks worth a user's attention go to :attr:`notes`."""
-        return dataclasses.asdict(self.config)
+    def resolve(self, adapter: Adapter, items: Sequence[Item]) -> Resolved:
+        """Check the config against the model (its adapter: sizes, model type; no weights) and the
+        items, and return the resolved plan."""
+        raise NotImplementedError
 
     def check_remote(self) -> None:
         """Refuse options that cannot run on a remote (NDIF) server; called before the model loads:
@@ -104,14 +128,15 @@ class Analysis(Generic[Item]):
         """Inputs besides the config and samples that decide the result (fingerprinted for resuming)."""
         return {}
 
-    def steps(self, chunk: Sequence[Item]) -> int:
+    def steps(self, plan: Any, chunk: Sequence[Item]) -> int:
         """How many times :meth:`run_batch` calls ``advance(1)`` for ``chunk``."""
         return 1
 
-    def run_batch(self, loaded: LoadedModel, chunk: Sequence[Item], advance: Advance) -> xr.Dataset:
+    def run_batch(self, plan: Any, loaded: LoadedModel, chunk: Sequence[Item], advance: Advance) -> xr.Dataset:
+        """One batch's per-sample results under the resolved ``plan``."""
         raise NotImplementedError
 
-    def finalise(self, merged: xr.Dataset) -> xr.Dataset:
+    def finalise(self, plan: Any, merged: xr.Dataset) -> xr.Dataset:
         """Aggregates over all samples, computed after the batches are merged."""
         return merged
 
@@ -139,9 +164,9 @@ class RankedHeadsAnalysis(Analysis[Item]):
     def softmax_heads(self, adapter: Adapter, modality: str) -> tuple[list[int], list[int]]:
         """``modality``'s ranking (flat head indices, best first) and every head, both restricted to
         the layers with softmax attention (all but a hybrid decoder's linear-attention ones)."""
-        n_heads, softmax = adapter.shape.n_heads, set(adapter.attention_layers(None))
-        order = [int(h) for h in self.ranked.ranking.sel(modality=modality).values if int(h) // n_heads in softmax]
-        return order, [h for h in range(adapter.shape.n_layers * n_heads) if h // n_heads in softmax]
+        pool = softmax_pool(adapter)
+        allowed = set(pool)
+        return [int(h) for h in self.ranked.ranking.sel(modality=modality).values if int(h) in allowed], pool
 
     def check_ranking(self, adapter: Adapter) -> None:
         """Refuse a ranking made on another model (its head grid or model type differs)."""

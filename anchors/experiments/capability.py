@@ -11,6 +11,7 @@ after merging) plus the perplexity of the first reference caption under the same
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -29,12 +30,36 @@ from ..tracer.encode import EncodedBatch, encode_batch
 from ..tracer.generate import generate_batch
 from ..tracer.likelihood import continuation_log_likelihood
 from ..tracer.trace import trace_batch
-from .base import Advance, RankedHeadsAnalysis
+from ..results.heads import split_heads
+from .base import Advance, RankedHeadsAnalysis, Resolved, draw_heads
 from .configs import CapabilityConfig
 
 CONDITIONS: tuple[str, ...] = ("none", "targeted", "random")
 SCORES: dict[str, tuple[str, ...]] = {"vqa": ("vqa_accuracy",), "mcq": ("correct",),
                                       "ifeval": ("strict", "loose"), "caption": ("perplexity",)}
+
+
+@dataclass(frozen=True)
+class CapabilityPlan(Resolved):
+    """A capability check resolved against a model: the head counts, the targeted heads per k, the
+    random draws per k (softmax-attention layers only) and every run's setting."""
+
+    ks: tuple[int, ...]
+    targeted: tuple[tuple[int, ...], ...]
+    random: tuple[tuple[tuple[int, ...], ...], ...]
+    n_heads: int
+    config: dict[str, Any]
+
+    def settings(self) -> list[tuple[str, int, int, tuple[int, ...]]]:
+        """(condition, k, draw, flat head indices) of every run; ``none`` once."""
+        out: list[tuple[str, int, int, tuple[int, ...]]] = [("none", self.ks[0], 0, ())]
+        for i, k in enumerate(self.ks):
+            out.append(("targeted", k, 0, self.targeted[i]))
+            out += [("random", k, d, heads) for d, heads in enumerate(self.random[i])]
+        return out
+
+    def as_config(self) -> dict[str, Any]:
+        return dict(self.config)
 
 
 class CapabilityAnalysis(RankedHeadsAnalysis[CapabilityItem]):
@@ -54,20 +79,18 @@ class CapabilityAnalysis(RankedHeadsAnalysis[CapabilityItem]):
             raise InputError(f"IFEval instruction ids unknown to lm-eval's checkers: {', '.join(unknown)}")
         return items
 
-    def resolve(self, adapter: Adapter) -> dict[str, Any]:
+    def resolve(self, adapter: Adapter, items: Sequence[CapabilityItem] = ()) -> CapabilityPlan:
         self.check_ranking(adapter)
         config = self.config
-        self.ks = self.head_counts(adapter, config.ks)
-        if config.max_new_tokens < 1 or config.n_random < 1:
-            raise InputError("max_new_tokens and n_random must be ≥ 1")
+        config.check()
+        ks = self.head_counts(adapter, config.ks)
         order, pool = self.softmax_heads(adapter, config.modality)
         rng = np.random.default_rng(config.seed)
-        self.n_heads = adapter.shape.n_heads
-        self.targeted = {k: order[:k] for k in self.ks}
-        self.random = {k: [rng.choice(pool, size=k, replace=False).tolist() for _ in range(config.n_random)]
-                       for k in self.ks}
-        return {**{f: getattr(self.config, f) for f in ("task", "modality", "n_random", "seed", "scope", "max_new_tokens")},
-                "ks": list(self.ks), "targeted_heads": {str(k): v for k, v in self.targeted.items()}}
+        targeted = tuple(tuple(order[:k]) for k in ks)
+        random = tuple(tuple(tuple(draw_heads(rng, pool, k)) for _ in range(config.n_random)) for k in ks)
+        resolved = {**{f: getattr(config, f) for f in ("task", "modality", "n_random", "seed", "scope", "max_new_tokens")},
+                    "ks": list(ks), "targeted_heads": {str(k): list(v) for k, v in zip(ks, targeted)}}
+        return CapabilityPlan(ks, targeted, random, adapter.shape.n_heads, resolved)
 
     def prompts(self, item: CapabilityItem) -> list[Prompt]:
         return [self.prompt(item)]
@@ -87,25 +110,18 @@ class CapabilityAnalysis(RankedHeadsAnalysis[CapabilityItem]):
         image = Image.open(item.image).convert("RGB") if item.image else None
         return Prompt(item.sample_id, segments, image=image)
 
-    def steps(self, chunk: Sequence[CapabilityItem]) -> int:
-        return 1 + len(self.ks) * (1 + self.config.n_random)
+    def steps(self, plan: CapabilityPlan, chunk: Sequence[CapabilityItem]) -> int:
+        return 1 + len(plan.ks) * (1 + self.config.n_random)
 
-    def settings(self) -> list[tuple[str, int, int, list[int]]]:
-        """(condition, k, draw, flat head indices) of every run; ``none`` once."""
-        out = [("none", self.ks[0], 0, [])]
-        for k in self.ks:
-            out.append(("targeted", k, 0, self.targeted[k]))
-            out += [("random", k, d, heads) for d, heads in enumerate(self.random[k])]
-        return out
-
-    def _blocking(self, flat: Sequence[int]) -> list[HeadScale]:
+    def _blocking(self, plan: CapabilityPlan, flat: Sequence[int]) -> list[HeadScale]:
         if not flat:
             return []
-        heads = tuple((h // self.n_heads, h % self.n_heads) for h in flat)
         everywhere = self.config.scope == "all"
-        return [HeadScale(heads, 0.0, role="all" if everywhere else "instruction", steps="all" if everywhere else "prefill")]
+        return [HeadScale(split_heads(flat, plan.n_heads), 0.0, role="all" if everywhere else "instruction",
+                          steps="all" if everywhere else "prefill")]
 
-    def run_batch(self, loaded: LoadedModel, chunk: Sequence[CapabilityItem], advance: Advance) -> xr.Dataset:
+    def run_batch(self, plan: CapabilityPlan, loaded: LoadedModel, chunk: Sequence[CapabilityItem],
+                  advance: Advance) -> xr.Dataset:
         prompts = [self.prompt(item) for item in chunk]
         text_only = all(p.image is None for p in prompts)
         encoded = encode_batch(loaded.adapter, prompts, allow_text_only=text_only)
@@ -113,13 +129,13 @@ class CapabilityAnalysis(RankedHeadsAnalysis[CapabilityItem]):
         tokenizer = loaded.adapter.tokenizer
         references = [(encode_batch(loaded.adapter, [prompt]), tokenizer.encode(" " + item.references[0], add_special_tokens=False))
                       for prompt, item in zip(prompts, chunk)] if self.config.task == "caption" else []
-        shape = (len(chunk), len(CONDITIONS), len(self.ks), self.config.n_random)
+        shape = (len(chunk), len(CONDITIONS), len(plan.ks), self.config.n_random)
         outputs = np.full(shape, "", dtype=object)
         scores = {name: np.full(shape, np.nan) for name in SCORES[self.config.task]}
-        for condition, k, draw, flat in self.settings():
-            spec = self._blocking(flat)
+        for condition, k, draw, flat in plan.settings():
+            spec = self._blocking(plan, flat)
             answers, values = self._answer(loaded, chunk, encoded, references, spec)
-            where = (slice(None), CONDITIONS.index(condition), slice(None) if condition == "none" else self.ks.index(k),
+            where = (slice(None), CONDITIONS.index(condition), slice(None) if condition == "none" else plan.ks.index(k),
                      slice(0, 1) if condition == "none" else draw)
             column = np.array(answers, dtype=object)
             outputs[where] = column[:, None] if condition == "none" else column
@@ -130,7 +146,7 @@ class CapabilityAnalysis(RankedHeadsAnalysis[CapabilityItem]):
         return xr.Dataset(
             {"output": (dims, outputs), **{name: (dims, value) for name, value in scores.items()},
              **({"references": ("sample", ["\n".join(i.references) for i in chunk])} if self.config.task == "caption" else {})},
-            coords={"sample": [i.sample_id for i in chunk], "condition": list(CONDITIONS), "k": list(self.ks),
+            coords={"sample": [i.sample_id for i in chunk], "condition": list(CONDITIONS), "k": list(plan.ks),
                     "draw": np.arange(self.config.n_random)},
         )
 
@@ -161,13 +177,13 @@ class CapabilityAnalysis(RankedHeadsAnalysis[CapabilityItem]):
         perplexity = [float(np.exp(-continuation_log_likelihood(loaded, one, ids, spec).mean())) for one, ids in references]
         return texts, {"perplexity": perplexity}
 
-    def finalise(self, merged: xr.Dataset) -> xr.Dataset:
+    def finalise(self, plan: CapabilityPlan, merged: xr.Dataset) -> xr.Dataset:
         if self.config.task != "caption":
             return merged
         references = {s: str(r).split("\n") for s, r in zip(merged.sample.values, merged.references.values)}
         metrics = {name: np.full(merged.output.shape, np.nan) for name in ("cider_d", "bleu_4", "meteor")}
-        for condition, k, draw, _ in self.settings():  # every cell that ran ("none" once: it is the same at every k)
-            cell = (CONDITIONS.index(condition), slice(None) if condition == "none" else self.ks.index(k), draw)
+        for condition, k, draw, _ in plan.settings():  # every cell that ran ("none" once: it is the same at every k)
+            cell = (CONDITIONS.index(condition), slice(None) if condition == "none" else plan.ks.index(k), draw)
             column = merged.output.values[:, cell[0], 0 if condition == "none" else cell[1], draw]
             scored = caption_scores(dict(zip(merged.sample.values, [c or "." for c in column])), references)
             for name, values in scored.items():

@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..datasets.instructions import VARIANTS
+from ..errors import InputError
 from ..interventions.specs import EXACT_KNOCKOUT_METHODS, KNOCKOUT_METHODS
-from ..prompts.roles import ROLE_GROUPS, ROLES
+from ..prompts.roles import ROLE_GROUPS, ROLES, expand_role
 from ..prompts.prompt import SUBSPACE_SCORES
+
+Pathway = tuple[tuple[str, ...], tuple[str, ...]]
 
 
 def option(default: Any, help: str, **cli: Any) -> Any:
@@ -28,6 +31,38 @@ DEFAULT_PATHWAYS: dict[str, tuple[str, str]] = {
     "instruction->generated": ("instruction", "generated"),
     "visual->context": ("visual", "context"),
 }
+
+
+def positive(value: int, name: str) -> int:
+    """``value`` as an int, refused unless ≥ 1."""
+    if int(value) < 1:
+        raise InputError(f"{name} must be a positive integer, got {value}")
+    return int(value)
+
+
+def parse_pathway(name: str) -> Pathway:
+    """A named pathway or ``source->target`` with roles or groups joined by ``+``.
+
+    >>> parse_pathway("visual->instruction")
+    (('visual',), ('instruction',))
+    >>> parse_pathway("context+visual->generated")
+    (('context', 'visual'), ('generated',))
+    """
+    if name in DEFAULT_PATHWAYS:
+        source, target = DEFAULT_PATHWAYS[name]
+        return (source,), (target,)
+    if "->" not in name:
+        raise InputError(f"pathways: {name!r} is neither one of {', '.join(DEFAULT_PATHWAYS)} nor 'source->target' "
+                         "with roles or groups joined by '+'")
+    source, target = name.split("->", 1)
+    pathway = tuple(source.split("+")), tuple(target.split("+"))
+    expand_role(pathway[0]), expand_role(pathway[1])
+    return pathway
+
+
+def check_choice(value: str, choices: tuple[str, ...], name: str, what: str = "") -> None:
+    if value not in choices:
+        raise InputError(f"{what}{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 EXACT_HELP = ("'reuse' (exact: the clean run's layer inputs, keys and values are reused), 'naive' (exact: one full "
@@ -47,6 +82,17 @@ class KnockoutConfig:
     max_batch_rows: int = option(64, "rows (settings x samples) stacked into one forward by 'reuse' (default: 64)")
     verify_top: int = option(5, "settings per pathway checked exactly by 'atp+verify' (default: 5)")
 
+    def check(self) -> None:
+        """Refuse values that are wrong for any model (the model-dependent checks are the analysis's)."""
+        for name in self.pathways:
+            parse_pathway(name)
+        for window in self.windows:
+            positive(window, "windows")
+        positive(self.max_batch_rows, "max_batch_rows")
+        check_choice(self.method, KNOCKOUT_METHODS, "method")
+        if self.method == "atp+verify":
+            positive(self.verify_top, "verify_top")
+
 
 @dataclass(frozen=True)
 class LensConfig:
@@ -57,6 +103,10 @@ class LensConfig:
                                choices=tuple(ROLE_GROUPS) + ROLES[1:])
     subspace_score: str = option("max", "a dictionary's subspace logit: 'max' over its ids (Eq 1) or their 'mean' "
                                         "(App. E.1's ablation) (default: max)", choices=SUBSPACE_SCORES)
+
+    def check(self) -> None:
+        positive(self.top_k, "top_k")
+        expand_role(self.readout_role)
 
 
 ANSWER_SOURCES: tuple[str, ...] = ("first-token", "generation")
@@ -93,6 +143,12 @@ class InterventionConfig:
                                              "'degenerate' (default: first-token)", choices=ANSWER_SOURCES)
     max_new_tokens: int = option(8, "tokens generated per sample with --answer-from generation (default: 8)")
 
+    def check(self) -> None:
+        expand_role(self.role)
+        check_choice(self.answer_from, ANSWER_SOURCES, "answer_from")
+        if self.answer_from == "generation" and self.max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be ≥ 1, got {self.max_new_tokens}")
+
 
 @dataclass(frozen=True)
 class ControlsConfig:
@@ -102,6 +158,11 @@ class ControlsConfig:
     layers: tuple[int, ...] | None = option(None, "window centres (default: every layer)")
     method: str = option("reuse", f"{EXACT_HELP} (default: reuse)", choices=EXACT_KNOCKOUT_METHODS)
     max_batch_rows: int = option(64, "rows (settings x samples) stacked into one forward by 'reuse' (default: 64)")
+
+    def check(self) -> None:
+        positive(self.window, "window")
+        positive(self.max_batch_rows, "max_batch_rows")
+        check_choice(self.method, EXACT_KNOCKOUT_METHODS, "method", "position controls run exact knockouts: ")
 
 
 CAPABILITY_SCOPES: tuple[str, ...] = ("instruction", "all")
@@ -122,6 +183,10 @@ class CapabilityConfig:
                         choices=CAPABILITY_SCOPES)
     max_new_tokens: int = option(16, "tokens generated per sample for vqa, caption and ifeval (default: 16)")
 
+    def check(self) -> None:
+        if self.max_new_tokens < 1 or self.n_random < 1:
+            raise InputError("max_new_tokens and n_random must be ≥ 1")
+
 
 @dataclass(frozen=True)
 class CaptionConflictConfig:
@@ -134,3 +199,9 @@ class CaptionConflictConfig:
     n_random: int = option(3, "random head draws per k (default: 3)")
     seed: int = option(0, "seed of the random head draws (default: 0)")
     max_new_tokens: int = option(20, "caption tokens generated per setting (default: 20)")
+
+    def check(self) -> None:
+        for name in self.pathways:
+            parse_pathway(name)
+        positive(self.window, "window")
+        positive(self.max_new_tokens, "max_new_tokens")

@@ -13,12 +13,11 @@ from ..datasets.folder import DataFolder
 from ..datasets.subset import Subset
 from ..datasets.instructions import VARIANTS
 from ..errors import InputError
-from ..interventions.specs import EXACT_KNOCKOUT_METHODS
 from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
 from ..prompts.prompt import Prompt, TracedSample
 from ..prompts.roles import role_label
-from .base import Advance, Analysis, check_layers, check_window, positive
+from .base import Advance, Analysis, Resolved, check_layers, check_window
 from .configs import ControlsConfig
 from .knockout import Pathway, knockout_batch, knockout_dataset
 
@@ -40,6 +39,21 @@ class VariantGroup:
         return [self.sample_id, {name: s.key() for name, s in self.variants.items()}]
 
 
+@dataclass(frozen=True)
+class ControlsPlan(Resolved):
+    """Position controls resolved against a model and the variants given."""
+
+    variants: tuple[str, ...]
+    window: int
+    layers: tuple[int, ...]
+    method: str
+    max_batch_rows: int
+
+    def as_config(self) -> dict[str, Any]:
+        return {"variants": list(self.variants), "window": self.window, "layers": list(self.layers),
+                "method": self.method, "targets": {k: list(v) for k, v in CONTROL_TARGETS.items()}}
+
+
 class PositionControls(Analysis[VariantGroup]):
     """Samples are given as ``{variant: [TracedSample, ...]}``, the same ids in the same order."""
 
@@ -47,18 +61,12 @@ class PositionControls(Analysis[VariantGroup]):
     Config = ControlsConfig
     pathways: dict[str, Pathway] = {target: (CUES, roles) for target, roles in CONTROL_TARGETS.items()}
 
-    def resolve(self, adapter: Adapter) -> dict[str, Any]:
-        shape = adapter.shape
-        self.window = positive(self.config.window, "window")
-        self.notes = check_window(self.window, shape)
-        self.layers = check_layers(self.config.layers, shape)
-        positive(self.config.max_batch_rows, "max_batch_rows")
-        if self.config.method not in EXACT_KNOCKOUT_METHODS:
-            raise InputError(f"position controls run exact knockouts: method must be one of {', '.join(EXACT_KNOCKOUT_METHODS)}, "
-                             f"got {self.config.method!r}")
-        return {"variants": list(self.variants), "window": self.window, "layers": list(self.layers),
-                "method": self.config.method,
-                "targets": {k: list(v) for k, v in CONTROL_TARGETS.items()}}
+    def resolve(self, adapter: Adapter, items: Sequence[VariantGroup] = ()) -> ControlsPlan:
+        config, shape = self.config, adapter.shape
+        config.check()
+        variants = tuple(config.variants or (items[0].variants if items else ()))
+        return ControlsPlan(variants, config.window, check_layers(config.layers, shape), config.method,
+                            config.max_batch_rows, notes=tuple(check_window(config.window, shape)))
 
     def from_folder(self, folder: DataFolder, tokenizer: Any, subset: Subset, log: Callable[[str], None]) -> Any:
         return folder.variants(tokenizer, self.config.variants or VARIANTS, subset=subset, log=log)
@@ -72,7 +80,6 @@ class PositionControls(Analysis[VariantGroup]):
         for name in names[1:]:
             if [s.sample_id for s in samples[name]] != ids:
                 raise InputError(f"variant {name!r} must hold the same samples, in the same order, as {names[0]!r}")
-        self.variants = names
         return [VariantGroup(sid, {name: samples[name][n] for name in names}) for n, sid in enumerate(ids)]
 
     def prompts(self, item: VariantGroup) -> list[Prompt]:
@@ -81,22 +88,23 @@ class PositionControls(Analysis[VariantGroup]):
     def samples_of(self, item: VariantGroup) -> list[TracedSample]:
         return list(item.variants.values())
 
-    def steps(self, chunk: Sequence[VariantGroup]) -> int:
-        return len(self.variants) * (1 + len(self.pathways) * len(self.layers))
+    def steps(self, plan: ControlsPlan, chunk: Sequence[VariantGroup]) -> int:
+        return len(plan.variants) * (1 + len(self.pathways) * len(plan.layers))
 
-    def run_batch(self, loaded: LoadedModel, chunk: Sequence[VariantGroup], advance: Advance) -> xr.Dataset:
+    def run_batch(self, plan: ControlsPlan, loaded: LoadedModel, chunk: Sequence[VariantGroup],
+                  advance: Advance) -> xr.Dataset:
         profiles = []
-        for name in self.variants:
+        for name in plan.variants:
             samples = [group.variants[name] for group in chunk]
-            arrays = knockout_batch(loaded, samples, self.pathways, (self.window,), self.layers, advance,
-                                    method=self.config.method, max_rows=self.config.max_batch_rows)
-            profile = knockout_dataset(samples, arrays, self.pathways, (self.window,), self.layers)
+            arrays = knockout_batch(loaded, samples, self.pathways, (plan.window,), plan.layers, advance,
+                                    method=plan.method, max_rows=plan.max_batch_rows)
+            profile = knockout_dataset(samples, arrays, self.pathways, (plan.window,), plan.layers)
             profile = profile.isel(window=0, drop=True).drop_vars(["source", "target"]).rename(pathway="target")
             # the model's answer can differ between variants: keep it per variant
             profiles.append(profile.reset_coords(["answer", "followed"]).drop_vars(["task", "instructed", "style"]))
-        merged = xr.concat(profiles, dim=xr.DataArray(self.variants, dims="variant", name="variant"), data_vars="all",
-                           coords="minimal", compat="override")
-        first = [group.variants[self.variants[0]] for group in chunk]
+        merged = xr.concat(profiles, dim=xr.DataArray(list(plan.variants), dims="variant", name="variant"),
+                           data_vars="all", coords="minimal", compat="override")
+        first = [group.variants[plan.variants[0]] for group in chunk]
         merged = merged.assign_coords(task=("sample", [s.task for s in first]), style=("sample", [s.style for s in first]),
                                       instructed=("sample", [s.instructed for s in first]))
         merged["target_roles"] = ("target", [role_label(roles) for roles in CONTROL_TARGETS.values()])

@@ -5,23 +5,23 @@ the instruction under every setting; the MFRs are means over samples after mergi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import xarray as xr
 
-from ..errors import InputError
 from ..interventions.specs import HeadScale
 from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
 from ..prompts.prompt import MODALITIES, TracedSample
-from ..prompts.roles import expand_role
 from ..readouts.metrics import answer_from_generation, decide
+from ..results.heads import Heads, split_heads
 from ..results.schema import by_instructed_modality, sample_coords
 from ..tracer.batching import encode_samples
 from ..tracer.generate import generate_batch
 from ..tracer.trace import trace_batch
-from .base import Advance, RankedHeadsAnalysis, head_count
+from .base import Advance, RankedHeadsAnalysis, Resolved, draw_heads, head_count
 from .configs import InterventionConfig
 
 MODES: dict[str, bool] = {"block": True, "amplify": False}  # mode -> evaluated on followed (True) or failed samples
@@ -31,7 +31,33 @@ def evaluated(mode: str, followed: np.ndarray) -> np.ndarray:
     """Which samples ``mode`` is evaluated on: blocking on followed samples, amplifying on failed."""
     return followed == MODES[mode]
 SELECTIONS: tuple[str, ...] = ("targeted", "random", "shared")
-Heads = tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class InterventionPlan(Resolved):
+    """A head intervention resolved against a model: head counts, the alpha sweep, each
+    modality's ranking restricted to softmax-attention layers (``order``, flat indices best first),
+    the shared heads and the random draws (``random[draw][k index]``, from softmax-attention layers
+    too), and the (layer, head) grid of the ranking."""
+
+    ks: tuple[int, ...]
+    alphas: tuple[float, ...]
+    alpha_k: int
+    shared_top: int
+    order: tuple[tuple[str, tuple[int, ...]], ...]
+    shared: tuple[int, ...]
+    random: tuple[tuple[tuple[int, ...], ...], ...]
+    grid: tuple[int, int]
+    config: dict[str, Any]
+
+    def heads(self, flat: Sequence[int]) -> Heads:
+        return split_heads(flat, self.grid[1])
+
+    def top(self, modality: str, k: int) -> Heads:
+        return self.heads(dict(self.order)[modality][:k])
+
+    def as_config(self) -> dict[str, Any]:
+        return dict(self.config)
 
 
 class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
@@ -41,35 +67,31 @@ class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
     Config = InterventionConfig
     unit = "settings"
 
-    def resolve(self, adapter: Adapter) -> dict[str, Any]:
+    def resolve(self, adapter: Adapter, items: Sequence[TracedSample] = ()) -> InterventionPlan:
         self.check_ranking(adapter)
-        shape = adapter.shape
-        config, total = self.config, shape.n_layers * shape.n_heads
-        self.ks, self.alphas = self.head_counts(adapter, config.ks), tuple(sorted(set(config.alphas)))
-        expand_role(config.role)
-        self.n_heads = shape.n_heads
-        self.alpha_k = head_count(config.alpha_k, total) if config.alpha_k else max(self.ks)
-        self.shared_top = head_count(config.shared_top, total) if config.shared_top else max(self.ks)
-        order = {m: self.ranked.ranking.sel(modality=m).values for m in MODALITIES}
-        position = {m: {int(h): r for r, h in enumerate(order[m])} for m in MODALITIES}
-        both = set.intersection(*(set(order[m][: self.shared_top].tolist()) for m in MODALITIES))
-        self.shared = sorted(both, key=lambda h: sum(position[m][h] for m in MODALITIES))
-        self.order = order
-        rng = np.random.default_rng(config.seed)
-        self.random = [[rng.choice(total, size=k, replace=False) for k in self.ks] for _ in range(config.n_random)]
-        if config.answer_from == "generation" and config.max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be ≥ 1, got {config.max_new_tokens}")
+        config = self.config
+        config.check()
+        total = adapter.shape.n_layers * adapter.shape.n_heads
+        ks, alphas = self.head_counts(adapter, config.ks), tuple(sorted(set(config.alphas)))
+        alpha_k = head_count(config.alpha_k, total) if config.alpha_k else max(ks)
+        shared_top = head_count(config.shared_top, total) if config.shared_top else max(ks)
+        rankings = {m: self.softmax_heads(adapter, m) for m in MODALITIES}
+        order = {m: tuple(ranked) for m, (ranked, _) in rankings.items()}
+        position = {m: {h: r for r, h in enumerate(order[m])} for m in MODALITIES}
+        both = set.intersection(*(set(order[m][:shared_top]) for m in MODALITIES))
+        shared = tuple(sorted(both, key=lambda h: sum(position[m][h] for m in MODALITIES)))
+        rng, pool = np.random.default_rng(config.seed), rankings[MODALITIES[0]][1]
+        random = tuple(tuple(tuple(draw_heads(rng, pool, k)) for k in ks) for _ in range(config.n_random))
         resolved = {**{f: getattr(config, f) for f in ("amplify_alpha", "n_random", "role", "seed", "answer_from")},
                     **({"max_new_tokens": config.max_new_tokens} if config.answer_from == "generation" else {}),
-                    "ks": list(self.ks), "alphas": list(self.alphas), "alpha_k": self.alpha_k, "shared_top": self.shared_top}
+                    "ks": list(ks), "alphas": list(alphas), "alpha_k": alpha_k, "shared_top": shared_top}
         percentages = {f: getattr(config, f) for f in ("ks", "alpha_k", "shared_top") if "%" in str(getattr(config, f))}
-        return resolved | ({"as_given": percentages} if percentages else {})
+        return InterventionPlan(ks, alphas, alpha_k, shared_top, tuple(order.items()), shared, random,
+                                (adapter.shape.n_layers, adapter.shape.n_heads),
+                                resolved | ({"as_given": percentages} if percentages else {}))
 
-    def _heads(self, flat: Sequence[int]) -> Heads:
-        return tuple((int(i) // self.n_heads, int(i) % self.n_heads) for i in flat)
-
-    def steps(self, chunk: Sequence[TracedSample]) -> int:
-        return 1 + len(MODES) * len(self.ks) * (2 + self.config.n_random) + len(self.alphas)
+    def steps(self, plan: InterventionPlan, chunk: Sequence[TracedSample]) -> int:
+        return 1 + len(MODES) * len(plan.ks) * (2 + self.config.n_random) + len(plan.alphas)
 
     def answers(self, loaded: LoadedModel, samples: Sequence[TracedSample], encoded: Any, space: Any,
                 spec: Sequence[HeadScale] = ()) -> list[str]:
@@ -81,8 +103,9 @@ class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
         return [answer_from_generation(tokenizer.decode(row, skip_special_tokens=True), row, list(s.compliant_forms),
                                        list(s.competing_forms)) for row, s in zip(tokens, samples)]
 
-    def run_batch(self, loaded: LoadedModel, chunk: Sequence[TracedSample], advance: Advance) -> xr.Dataset:
-        config, ks = self.config, self.ks
+    def run_batch(self, plan: InterventionPlan, loaded: LoadedModel, chunk: Sequence[TracedSample],
+                  advance: Advance) -> xr.Dataset:
+        config, ks = self.config, plan.ks
         encoded, space = encode_samples(loaded.adapter, chunk)
         answers = self.answers(loaded, chunk, encoded, space)
         advance(1)
@@ -91,7 +114,7 @@ class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
         groups = {(mode, m): np.flatnonzero(evaluated(mode, followed) & (instructed == m)).tolist()
                   for mode in MODES for m in MODALITIES}
         prepared = {key: encode_samples(loaded.adapter, [chunk[i] for i in rows]) for key, rows in groups.items() if rows}
-        classes = np.full((len(chunk), len(self.alphas)), "", dtype=object)
+        classes = np.full((len(chunk), len(plan.alphas)), "", dtype=object)
 
         def follows(mode: str, heads: dict[str, Heads], alpha: float, column: int | None = None) -> np.ndarray:
             """1/0 per sample of the batch (NaN outside the mode's samples) under the scaling; the
@@ -108,7 +131,7 @@ class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
             return out
 
         def same(flat: Sequence[int]) -> dict[str, Heads]:
-            return {m: self._heads(flat) for m in MODALITIES}
+            return {m: plan.heads(flat) for m in MODALITIES}
 
         column = {name: n for n, name in enumerate(SELECTIONS)}
         under = np.full((len(chunk), len(MODES), len(SELECTIONS), len(ks)), np.nan)
@@ -116,18 +139,18 @@ class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
         for m, mode in enumerate(MODES):
             alpha = 0.0 if mode == "block" else config.amplify_alpha
             for i, k in enumerate(ks):
-                targeted = {mod: self._heads(self.order[mod][:k]) for mod in MODALITIES}
+                targeted = {mod: plan.top(mod, k) for mod in MODALITIES}
                 under[:, m, column["targeted"], i] = follows(mode, targeted, alpha)
                 for d in range(config.n_random):
-                    draws[:, m, d, i] = follows(mode, same(self.random[d][i]), alpha)
+                    draws[:, m, d, i] = follows(mode, same(plan.random[d][i]), alpha)
                 if config.n_random:
                     under[:, m, column["random"], i] = draws[:, m, :, i].mean(1)
-                if self.shared:
-                    under[:, m, column["shared"], i] = follows(mode, same(self.shared[:k]), alpha)
+                if plan.shared:
+                    under[:, m, column["shared"], i] = follows(mode, same(plan.shared[:k]), alpha)
                 advance(2 + config.n_random)
-        top = {mod: self._heads(self.order[mod][: self.alpha_k]) for mod in MODALITIES}
-        swept = np.full((len(chunk), len(self.alphas)), np.nan)
-        for a, alpha in enumerate(self.alphas):
+        top = {mod: plan.top(mod, plan.alpha_k) for mod in MODALITIES}
+        swept = np.full((len(chunk), len(plan.alphas)), np.nan)
+        for a, alpha in enumerate(plan.alphas):
             swept[:, a] = follows("amplify", top, alpha, column=a)
             advance(1)
         coords = sample_coords(chunk, answers)
@@ -137,20 +160,19 @@ class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
              "follows_alpha": (("sample", "alpha"), swept),
              "answer_alpha": (("sample", "alpha"), classes.astype(str))},
             coords={**coords, "mode": list(MODES), "selection": list(SELECTIONS), "k": list(ks),
-                    "draw": np.arange(config.n_random), "alpha": list(self.alphas)},
+                    "draw": np.arange(config.n_random), "alpha": list(plan.alphas)},
         )
 
-    def finalise(self, merged: xr.Dataset) -> xr.Dataset:
+    def finalise(self, plan: InterventionPlan, merged: xr.Dataset) -> xr.Dataset:
         """MFR per setting = mean over the evaluated samples (NaN where none was evaluated), for the
         samples instructed to follow text, vision, and all of them (``instructed_modality``)."""
         followed = merged.followed.values.astype(bool)
         instructed = merged.instructed.values
         groups = {m: instructed == m for m in MODALITIES} | {"all": np.ones(len(instructed), dtype=bool)}
         in_mode = {mode: evaluated(mode, followed) for mode in MODES}
-        shape = (self.ranked.sizes["layer"], self.ranked.sizes["head"])
-        shared = np.zeros(shape, dtype=bool)
-        for h in self.shared:
-            shared[np.unravel_index(h, shape)] = True
+        shared = np.zeros(plan.grid, dtype=bool)
+        for layer, head in plan.heads(plan.shared):
+            shared[layer, head] = True
         original = [[float(np.mean(followed[in_mode[m] & rows])) if (in_mode[m] & rows).any() else np.nan for m in MODES]
                     for rows in groups.values()]
         counts = [[int((in_mode[m] & rows).sum()) for m in MODES] for rows in groups.values()]

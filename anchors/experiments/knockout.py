@@ -3,39 +3,25 @@ cut a pathway in a window of layers and score the change of the answer with NSSD
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 import xarray as xr
 
-from ..errors import InputError
 from ..interventions.plan import cut_layers
-from ..interventions.specs import KNOCKOUT_METHODS, Knockout
+from ..interventions.specs import Knockout
 from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
 from ..prompts.prompt import TracedSample
-from ..prompts.roles import expand_role, role_label
+from ..prompts.roles import role_label
 from ..readouts.metrics import compliant_probability, decide, nssd, nssd_full
 from ..results.schema import by_instructed_modality, sample_coords
 from ..tracer.batching import encode_samples
 from ..tracer.sweep import Method, sweep_knockouts, sweep_steps
-from .base import Advance, Analysis, check_layers, check_window, positive
-from .configs import DEFAULT_PATHWAYS, KnockoutConfig
-
-Pathway = tuple[tuple[str, ...], tuple[str, ...]]
-
-def parse_pathway(name: str) -> Pathway:
-    """A named pathway or ``source->target`` with roles or groups joined by ``+``."""
-    if name in DEFAULT_PATHWAYS:
-        source, target = DEFAULT_PATHWAYS[name]
-        return (source,), (target,)
-    if "->" not in name:
-        raise InputError(f"pathways: {name!r} is neither one of {', '.join(DEFAULT_PATHWAYS)} nor 'source->target'")
-    source, target = name.split("->", 1)
-    pathway = tuple(source.split("+")), tuple(target.split("+"))
-    expand_role(pathway[0]), expand_role(pathway[1])
-    return pathway
+from .base import Advance, Analysis, Resolved, check_layers, check_window
+from .configs import KnockoutConfig, Pathway, parse_pathway
 
 
 def knockout_batch(loaded: LoadedModel, chunk: Sequence[TracedSample], pathways: Mapping[str, Pathway],
@@ -94,45 +80,65 @@ def knockout_dataset(chunk: Sequence[TracedSample], arrays: Mapping[str, Any], p
     )
 
 
+@dataclass(frozen=True)
+class KnockoutPlan(Resolved):
+    """A knockout profile resolved against a model: the pathways (name → (source roles, target
+    roles)), the sorted windows, the window centres, and per (window, layer) how many layers with
+    softmax attention the cut covers (fewer in a hybrid decoder)."""
+
+    pathways: tuple[tuple[str, Pathway], ...]
+    windows: tuple[int, ...]
+    layers: tuple[int, ...]
+    cut: tuple[tuple[int, ...], ...]
+    main_window: int
+    method: str
+    max_batch_rows: int
+    verify_top: int
+
+    @property
+    def named(self) -> dict[str, Pathway]:
+        return dict(self.pathways)
+
+    def as_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"pathways": {k: [role_label(s), role_label(t)] for k, (s, t) in self.pathways},
+                                  "windows": list(self.windows), "main_window": self.main_window,
+                                  "layers": list(self.layers), "method": self.method}
+        if self.method == "atp+verify":
+            config["verify_top"] = self.verify_top
+        if len(self.windows) == 1:
+            config["window"] = self.windows[0]
+        return config
+
+
 class KnockoutProfile(Analysis[TracedSample]):
     """NSSD (Eq 4) and the compliant probability for every (pathway, window, layer) knockout."""
 
     experiment = "knockout_profile"
     Config = KnockoutConfig
 
-    def resolve(self, adapter: Adapter) -> dict[str, Any]:
+    def resolve(self, adapter: Adapter, items: Sequence[TracedSample] = ()) -> KnockoutPlan:
+        self.config.check()
         shape = adapter.shape
-        self.pathways = {name: parse_pathway(name) for name in self.config.pathways}
-        self.windows = tuple(sorted({positive(w, "windows") for w in self.config.windows}))
-        self.notes = [note for w in self.windows for note in check_window(w, shape)]
-        self.layers = check_layers(self.config.layers, shape)
-        # How many of each window's layers have softmax attention to cut (fewer in a hybrid decoder;
-        # a window with none is refused here, before any weights load).
+        windows = tuple(sorted(set(int(w) for w in self.config.windows)))
+        layers = check_layers(self.config.layers, shape)
+        # A window with no softmax-attention layer to cut is refused here, before any weights load.
         softmax = adapter.attention_layers(None)
-        self.cut = [[len(cut_layers(Knockout("visual", "instruction", layer, w), shape.n_layers, softmax))
-                     for layer in self.layers] for w in self.windows]
-        positive(self.config.max_batch_rows, "max_batch_rows")
-        if self.config.method not in KNOCKOUT_METHODS:
-            raise InputError(f"method must be one of {', '.join(KNOCKOUT_METHODS)}, got {self.config.method!r}")
-        config: dict[str, Any] = {"pathways": {k: [role_label(s), role_label(t)] for k, (s, t) in self.pathways.items()},
-                                  "windows": list(self.windows), "main_window": int(self.config.windows[0]),
-                                  "layers": list(self.layers), "method": self.config.method}
-        if self.config.method == "atp+verify":
-            config["verify_top"] = positive(self.config.verify_top, "verify_top")
-        if len(self.windows) == 1:
-            config["window"] = self.windows[0]
-        return config
+        cut = tuple(tuple(len(cut_layers(Knockout("visual", "instruction", layer, w), shape.n_layers, softmax))
+                          for layer in layers) for w in windows)
+        return KnockoutPlan(tuple((name, parse_pathway(name)) for name in self.config.pathways), windows, layers, cut,
+                            int(self.config.windows[0]), self.config.method, self.config.max_batch_rows,
+                            self.config.verify_top, notes=tuple(n for w in windows for n in check_window(w, shape)))
 
-    def steps(self, chunk: Sequence[TracedSample]) -> int:
-        return sweep_steps(len(self.pathways) * len(self.windows) * len(self.layers), len(self.pathways),
-                           self.config.method, self.config.verify_top)
+    def steps(self, plan: KnockoutPlan, chunk: Sequence[TracedSample]) -> int:
+        return sweep_steps(len(plan.pathways) * len(plan.windows) * len(plan.layers), len(plan.pathways), plan.method,
+                           plan.verify_top)
 
-    def run_batch(self, loaded: LoadedModel, chunk: Sequence[TracedSample], advance: Advance) -> xr.Dataset:
-        arrays = knockout_batch(loaded, chunk, self.pathways, self.windows, self.layers, advance,
-                                method=self.config.method, max_rows=self.config.max_batch_rows,
-                                verify_top=self.config.verify_top)
-        return knockout_dataset(chunk, arrays, self.pathways, self.windows, self.layers)
+    def run_batch(self, plan: KnockoutPlan, loaded: LoadedModel, chunk: Sequence[TracedSample],
+                  advance: Advance) -> xr.Dataset:
+        arrays = knockout_batch(loaded, chunk, plan.named, plan.windows, plan.layers, advance, method=plan.method,
+                                max_rows=plan.max_batch_rows, verify_top=plan.verify_top)
+        return knockout_dataset(chunk, arrays, plan.named, plan.windows, plan.layers)
 
-    def finalise(self, merged: xr.Dataset) -> xr.Dataset:
-        merged["cut_layers"] = (("window", "layer"), np.array(self.cut))
+    def finalise(self, plan: KnockoutPlan, merged: xr.Dataset) -> xr.Dataset:
+        merged["cut_layers"] = (("window", "layer"), np.array(plan.cut))
         return after_cut_mfr(merged)

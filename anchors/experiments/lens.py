@@ -5,6 +5,7 @@ attribution (Eq 9), LDAR (Eq 6) and the readout-vs-answer-position synchronisati
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -14,13 +15,12 @@ import xarray as xr
 from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
 from ..prompts.prompt import TracedSample
-from ..prompts.roles import expand_role
 from ..readouts.metrics import decide, ldar, margin, synchronisation_rate, topk_readout
 from ..readouts.subspaces import SUBSPACES, Subspaces, subspace_logits
 from ..results.schema import OUTCOMES, sample_coords
 from ..tracer.batching import encode_samples
 from ..tracer.trace import SITES, trace_batch
-from .base import Advance, Analysis, positive
+from .base import Advance, Analysis, Resolved
 from .configs import LensConfig
 
 
@@ -60,26 +60,40 @@ def with_lens_aggregates(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
+@dataclass(frozen=True)
+class LensPlan(Resolved):
+    """A lens profile resolved against a model: its options and the model's layer and head counts."""
+
+    top_k: int
+    heads: bool
+    readout_role: str
+    subspace_score: str
+    n_layers: int
+    n_heads: int
+
+    def as_config(self) -> dict[str, Any]:
+        return {"top_k": self.top_k, "heads": self.heads, "readout_role": self.readout_role,
+                "subspace_score": self.subspace_score}
+
+
 class LensProfile(Analysis[TracedSample]):
     """Per-sample readouts and attributions per batch; LDAR and sync rate over all samples."""
 
     experiment = "lens_profile"
     Config = LensConfig
 
-    def resolve(self, adapter: Adapter) -> dict[str, Any]:
-        shape = adapter.shape
-        positive(self.config.top_k, "top_k")
-        expand_role(self.config.readout_role)
-        self.shape = shape
-        return {"top_k": self.config.top_k, "heads": self.config.heads, "readout_role": self.config.readout_role,
-                "subspace_score": self.config.subspace_score}
-
-    def run_batch(self, loaded: LoadedModel, chunk: Sequence[TracedSample], advance: Advance) -> xr.Dataset:
+    def resolve(self, adapter: Adapter, items: Sequence[TracedSample] = ()) -> LensPlan:
         config = self.config
+        config.check()
+        return LensPlan(config.top_k, config.heads, config.readout_role, config.subspace_score, adapter.shape.n_layers,
+                        adapter.shape.n_heads)
+
+    def run_batch(self, plan: LensPlan, loaded: LoadedModel, chunk: Sequence[TracedSample],
+                  advance: Advance) -> xr.Dataset:
         encoded, space = encode_samples(loaded.adapter, chunk)
-        space = dataclasses.replace(space, score=config.subspace_score)
-        out = trace_batch(loaded, encoded, space, lens=True, heads=config.heads, readout_role=config.readout_role)
-        readout = topk_readout(out.readout, out.valid, config.top_k)  # (B, L, site, 2)
+        space = dataclasses.replace(space, score=plan.subspace_score)
+        out = trace_batch(loaded, encoded, space, lens=True, heads=plan.heads, readout_role=plan.readout_role)
+        readout = topk_readout(out.readout, out.valid, plan.top_k)  # (B, L, site, 2)
         pre, mid, post = (readout[:, :, SITES.index(s)] for s in SITES)
         attn, mlp = mid - pre, post - mid
         data = {
@@ -94,19 +108,19 @@ class LensProfile(Analysis[TracedSample]):
         }
         coords = {
             **sample_coords(chunk, decide(out.top_token, space)),
-            "layer": list(range(self.shape.n_layers)), "site": list(SITES), "subspace": list(SUBSPACES),
+            "layer": list(range(plan.n_layers)), "site": list(SITES), "subspace": list(SUBSPACES),
         }
-        if config.heads:
-            per_head = topk_readout(out.head_readout.transpose(2, 3), out.valid, config.top_k)  # (B, L, H, 2)
+        if plan.heads:
+            per_head = topk_readout(out.head_readout.transpose(2, 3), out.valid, plan.top_k)  # (B, L, H, 2)
             scores = margin(per_head) - margin(pre)[..., None]
             data["head_attribution"] = (("sample", "layer", "head"), scores.numpy())
             data["head_remainder"] = (("sample", "layer"), (margin(attn) - scores.sum(-1)).numpy())
             direction = top_direction(out.answer_logits, space)  # (B, U): +1 compliant top id, -1 competing
             data["head_linear"] = (("sample", "layer", "head"), torch.einsum("blhu,bu->blh", out.head_linear, direction).numpy())
             data["attn_linear"] = (("sample", "layer"), torch.einsum("blu,bu->bl", out.attn_linear, direction).numpy())
-            coords["head"] = list(range(self.shape.n_heads))
+            coords["head"] = list(range(plan.n_heads))
         advance(1)
         return xr.Dataset(data, coords=coords)
 
-    def finalise(self, merged: xr.Dataset) -> xr.Dataset:
+    def finalise(self, plan: LensPlan, merged: xr.Dataset) -> xr.Dataset:
         return with_lens_aggregates(merged)

@@ -14,7 +14,7 @@ import json
 import shutil
 import time
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -23,7 +23,7 @@ import xarray as xr
 from ..datasets.folder import DataFolder
 from ..datasets.subset import Subset
 from ..errors import AnchorsError, InputError
-from ..experiments.base import Advance, Analysis
+from ..experiments.base import Advance, Analysis, Resolved
 from ..models.loading import LoadedModel
 from ..models.spec import ModelSpec, adapter_of, as_spec, loaded_of
 from ..prompts.prompt import dictionary_hash
@@ -98,12 +98,14 @@ def _finished(out: Path, parts_dir: Path, stamp: str) -> xr.Dataset | None:
     return None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    """A checked sweep, ready to compute: its batches, where finished ones go (``parts``; None
-    without an output file) and what identifies it."""
+    """A checked sweep, ready to compute: the analysis and its plan resolved against the model
+    (``resolved``; ``config`` is its JSON form), its batches, where finished ones go (``parts``;
+    None without an output file) and what identifies it."""
 
     analysis: Analysis
+    resolved: Resolved
     model: ModelSpec | LoadedModel
     items: list[Any]
     config: dict
@@ -112,6 +114,10 @@ class Plan:
     out: Path | None
     parts: Path | None
     done: xr.Dataset | None = None
+
+    def steps(self, index: int) -> int:
+        """How many times batch ``index`` advances the progress bar."""
+        return self.analysis.steps(self.resolved, self.chunks[index])
 
     @property
     def chunks(self) -> list[list[Any]]:
@@ -132,26 +138,28 @@ def plan(analysis: Analysis, model: ModelSpec | LoadedModel | str, samples: Any,
     result when ``out`` is already complete."""
     if batch_size < 1:
         raise InputError(f"batch_size must be ≥ 1, got {batch_size}")
+    analysis.config.check()
     model = as_spec(model)
     out = check_writable(out) if out is not None else None
-    adapter = adapter_of(model)
-    items = analysis.items(samples)
-    config = analysis.resolve(adapter)
     if model.remote:
         analysis.check_remote()
-    for note in analysis.notes:
-        log(f"note: {note}")
+    adapter = adapter_of(model)
+    items = analysis.items(samples)
     if not items:
         raise InputError("no samples to run")
+    resolved = analysis.resolve(adapter, items)
+    config = resolved.as_config()
+    for note in resolved.notes:
+        log(f"note: {note}")
     check_unique(items)
     stamp = _fingerprint(analysis, config, items, batch_size)
     parts_dir = out.with_name(out.name + ".parts") if out is not None else None
-    sweep = Plan(analysis, model, items, config, stamp, batch_size, out, parts_dir)
+    sweep = Plan(analysis, resolved, model, items, config, stamp, batch_size, out, parts_dir)
     if out is not None and not overwrite:
-        sweep.done = _finished(out, parts_dir, stamp)
-        if sweep.done is not None:
+        done = _finished(out, parts_dir, stamp)
+        if done is not None:
             log(f"{out} is already complete")
-            return sweep
+            return replace(sweep, done=done)
     check_context(adapter, [prompt for item in items for prompt in analysis.prompts(item)])
     if parts_dir is not None:
         if overwrite:
@@ -170,7 +178,7 @@ def compute_batch(sweep: Plan, loaded: LoadedModel, index: int, advance: Advance
     retry = retry or Retry()
     for attempt in range(1, retry.attempts + 1):
         try:
-            part = sweep.analysis.run_batch(loaded, chunk, advance)
+            part = sweep.analysis.run_batch(sweep.resolved, loaded, chunk, advance)
             break
         except AnchorsError:
             raise
@@ -198,7 +206,7 @@ def finish(sweep: Plan, parts: Sequence[xr.Dataset], *, cli_config: dict | None 
     model = json.loads(parts[0].attrs["model_provenance"])
     merged = _merge([part.assign_attrs(model_provenance=None) for part in parts])
     merged.attrs.pop("model_provenance", None)
-    result = describe(analysis.finalise(merged))
+    result = describe(analysis.finalise(sweep.resolved, merged))
     traced = [s for item in items for s in analysis.samples_of(item)]
     result.attrs = provenance(model, analysis.experiment, sweep.config, n_samples=len(items),
                               dictionary_hash=dictionary_hash(traced), batch_size=sweep.batch_size)
@@ -242,12 +250,12 @@ def run(
     loaded = loaded_of(sweep.model)
     chunks = sweep.chunks
     parts: list[xr.Dataset] = []
-    with progress(analysis.experiment, sum(analysis.steps(c) for c in chunks), analysis.unit) as advance:
+    with progress(analysis.experiment, sum(sweep.steps(i) for i in range(len(chunks))), analysis.unit) as advance:
         for index, chunk in enumerate(chunks):
             path = sweep.part_path(index)
             if path is not None and path.exists():
                 log(f"batch {index + 1}/{len(chunks)}: already done, skipped")
-                advance(analysis.steps(chunk))
+                advance(sweep.steps(index))
                 parts.append(load(path))
                 continue
             parts.append(compute_batch(sweep, loaded, index, advance, retry=retry, log=log))
