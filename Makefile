@@ -3,7 +3,7 @@ PY312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench clean
+.PHONY: test lint demo bench clean system-packages
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY312)" || { echo "Python 3.12 not found: install it (pyenv install 3.12) or set PY312=/path/to/python3.12"; exit 2; }
@@ -12,7 +12,11 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test,capability,remote,cluster]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# The Debian packages the tests need (WordNet, Chromium, redis, a JRE): installed as root, named otherwise.
+system-packages:
+	@bash .ci/system-packages
+
+test: $(STAMP) system-packages
 	$(VENV)/bin/python -m pytest -q
 
 # The layers contract in pyproject.toml ([tool.importlinter]).

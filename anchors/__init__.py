@@ -12,15 +12,24 @@ from typing import Any
 __version__ = "0.1.0"
 
 _HOMES = {
+    **{name: "experiments" for name in ("rank_heads", "RECORDS", "record")},
     "AnchorsError": "errors", "InputError": "errors",
     "Prompt": "prompts", "PromptError": "prompts", "TracedSample": "prompts", "ROLES": "prompts",
     "Adapter": "models", "AdapterError": "models", "LoadedModel": "models", "ModelSpec": "models", "load_model": "models",
     "EncodedBatch": "tracer", "encode_batch": "tracer", "trace_batch": "tracer", "generate_batch": "tracer",
     "Knockout": "interventions", "HeadScale": "interventions",
-    "KnockoutProfile": "experiments", "LensProfile": "experiments", "HeadIntervention": "experiments",
-    "PositionControls": "experiments", "rank_heads": "experiments",
     "run": "runner", "run_folder": "runner", "load": "results", "save": "results",
 }
+
+
+def _experiment_names() -> dict[str, str]:
+    """Every experiment record's analysis and config class, exported from :mod:`anchors.experiments`
+    (the records are torch-free data, read by name like every name here)."""
+    RECORDS = import_module(".experiments.records", __name__).RECORDS
+    return {name: "experiments" for r in RECORDS if r.analysis for name in (r.analysis[1], r.config)}
+
+
+_HOMES.update(_experiment_names())
 __all__ = sorted(_HOMES) + ["__version__"]
 
 

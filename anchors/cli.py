@@ -10,46 +10,26 @@ CLI and the API share defaults; CLI-only options are stored in a result's ``cli_
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 import traceback
 import warnings
 from pathlib import Path
 from typing import Any
 
-from .command_options import add_build_options, add_config_options, add_data_options, apply_config, config_from, positive_int
+from .command_options import (add_build_options, add_experiment_options, add_model_options, apply_config, model_spec,
+                              positive_int)
+from .commands import (cmd_data_build, cmd_demo, cmd_heads, cmd_models, cmd_ndif, cmd_organism_train, cmd_plot,
+                       cmd_ray, cmd_report, cmd_roles)
 from .errors import AnchorsError, InputError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
-# command -> (analysis class in anchors.experiments, its config class, help)
-ANALYSIS_COMMANDS = {
-    "knockout": ("KnockoutProfile", "KnockoutConfig", "attention knockout profile: NSSD per layer (Eq 4, Fig 2)"),
-    "lens": ("LensProfile", "LensConfig", "logit-lens readouts, LDAR and attributions (Eq 1, 5-9)"),
-    "intervene": ("HeadIntervention", "InterventionConfig", "block/amplify top heads vs random and shared (§4.2)"),
-    "controls": ("PositionControls", "ControlsConfig", "cues -> semantic vs format instruction knockout (Fig 3a)"),
-}
-# command -> (analysis, config, help) of the analyses that read a task file and a lens ranking
-RANKED_COMMANDS = {
-    "capability": ("CapabilityAnalysis", "CapabilityConfig", "general capabilities with the top heads blocked vs random "
-                   "heads (Table 1): vqa, caption, mcq or ifeval"),
-    "caption-conflict": ("CaptionConflict", "CaptionConflictConfig", "captions under misleading text with knockouts "
-                         "and amplified top vision heads vs random heads (App. D, Tables 2-3)"),
-}
 CLI_ONLY = {"handler", "config", "quiet", "out", "overwrite", "command", "ray", "ray_workers", "ray_gpus_per_worker",
             "retries"}
 
 
 def _cli_config(args: argparse.Namespace) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items()) if k not in CLI_ONLY}
-
-
-def _model(args: argparse.Namespace) -> Any:
-    from .models import ModelSpec
-
-    return ModelSpec(args.model, attn_implementation=args.attn, dtype=args.dtype, device_map=args.device_map,
-                     revision=args.revision, quantization=args.quantization, remote=getattr(args, "remote", False))
 
 
 def _engine(args: argparse.Namespace) -> Any:
@@ -61,202 +41,47 @@ def _engine(args: argparse.Namespace) -> Any:
 
     if args.ray is None:
         return partial(run, retry=Retry(attempts=args.retries))
-    if args.remote:
-        raise InputError("--ray and --remote do not mix: Ray workers load the model themselves")
     from .backends.ray_sweep import run_on_ray
 
     return partial(run_on_ray, address=args.ray, workers=args.ray_workers, gpus_per_worker=args.ray_gpus_per_worker)
 
 
-def cmd_analysis(args: argparse.Namespace, console: Any) -> int:
+def cmd_experiment(args: argparse.Namespace, console: Any) -> int:
+    """Every analysis command: its record says what it reads; the cheap checks answer before any
+    heavy import, then the runner (or Ray) computes, resumably."""
+    from .command_checks import already_complete, check_inputs
+    from .experiments.records import by_command
+
+    record = by_command(args.command)
+    if args.ray is not None and args.remote:
+        raise InputError("--ray and --remote do not mix: Ray workers load the model themselves")
+    cli_config = _cli_config(args)
+    inputs = check_inputs(record, args, cli_config)
+    if not args.overwrite and already_complete(args.out, inputs):
+        console.log(f"{args.out} is already complete (same command and inputs); --overwrite recomputes it")
+        print(args.out)
+        return EXIT_OK
     from . import experiments
     from .report import key_numbers
-    from .results import check_writable, load_result
     from .runner import run_folder
 
-    class_name, config_name, _ = ANALYSIS_COMMANDS[args.command]
-    config = config_from(args, getattr(experiments, config_name))
-    if args.command == "intervene":
-        check_writable(args.out)
-        analysis = experiments.HeadIntervention(load_result(args.lens, ["lens_profile"]), config)
+    console.quiet_transformers()
+    analysis_class = getattr(experiments, record.analysis[1])
+    analysis = analysis_class(inputs.lens, inputs.config) if inputs.lens is not None else analysis_class(inputs.config)
+    options = dict(out=args.out, batch_size=args.batch_size, overwrite=args.overwrite, progress=console.progress,
+                   log=console.log, cli_config=cli_config, attrs={"inputs_digest": inputs.digest})
+    if inputs.folder is not None:
+        result = run_folder(analysis, model_spec(args), inputs.folder, limit=args.limit, fraction=args.fraction,
+                            seed=args.fraction_seed, engine=_engine(args), **options)
     else:
-        analysis = getattr(experiments, class_name)(config)
-    result = run_folder(analysis, _model(args), args.data, limit=args.limit, fraction=args.fraction,
-                        seed=args.fraction_seed, out=args.out, batch_size=args.batch_size, overwrite=args.overwrite,
-                        progress=console.progress, log=console.log, cli_config=_cli_config(args), engine=_engine(args))
-    console.table(f"{result.attrs['experiment']} — {args.out}", key_numbers(result))
+        result = _engine(args)(analysis, model_spec(args), inputs.items, **options)
+    console.table(f"{record.name} — {args.out}", key_numbers(result))
     print(args.out)
     return EXIT_OK
-
-
-def cmd_ranked_heads(args: argparse.Namespace, console: Any) -> int:
-    """``capability`` and ``caption-conflict``: records of a task file, heads from a lens ranking."""
-    from . import experiments
-    from .datasets.capability import load_capability
-    from .report import key_numbers
-    from .results import check_writable, load_result
-    class_name, config_name, _ = RANKED_COMMANDS[args.command]
-    check_writable(args.out)
-    config = config_from(args, getattr(experiments, config_name))
-    analysis = getattr(experiments, class_name)(load_result(args.lens, ["lens_profile"]), config)
-    items = load_capability(getattr(config, "task", "caption_conflict"), args.file)[: args.limit]
-    result = _engine(args)(analysis, _model(args), items, out=args.out, batch_size=args.batch_size,
-                           overwrite=args.overwrite, progress=console.progress, log=console.log,
-                           cli_config=_cli_config(args))
-    console.table(f"{args.command} — {args.out}", key_numbers(result))
-    print(args.out)
-    return EXIT_OK
-
-
-def cmd_data_build(args: argparse.Namespace, console: Any) -> int:
-    from .datasets.folder import build_folder
-
-    from .datasets.dictionaries import OpenAICompatibleVerifier
-
-    if sum(map(bool, (args.mc2, args.jsonl, args.modality_following))) != 1:
-        raise InputError("give exactly one of --mc2 FILE or --modality-following FILE... (with --images DIR), or --jsonl FILE")
-    if bool(args.verifier_endpoint) != bool(args.verifier_model):
-        raise InputError("--verifier-endpoint and --verifier-model go together")
-    verifier = (OpenAICompatibleVerifier(args.verifier_endpoint, args.verifier_model, args.verifier_key_env)
-                if args.verifier_endpoint else None)
-    summary = build_folder(args.out, mc2=args.mc2, images=args.images, jsonl=args.jsonl, tasks=args.tasks,
-                           modality_following=args.modality_following, question=args.question,
-                           styles=tuple(args.styles), variants=tuple(args.variants), extra_forms=args.extra_forms,
-                           strict=args.strict, verifier=verifier, overwrite=args.overwrite, log=console.log)
-    console.table("data build", summary)
-    print(args.out)
-    return EXIT_OK
-
-
-def cmd_heads(args: argparse.Namespace, console: Any) -> int:
-    from .experiments.ranking import rank_heads, top_heads
-    from .results import load_result, save
-
-    lens = load_result(args.lens, ["lens_profile"])
-    ranked = rank_heads(lens)
-    console.emit(f"top {args.top} heads per instructed modality, {args.lens}", top_heads(ranked, args.top), args.format)
-    if args.out:
-        ranked.attrs = {**lens.attrs, "experiment": "rank_heads"}
-        console.log(f"ranking written to {save(ranked, args.out)}")
-    return EXIT_OK
-
-
-def cmd_plot(args: argparse.Namespace, console: Any) -> int:
-    from .report import FIGURES, render
-    from .results import load_result
-
-    result = load_result(args.result, FIGURES)
-    path = Path(args.result)
-    for png in render(result, Path(args.out) if args.out else path.parent / "figures", stem=f"{path.stem}-"):
-        print(png)
-    return EXIT_OK
-
-
-def cmd_report(args: argparse.Namespace, console: Any) -> int:
-    from .report import write_report
-
-    print(write_report(args.run_dir, log=console.log))
-    return EXIT_OK
-
-
-def cmd_demo(args: argparse.Namespace, console: Any) -> int:
-    from .organism.demo import run_demo
-
-    out = Path(args.out) if args.out else Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
-    report = run_demo(out, n_samples=args.samples, batch_size=args.batch_size, organism=args.organism,
-                      progress=console.progress, log=console.log)
-    console.rich.print(f"[bold green]demo finished[/]: results, figures and report in {out}")
-    print(report)
-    return EXIT_OK
-
-
-def cmd_organism_train(args: argparse.Namespace, console: Any) -> int:
-    from .organism.train import recipe, train_and_save
-
-    config = recipe(args.recipe, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                    threads=args.threads, architecture=args.architecture)
-    with console.progress("training", config.steps, "steps") as advance:
-        record = train_and_save(args.out, config, on_step=lambda step, loss: advance(1))
-    console.table("organism", [("final loss", f"{record['loss_every_100'][-1]:.4f}")]
-                  + [(split, json.dumps(record["metrics"][split])) for split in ("held_in", "held_out")])
-    print(args.out)
-    return EXIT_OK
-
-
-def cmd_roles(args: argparse.Namespace, console: Any) -> int:
-    from .datasets.instructions import example_prompt
-    from .tracer import describe_row, encode_batch
-
-    adapter = _model(args).adapter()  # the processor and template label tokens; no weights needed
-    batch = encode_batch(adapter, [example_prompt(adapter.multimodal)])
-    rows = [(str(i), token, role) for i, (token, role) in enumerate(describe_row(adapter, batch, 0))]
-    console.table(f"token roles, {args.model}", rows, ("position", "token", "role"))
-    return EXIT_OK
-
-
-def cmd_models(args: argparse.Namespace, console: Any) -> int:
-    from .models.adapters import CHECKS, model_table
-    from .models.survey import survey
-
-    if args.survey:
-        console.emit("every image-text-to-text type's default config on a meta-device skeleton", survey(), args.format)
-    else:
-        console.emit(f"model types ('all checks' = {CHECKS})", model_table(), args.format)
-    return EXIT_OK
-
-
-def cmd_ndif(args: argparse.Namespace, console: Any) -> int:
-    from .backends import ndif
-
-    if args.ndif_command == "up":
-        stack = ndif.up(args.folder)
-        print(f"export NDIF_HOST={stack.host}\n# stop it with: anchors ndif down {stack.folder}")
-    else:
-        ndif.down(args.folder)
-        console.log(f"stopped the local NDIF recorded in {args.folder}")
-    return EXIT_OK
-
-
-def cmd_ray(args: argparse.Namespace, console: Any) -> int:
-    from .backends import cluster
-
-    if args.ray_command == "up":
-        local = cluster.up(args.folder, num_cpus=args.cpus, num_gpus=args.gpus)
-        print(f"{local.address}\n# stop it with: anchors ray down {local.folder}")
-    else:
-        cluster.down(args.folder)
-        console.log(f"stopped the Ray cluster recorded in {args.folder}")
-    return EXIT_OK
-
-
-def _engine_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("where it runs")
-    group.add_argument("--remote", action="store_true", help="run every trace on the NDIF server at $NDIF_HOST "
-                       "(nnsight's CONFIG.API.HOST; key from NDIF_API_KEY); weights stay on the server")
-    group.add_argument("--retries", type=positive_int, default=3,
-                       help="attempts per batch on a remote server before failing (default: 3)")
-    group.add_argument("--ray", metavar="auto|ADDRESS", help="spread the batches over Ray actors of the cluster at "
-                       "ADDRESS ('auto': the one this machine belongs to; 'anchors ray up' starts a local one)")
-    group.add_argument("--ray-workers", type=positive_int, help="actors (model replicas; default: as many as fit)")
-    group.add_argument("--ray-gpus-per-worker", type=float, default=0.0, help="GPUs per actor (default: 0; 1 on a "
-                       "GPU cluster)")
-
-
-def _model_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model")
-    group.add_argument("--model", default="organism", help="Hub id or local folder (e.g. Qwen/Qwen2.5-VL-7B-Instruct), "
-                       "'organism[:NAME]' for a shipped organism, or 'tiny:TYPE' for a tiny random model (default: organism)")
-    group.add_argument("--attn", default="sdpa", choices=["eager", "sdpa"],
-                       help="attention implementation; flash attention cannot take edited masks (default: sdpa)")
-    group.add_argument("--dtype", default="float32", help="torch dtype name for the weights (default: float32)")
-    group.add_argument("--device-map", default=None, help="Accelerate device map, e.g. 'cuda' or 'auto' (default: CPU)")
-    group.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) of --model")
-    group.add_argument("--quantization", default=None, choices=["8bit", "4bit"],
-                       help="bitsandbytes loading (CUDA and the 'quant' extra; no per-head readouts)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .experiments import configs
+    from .experiments.records import commands as commands_of_records
     from .models.organisms import ARCHITECTURES, ORGANISMS
 
     common = argparse.ArgumentParser(add_help=False)
@@ -273,28 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     build = command("build", cmd_data_build, "MC2 or JSONL records -> samples.jsonl + dictionaries.jsonl",
                     commands.add_parser("data", help="build analysis data").add_subparsers(dest="data_command", required=True))
     add_build_options(build)
-    for name, (_, config_name, help) in ANALYSIS_COMMANDS.items():
-        sub = command(name, cmd_analysis, help)
-        _model_options(sub)
-        add_data_options(sub)
-        sub.add_argument("--out", type=Path, required=True, help="NetCDF file to write")
-        sub.add_argument("--overwrite", action="store_true", help="replace an output made with other options "
-                         "(without it, re-running the same command resumes an interrupted run)")
-        if name == "intervene":
-            sub.add_argument("--lens", required=True, help="lens result used to rank the heads")
-        _engine_options(sub)
-        add_config_options(sub, getattr(configs, config_name))
-    for name, (_, config_name, help) in RANKED_COMMANDS.items():
-        sub = command(name, cmd_ranked_heads, help)
-        _model_options(sub)
-        sub.add_argument("--file", required=True, help="the task's records (JSONL or a JSON list; README: formats)")
-        sub.add_argument("--lens", required=True, help="lens result whose head ranking gives the targeted heads")
-        sub.add_argument("--out", type=Path, required=True, help="NetCDF file to write")
-        sub.add_argument("--limit", type=positive_int, help="use only the first N records")
-        sub.add_argument("--batch-size", type=positive_int, default=8, help="samples per batch (default: 8)")
-        sub.add_argument("--overwrite", action="store_true", help="replace an output made with other options")
-        _engine_options(sub)
-        add_config_options(sub, getattr(configs, config_name))
+    for record in commands_of_records():
+        add_experiment_options(command(record.command, cmd_experiment, record.help), record)
     heads = command("heads", cmd_heads, "rank heads per instructed modality from a lens result")
     heads.add_argument("lens", help="lens result (NetCDF) made with per-head attribution")
     heads.add_argument("--top", type=positive_int, default=10, help="heads to list per modality (default: 10)")
@@ -320,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--architecture", default=ARCHITECTURES[0], choices=ARCHITECTURES, help="transformers architecture")
     train.add_argument("--recipe", default="plain", help="'plain', or 'anchored' (the paper's route planted by "
                        "attention constraints in training; 8 layers)")
-    _model_options(command("roles", cmd_roles, "print the token-role map of an example prompt"))
+    add_model_options(command("roles", cmd_roles, "print the token-role map of an example prompt"))
     models = command("models", cmd_models, "supported model types, their adapter and what was verified on each")
     models.add_argument("--format", default="table", choices=["table", "csv", "json"], help="stdout format (default: table)")
     models.add_argument("--survey", action="store_true", help="try the structural adapter on every image-text-to-text "

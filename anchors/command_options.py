@@ -38,8 +38,64 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=8, help="samples per batch and saved part (default: 8)")
 
 
+def model_spec(args: argparse.Namespace) -> Any:
+    """The ``ModelSpec`` the model options describe (nothing is loaded)."""
+    from .models import ModelSpec
+
+    return ModelSpec(args.model, attn_implementation=args.attn, dtype=args.dtype, device_map=args.device_map,
+                     revision=args.revision, quantization=args.quantization, remote=getattr(args, "remote", False))
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("where it runs")
+    group.add_argument("--remote", action="store_true", help="run every trace on the NDIF server at $NDIF_HOST "
+                       "(nnsight's CONFIG.API.HOST; key from NDIF_API_KEY); weights stay on the server")
+    group.add_argument("--retries", type=positive_int, default=3,
+                       help="attempts per batch on a remote server before failing (default: 3)")
+    group.add_argument("--ray", metavar="auto|ADDRESS", help="spread the batches over Ray actors of the cluster at "
+                       "ADDRESS ('auto': the one this machine belongs to; 'anchors ray up' starts a local one)")
+    group.add_argument("--ray-workers", type=positive_int, help="actors (model replicas; default: as many as fit)")
+    group.add_argument("--ray-gpus-per-worker", type=float, default=0.0, help="GPUs per actor (default: 0; 1 on a "
+                       "GPU cluster)")
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default="organism", help="Hub id or local folder (e.g. Qwen/Qwen2.5-VL-7B-Instruct), "
+                       "'organism[:NAME]' for a shipped organism, or 'tiny:TYPE' for a tiny random model (default: organism)")
+    group.add_argument("--attn", default="sdpa", choices=["eager", "sdpa"],
+                       help="attention implementation; flash attention cannot take edited masks (default: sdpa)")
+    group.add_argument("--dtype", default="float32", help="torch dtype name for the weights (default: float32)")
+    group.add_argument("--device-map", default=None, help="Accelerate device map, e.g. 'cuda' or 'auto' (default: CPU)")
+    group.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) of --model")
+    group.add_argument("--quantization", default=None, choices=["8bit", "4bit"],
+                       help="bitsandbytes loading (CUDA and the 'quant' extra; no per-head readouts)")
+
+
+def add_experiment_options(parser: argparse.ArgumentParser, record: Any) -> None:
+    """An experiment command's options, from its record (:mod:`anchors.experiments.records`):
+    the model, what it reads, the output, where it runs and its config's fields."""
+    from .experiments import configs
+
+    add_model_options(parser)
+    if "data" in record.reads:
+        add_data_options(parser)
+    if "file" in record.reads:
+        parser.add_argument("--file", required=True, help="the task's records (JSONL or a JSON list; README: formats)")
+        parser.add_argument("--limit", type=positive_int, help="use only the first N records")
+        parser.add_argument("--batch-size", type=positive_int, default=8, help="samples per batch (default: 8)")
+    if "lens" in record.reads:
+        parser.add_argument("--lens", required=True, help="lens result whose head ranking (Eq 9) gives the heads")
+    parser.add_argument("--out", type=Path, required=True, help="NetCDF file to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an output made with other options "
+                        "(without it, re-running the same command resumes an interrupted run)")
+    add_engine_options(parser)
+    add_config_options(parser, getattr(configs, record.config))
+
+
 def add_build_options(build: argparse.ArgumentParser) -> None:
     """``anchors data build``'s options."""
+    from .datasets.dictionaries import DICTIONARY_SOURCES
     from .datasets.instructions import STYLES, VARIANTS
 
     build.add_argument("--mc2", help="the published MC2 file evaluate_final.json")
@@ -54,6 +110,9 @@ def add_build_options(build: argparse.ArgumentParser) -> None:
     build.add_argument("--styles", nargs="+", default=["default"], choices=list(STYLES), help="instruction styles")
     build.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS), help="prompt variants")
     build.add_argument("--extra-forms", help="JSON file: answer -> extra surface forms (e.g. Chinese)")
+    build.add_argument("--dictionaries", default="wordnet", choices=DICTIONARY_SOURCES,
+                       help="an answer's forms besides itself and --extra-forms: WordNet candidates (offline; the "
+                            "Debian packages wordnet-base and wordnet-sense-index) or none (default: wordnet)")
     build.add_argument("--verifier-endpoint", help="OpenAI-compatible base URL whose chat model checks every WordNet "
                        "form (App. B's second stage), e.g. http://localhost:8000/v1")
     build.add_argument("--verifier-model", help="the verifier's model name (with --verifier-endpoint)")
@@ -77,10 +136,27 @@ def config_fields(config_class: type) -> list[tuple[dataclasses.Field, type, boo
     return out
 
 
+def _shown(value: Any) -> str:
+    """A default as a user would type it (``1 2 4`` for a list, ``on``/``off`` for a switch)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (tuple, list)):
+        return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def option_help(field: dataclasses.Field) -> str:
+    """A config field's help with its choices and default, generated from the field."""
+    parts = [f"choices: {', '.join(map(str, field.metadata['choices']))}"] if "choices" in field.metadata else []
+    parts.append(f"default: {field.metadata.get('default_text') or _shown(field.default)}")
+    return f"{field.metadata['help']} ({'; '.join(parts)})".replace("%", "%%").replace("%%%%", "%%")
+
+
 def add_config_options(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """One flag per field of an analysis config (``--no-X`` for a switch that is on by default)."""
     group = parser.add_argument_group("analysis")
     for field, kind, is_list in config_fields(config_class):
-        flag, extra = "--" + field.name.replace("_", "-"), {"help": field.metadata["help"]}
+        flag, extra = "--" + field.name.replace("_", "-"), {"help": option_help(field)}
         if "choices" in field.metadata:
             extra["choices"] = field.metadata["choices"]
         if kind is bool:

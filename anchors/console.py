@@ -20,10 +20,18 @@ from rich.table import Table
 class Console:
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
-        self.rich = RichConsole(stderr=True, quiet=quiet)
+        self.rich = RichConsole(stderr=True, quiet=quiet, log_path=False)
 
     def log(self, message: str) -> None:
         self.rich.log(message)
+
+    @staticmethod
+    def quiet_transformers() -> None:
+        """Silence transformers' own progress bars (e.g. 'Loading weights'), which would mix into
+        ours; the Hub's download bars stay."""
+        from transformers.utils import logging
+
+        logging.disable_progress_bar()
 
     @contextmanager
     def progress(self, description: str, total: int, unit: str) -> Iterator[Callable[[int], None]]:
@@ -61,6 +69,6 @@ class Console:
             table = Table(title=title)
             for column in (rows[0] if rows else {}):
                 table.add_column(column)
-            for row in rows:
-                table.add_row(*(str(value) for value in row.values()))
+            for row in rows:  # numbers at one precision, so a column reads evenly
+                table.add_row(*(f"{value:.6f}" if isinstance(value, float) else str(value) for value in row.values()))
             RichConsole(width=160).print(table)

@@ -51,7 +51,7 @@ BAD_MC2 = [
     ("image id not numeric", lambda r: r.update(image_id="abc"), "record 0 (id abc): field 'image_id': must be a COCO id"),
     ("image id missing", lambda r: r.pop("image_id"), "record 0: field 'image_id': missing"),
     ("image missing", lambda r: r.update(image_id="999"),
-     "field 'image_id': no image 000000000999 under"),
+     "field 'image_id': no image 000000000999: looked for"),
     ("empty context", lambda r: r.update(context=""), "field 'context': is empty"),
 ]
 

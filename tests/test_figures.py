@@ -19,7 +19,8 @@ from anchors.results import load
 FIXTURES = Path(__file__).parent / "fixtures"
 RESULT_FILES = {"knockout_profile": "knockout.nc", "lens_profile": "lens.nc", "head_intervention": "heads.nc",
                 "position_controls": "controls.nc", "capability": "capability.nc",
-                "caption_conflict": "caption_conflict.nc", "organism_agreement": "agreement.nc"}
+                "caption_conflict": "caption_conflict.nc", "organism_agreement": "agreement.nc",
+                "head_ranking": "ranking.nc"}
 CASES = [(experiment, name) for experiment, figures in FIGURES.items() for name in figures]
 
 
@@ -42,7 +43,7 @@ def test_figure_renders_from_stored_result(tmp_path, experiment, name):
 
 
 def test_render_writes_png_and_svg(tmp_path):
-    written = render(load(FIXTURES / "knockout.nc"), tmp_path, stem="k-")
+    written = render(load(FIXTURES / "knockout.nc"), tmp_path, stem="k-").written
     assert {p.name for p in written} == {"k-fig2_knockout_nssd.png", "k-fig6_window_sensitivity.png",
                                          "k-fig3c_generated_necessity.png"}
     assert all(p.with_suffix(".svg").read_text().lstrip().startswith("<?xml") for p in written)

@@ -16,6 +16,7 @@ from anchors.organism.task import dictionaries, evaluation_set, to_modality_samp
 from anchors.organism.train import SMOKE, TrainConfig, train_model
 from anchors.readouts.metrics import decide
 from anchors.experiments import HeadIntervention, KnockoutProfile, LensProfile
+from anchors.results import load
 from anchors.runner import run
 from anchors.tracer import batches
 from anchors.tracer import trace_batch
@@ -182,7 +183,12 @@ def test_blocking_the_arbitration_heads_leaves_the_agreement_capability_intact(t
     lens = run(LensProfile(readout_role="generated"), loaded, traced, batch_size=32)
     heads = run(HeadIntervention(lens, ks=(8,), n_random=2, alphas=(1.0,), role="generated"), loaded, traced,
                 batch_size=32)
-    agreement = agreement_capability(loaded, lens, (8,), n=32, n_random=2, role="generated")
+    agreement = agreement_capability(loaded, lens, (8,), n=32, n_random=2, role="generated",
+                                     out=tmp_path / "agreement.nc")
+    # saved through the one writer, with every result's provenance (issue 22)
+    assert set(heads.attrs) - {"sweep_fingerprint", "cli_config", "top_k", "method", "window"} <= set(
+        load(tmp_path / "agreement.nc").attrs)
+    assert agreement.attrs["experiment"] == "organism_agreement" and agreement.attrs["role"] == "generated"
     assert dict(agreement.accuracy.sizes) == {"instructed_modality": 2, "condition": 3, "k": 1, "draw": 2}
     assert agreement.accuracy.sel(condition="targeted").isel(draw=1).isnull().all()
     text = agreement.accuracy.sel(instructed_modality="text")

@@ -44,15 +44,17 @@ def dictionaries_for(
     *,
     verifier: Verifier | None = None,
     extra_forms: dict[str, list[str]] | None = None,
+    source: str = "wordnet",
 ) -> dict[tuple[str, str], AnswerDictionary]:
-    """One dictionary per (canonical answer, task) used by ``samples``."""
+    """One dictionary per (canonical answer, task) used by ``samples``, its forms from ``source``
+    (:func:`~anchors.datasets.dictionaries.build_dictionary`)."""
     out: dict[tuple[str, str], AnswerDictionary] = {}
     for s in samples:
         for answer in (s.compliant_answer, s.competing_answer):
             key = (answer.strip().lower(), s.task)
             if key not in out:
                 out[key] = build_dictionary(answer, task=s.task, question=s.question, verifier=verifier,
-                                            extra_forms=extra_forms)
+                                            extra_forms=extra_forms, source=source)
     return out
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .records import DatasetError, RecordError, _check_image, read_json_list
+from .records import DatasetError, RecordError, _check_image, json_problem, read_json_list
 
 TASKS: tuple[str, ...] = ("vqa", "caption", "mcq", "ifeval", "caption_conflict")
 LETTERS = string.ascii_uppercase
@@ -71,7 +71,7 @@ def _records(path: Path) -> list[tuple[int, Any]]:
             try:
                 out.append((index, json.loads(line)))
             except json.JSONDecodeError as error:
-                raise RecordError(str(path), index, None, "line", f"not valid JSON ({error.msg})") from None
+                raise RecordError(str(path), index, None, "line", f"not valid JSON ({json_problem(error)})") from None
     return out
 
 

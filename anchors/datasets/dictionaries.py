@@ -67,6 +67,10 @@ def _render(lemma: str) -> str:
     return lemma.replace("_", " ").strip().lower()
 
 
+# Where a dictionary's forms come from besides the canonical answer and --extra-forms.
+DICTIONARY_SOURCES: tuple[str, ...] = ("wordnet", "answers-only")
+
+
 def wordnet_candidates(answer: str, task: str | None = None) -> list[str]:
     """WordNet candidates for ``answer``, most relevant first.
 
@@ -119,16 +123,20 @@ def build_dictionary(
     verifier: Verifier | None = None,
     extra_forms: dict[str, list[str]] | None = None,
     limit: int = MAX_FORMS,
+    source: str = "wordnet",
 ) -> AnswerDictionary:
-    """The dictionary of one canonical answer: canonical form first, then user extras, then WordNet
-    candidates that can be an answer (:func:`cannot_be_an_answer` says why the others are dropped),
-    each kept only if ``verifier`` accepts it; at most ``limit`` forms."""
+    """The dictionary of one canonical answer: canonical form first, then user extras, then (with
+    ``source="wordnet"``; none with ``"answers-only"``) WordNet candidates that can be an answer
+    (:func:`cannot_be_an_answer` says why the others are dropped), each kept only if ``verifier``
+    accepts it; at most ``limit`` forms."""
     canonical = answer.strip().lower()
     if not canonical:
         raise DatasetError("cannot build a dictionary for an empty answer")
     extras = (extra_forms or {}).get(canonical, [])
     forms, dropped = [canonical], []
-    candidates = wordnet_candidates(canonical, task)[1:]
+    if source not in DICTIONARY_SOURCES:
+        raise DatasetError(f"dictionaries must be one of {', '.join(DICTIONARY_SOURCES)}, got {source!r}")
+    candidates = wordnet_candidates(canonical, task)[1:] if source == "wordnet" else []
     for candidate in extras + candidates:
         if len(forms) >= limit:
             break

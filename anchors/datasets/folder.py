@@ -34,6 +34,9 @@ class DataFolder:
     def open(cls, path: str | Path) -> "DataFolder":
         """Read both files, naming the folder and the missing or bad file on failure."""
         path = Path(path)
+        if not path.exists():
+            raise DatasetError(f"--data {path}: no such folder; give the folder made by 'anchors data build' (holding "
+                               f"{SAMPLES_FILE} and {DICTIONARIES_FILE})")
         if path.is_file():
             raise DatasetError(f"--data {path}: is a file; give the folder made by 'anchors data build' (holding "
                                f"{SAMPLES_FILE} and {DICTIONARIES_FILE})")
@@ -80,12 +83,13 @@ def build_folder(out: str | Path, *, mc2: str | None = None, images: str | None 
                  modality_following: Sequence[str] = (), question: str = "question3",
                  tasks: Sequence[str] | None = None, styles: tuple[str, ...] = ("default",),
                  variants: tuple[str, ...] = ("default",), extra_forms: str | None = None, strict: bool = True,
-                 verifier: Verifier | None = None, overwrite: bool = False,
+                 verifier: Verifier | None = None, overwrite: bool = False, dictionaries: str = "wordnet",
                  log: Callable[[str], None] = lambda message: None) -> list[tuple[str, str]]:
     """Read MC2 (with its COCO 2014 ``images`` root), JSONL records, or the authors' Modality-Following
     files (with a COCO 2017 ``images`` root; their own instructions and dictionaries, ``question``
     choosing the format part), make the samples in every style and variant, build the dictionaries
-    (WordNet, offline, except for the authors' files) and write the data folder. Returns summary
+    (from ``dictionaries``: WordNet, offline, or the answers and ``extra_forms`` alone with
+    ``"answers-only"``; the authors' files bring their own) and write the data folder. Returns summary
     rows; bad records are logged (lenient) or raised (strict)."""
     out = Path(out)
     if (mc2 or modality_following) and not images:
@@ -97,12 +101,12 @@ def build_folder(out: str | Path, *, mc2: str | None = None, images: str | None 
         raise DatasetError(f"--out {out}: already holds a data set; use --overwrite to replace it")
     if modality_following:
         authors = load_modality_following(modality_following, images, question=question, strict=strict)
-        samples, dictionaries, report = authors.samples, authors.dictionaries, authors
+        samples, built, report = authors.samples, authors.dictionaries, authors
         samples = [rearranged(s, v) if v != "default" else s for s in samples for v in variants]
     else:
         report = load_mc2(mc2, images, strict=strict) if mc2 else load_jsonl(jsonl, strict=strict, tasks=tasks)
         samples = build_samples(report.records, styles=styles, variants=variants) if report.records else []
-        dictionaries = {}
+        built = {}
     if not samples:
         raise DatasetError(f"{mc2 or jsonl or ', '.join(modality_following)}: no usable record ({report.summary()}); "
                            "nothing to build")
@@ -110,16 +114,16 @@ def build_folder(out: str | Path, *, mc2: str | None = None, images: str | None 
         log(f"skipped: {problem}")
     for duplicate in report.duplicates:
         log(f"dropped: {duplicate}")
-    dictionaries = dictionaries or dictionaries_for(samples, verifier=verifier,
-                                                    extra_forms=load_extra_forms(extra_forms) if extra_forms else None)
-    for entry in dictionaries.values():
+    built = built or dictionaries_for(samples, verifier=verifier, source=dictionaries,
+                                      extra_forms=load_extra_forms(extra_forms) if extra_forms else None)
+    for entry in built.values():
         if entry.dropped:
             log(f"dictionary {entry.canonical!r} ({entry.task}): dropped " + ", ".join(
                 f"{form!r} ({reason})" for form, reason in entry.dropped))
     out.mkdir(parents=True, exist_ok=True)
     save_samples(out / SAMPLES_FILE, samples)
-    save_dictionaries(out / DICTIONARIES_FILE, dictionaries.values())
-    dropped = sum(len(entry.dropped) for entry in dictionaries.values())
+    save_dictionaries(out / DICTIONARIES_FILE, built.values())
+    dropped = sum(len(entry.dropped) for entry in built.values())
     return [("records", report.summary()), ("samples", str(len(samples))),
-            ("dictionaries", f"{len(dictionaries)} ({dropped} candidate forms dropped, listed in the log and in "
+            ("dictionaries", f"{len(built)} ({dropped} candidate forms dropped, listed in the log and in "
                              f"{DICTIONARIES_FILE})")]

@@ -76,6 +76,11 @@ def load_summary(kept: int, problems: list, duplicates: list) -> str:
     return f"{kept} records loaded, {len(problems)} skipped{dropped}"
 
 
+def json_problem(error: json.JSONDecodeError) -> str:
+    """Where and what a JSON syntax error is: ``Expecting value: line 3 column 7``."""
+    return f"{error.msg}: line {error.lineno} column {error.colno}"
+
+
 def normalise(text: str) -> str:
     """Collapse stray whitespace (some published answers carry it)."""
     return re.sub(r"\s+", " ", text).strip()
@@ -156,7 +161,7 @@ def read_json_list(path: Path) -> list:
     except (OSError, UnicodeDecodeError) as error:
         raise DatasetError(f"{path}: cannot read ({error})") from error
     except json.JSONDecodeError as error:
-        raise DatasetError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from error
+        raise DatasetError(f"{path}: not valid JSON ({json_problem(error)})") from error
     if not isinstance(data, list):
         raise DatasetError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
     return data
@@ -186,8 +191,9 @@ def load_mc2(path: str | Path, image_root: str | Path, *, strict: bool = True) -
             continue
         image = resolve_coco_image(image_root, image_id)
         if image is None:
-            check.fail(index, record_id, "image_id",
-                       f"no image {image_id} under {image_root}/train2014 or {image_root}/val2014")
+            looked = " or ".join(f"{image_root}/{folder}/{prefix}{image_id}.jpg" for folder, prefix in COCO_FOLDERS)
+            check.fail(index, record_id, "image_id", f"no image {image_id}: looked for {looked} (COCO 2014 names, "
+                                                     "COCO_<split>2014_<12 digits>.jpg; only .jpg is looked for)")
             continue
         check.accept(index, record_id, image, values)
     return check.report
@@ -209,7 +215,7 @@ def load_jsonl(path: str | Path, *, strict: bool = True, tasks: Iterable[str] | 
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as error:
-            check.fail(index, None, "line", f"not valid JSON ({error.msg})")
+            check.fail(index, None, "line", f"not valid JSON ({json_problem(error)})")
             continue
         if not isinstance(raw, dict):
             check.fail(index, None, "record", f"must be an object, got {type(raw).__name__}")

@@ -54,7 +54,8 @@ def install_from_debian(cache: Path, source: Path = DEBIAN_WORDNET) -> Path:
     if missing:
         raise WordNetUnavailable(
             f"WordNet not found in NLTK's data path, and {source} lacks {', '.join(missing)}: install the Debian "
-            "packages wordnet-base and wordnet-sense-index, or run nltk.download('wordnet')"
+            "packages wordnet-base and wordnet-sense-index, or run nltk.download('wordnet'); or build without it: "
+            "'anchors data build --dictionaries answers-only' (each answer plus its --extra-forms)"
         )
     target = cache / "corpora" / "wordnet"
     target.mkdir(parents=True, exist_ok=True)

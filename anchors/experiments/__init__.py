@@ -10,12 +10,15 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from .records import RECORDS
+
+# Each record's analysis and config class, then the other public names.
 _HOMES = {
-    "Analysis": "base", "HeadIntervention": "heads", "KnockoutProfile": "knockout", "LensProfile": "lens",
-    "PositionControls": "controls", "VariantGroup": "controls", "CONTROL_TARGETS": "controls", "rank_heads": "ranking",
-    "parse_pathway": "knockout", "with_lens_aggregates": "lens", "DEFAULT_PATHWAYS": "configs",
-    "KnockoutConfig": "configs", "CapabilityConfig": "configs", "CapabilityAnalysis": "capability",
-    "CaptionConflict": "caption_conflict", "CaptionConflictConfig": "configs", "LensConfig": "configs", "InterventionConfig": "configs", "ControlsConfig": "configs",
+    **{r.analysis[1]: r.analysis[0] for r in RECORDS if r.analysis},
+    **{r.config: "configs" for r in RECORDS if r.config},
+    "Analysis": "base", "Resolved": "base", "VariantGroup": "controls", "CONTROL_TARGETS": "controls",
+    "rank_heads": "ranking", "parse_pathway": "configs", "with_lens_aggregates": "lens", "DEFAULT_PATHWAYS": "configs",
+    "RECORDS": "records", "record": "records",
 }
 __all__ = sorted(_HOMES)
 

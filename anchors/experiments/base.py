@@ -25,7 +25,6 @@ from ..interventions.specs import check_remote_method
 from ..models.adapters import Adapter, Shape
 from ..models.loading import LoadedModel
 from ..prompts.prompt import Prompt, TracedSample
-from .configs import positive
 from .ranking import rank_heads
 
 Advance = Callable[[int], None]

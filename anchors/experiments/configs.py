@@ -18,9 +18,11 @@ from ..prompts.prompt import SUBSPACE_SCORES
 Pathway = tuple[tuple[str, ...], tuple[str, ...]]
 
 
-def option(default: Any, help: str, **cli: Any) -> Any:
-    """A config field with its command-line help (and argparse extras such as ``choices``)."""
-    return dataclasses.field(default=default, metadata={"help": help, **cli})
+def option(default: Any, help: str, *, default_text: str = "", **cli: Any) -> Any:
+    """A config field with its command-line help (and argparse extras such as ``choices``). The
+    flag's help adds the choices and the default (``default_text`` where the value itself would
+    not say it, e.g. None meaning every layer), so neither can drift from the field."""
+    return dataclasses.field(default=default, metadata={"help": help, "default_text": default_text, **cli})
 
 
 DEFAULT_PATHWAYS: dict[str, tuple[str, str]] = {
@@ -72,15 +74,16 @@ EXACT_HELP = ("'reuse' (exact: the clean run's layer inputs, keys and values are
 @dataclass(frozen=True)
 class KnockoutConfig:
     pathways: tuple[str, ...] = option(tuple(DEFAULT_PATHWAYS),
-                                       "pathway names, or 'source->target' with roles/groups joined by '+' (default: all six)")
-    windows: tuple[int, ...] = option((9,), "knockout window sizes in layers; several give the sensitivity sweep (default: 9)")
-    layers: tuple[int, ...] | None = option(None, "window centres (default: every layer)")
+                                       f"pathway names ({', '.join(DEFAULT_PATHWAYS)}), or 'source->target' "
+                                       "with roles/groups joined by '+'", default_text="all six")
+    windows: tuple[int, ...] = option((9,), "knockout window sizes in layers; several give the sensitivity sweep")
+    layers: tuple[int, ...] | None = option(None, "window centres", default_text="every layer")
     method: str = option("reuse", f"{EXACT_HELP}, 'atp' (attribution-patching estimate from one forward and one "
                                   "backward pass; experimental), 'atp+verify' (atp, then the exact knockout for the "
-                                  "--verify-top strongest settings per pathway) (default: reuse)",
+                                  "--verify-top strongest settings per pathway)",
                          choices=KNOCKOUT_METHODS)
-    max_batch_rows: int = option(64, "rows (settings x samples) stacked into one forward by 'reuse' (default: 64)")
-    verify_top: int = option(5, "settings per pathway checked exactly by 'atp+verify' (default: 5)")
+    max_batch_rows: int = option(64, "rows (settings x samples) stacked into one forward by 'reuse'")
+    verify_top: int = option(5, "settings per pathway checked exactly by 'atp+verify'")
 
     def check(self) -> None:
         """Refuse values that are wrong for any model (the model-dependent checks are the analysis's)."""
@@ -96,13 +99,13 @@ class KnockoutConfig:
 
 @dataclass(frozen=True)
 class LensConfig:
-    top_k: int = option(5, "readout tokens averaged per subspace, Eq 5 (default: 5)")
+    top_k: int = option(5, "readout tokens averaged per subspace, Eq 5")
     heads: bool = option(True, "per-head attribution (Eq 9)")
     readout_role: str = option("instruction", "role or group whose tokens are read: 'instruction' as in the paper, "
-                                              "'generated' for the answer position (default: instruction)",
+                                              "'generated' for the answer position",
                                choices=tuple(ROLE_GROUPS) + ROLES[1:])
     subspace_score: str = option("max", "a dictionary's subspace logit: 'max' over its ids (Eq 1) or their 'mean' "
-                                        "(App. E.1's ablation) (default: max)", choices=SUBSPACE_SCORES)
+                                        "(App. E.1's ablation)", choices=SUBSPACE_SCORES)
 
     def check(self) -> None:
         positive(self.top_k, "top_k")
@@ -126,22 +129,22 @@ def heads_arg(value: str) -> int | str:
 
 @dataclass(frozen=True)
 class InterventionConfig:
-    ks: tuple[int | str, ...] = option((1, 2, 4, 8), "numbers of heads, or percentages of all heads such as 1%% 2%% 5%% "
-                                                     "(default: 1 2 4 8)", type=heads_arg)
-    amplify_alpha: float = option(2.0, "scale for amplification (default: 2)")
-    alphas: tuple[float, ...] = option((0.5, 1.0, 2.0, 4.0, 8.0), "alpha sweep values")
-    alpha_k: int | str | None = option(None, "heads (or %% of heads) amplified in the alpha sweep (default: max k)",
+    ks: tuple[int | str, ...] = option((1, 2, 4, 8), "numbers of heads, or percentages of all heads such as 1%% 2%% 5%%",
                                        type=heads_arg)
-    n_random: int = option(5, "random head draws per k (default: 5)")
-    shared_top: int | str | None = option(None, "shared heads: those in the top N (or N%%) of both rankings "
-                                                "(default: max k)", type=heads_arg)
-    role: str = option("instruction", "positions whose head outputs are scaled (default: instruction)")
-    seed: int = option(0, "seed of the random head draws (default: 0)")
+    amplify_alpha: float = option(2.0, "scale for amplification")
+    alphas: tuple[float, ...] = option((0.5, 1.0, 2.0, 4.0, 8.0), "alpha sweep values")
+    alpha_k: int | str | None = option(None, "heads (or %% of heads) amplified in the alpha sweep", default_text="max k",
+                                       type=heads_arg)
+    n_random: int = option(5, "random head draws per k")
+    shared_top: int | str | None = option(None, "shared heads: those in the top N (or N%%) of both rankings",
+                                           default_text="max k", type=heads_arg)
+    role: str = option("instruction", "positions whose head outputs are scaled")
+    seed: int = option(0, "seed of the random head draws")
     answer_from: str = option("first-token", "how a sample's answer is read: the greedy 'first-token' (its dictionary), "
                                              "or greedy 'generation' of --max-new-tokens matched against the "
                                              "dictionaries' forms, empty or one-token-repeated output counting as "
-                                             "'degenerate' (default: first-token)", choices=ANSWER_SOURCES)
-    max_new_tokens: int = option(8, "tokens generated per sample with --answer-from generation (default: 8)")
+                                             "'degenerate'", choices=ANSWER_SOURCES)
+    max_new_tokens: int = option(8, "tokens generated per sample with --answer-from generation")
 
     def check(self) -> None:
         expand_role(self.role)
@@ -152,12 +155,13 @@ class InterventionConfig:
 
 @dataclass(frozen=True)
 class ControlsConfig:
-    variants: tuple[str, ...] | None = option(None, "prompt variants (default: all four from a data folder; through "
-                                                    "the API, the keys of the samples given)", choices=VARIANTS)
-    window: int = option(9, "knockout window (default: 9)")
-    layers: tuple[int, ...] | None = option(None, "window centres (default: every layer)")
-    method: str = option("reuse", f"{EXACT_HELP} (default: reuse)", choices=EXACT_KNOCKOUT_METHODS)
-    max_batch_rows: int = option(64, "rows (settings x samples) stacked into one forward by 'reuse' (default: 64)")
+    variants: tuple[str, ...] | None = option(None, "prompt variants", choices=VARIANTS,
+                                              default_text="all four from a data folder; through the API, the keys "
+                                                           "of the samples given")
+    window: int = option(9, "knockout window")
+    layers: tuple[int, ...] | None = option(None, "window centres", default_text="every layer")
+    method: str = option("reuse", f"{EXACT_HELP}", choices=EXACT_KNOCKOUT_METHODS)
+    max_batch_rows: int = option(64, "rows (settings x samples) stacked into one forward by 'reuse'")
 
     def check(self) -> None:
         positive(self.window, "window")
@@ -170,18 +174,18 @@ CAPABILITY_SCOPES: tuple[str, ...] = ("instruction", "all")
 
 @dataclass(frozen=True)
 class CapabilityConfig:
-    task: str = option("vqa", "capability task of --file: vqa, caption, mcq or ifeval (default: vqa)",
+    task: str = option("vqa", "capability task of --file",
                        choices=("vqa", "caption", "mcq", "ifeval"))
-    ks: tuple[int | str, ...] = option((1, 2, 4), "numbers of heads blocked, or percentages of all heads "
-                                                  "(default: 1 2 4)", type=heads_arg)
+    ks: tuple[int | str, ...] = option((1, 2, 4), "numbers of heads blocked, or percentages of all heads",
+                                       type=heads_arg)
     modality: str = option("vision", "whose top heads are the targeted ones: the ranking of samples instructed to "
-                                     "follow 'vision' or 'text' (default: vision)", choices=("vision", "text"))
-    n_random: int = option(3, "random head draws per k (default: 3)")
-    seed: int = option(0, "seed of the random head draws (default: 0)")
+                                     "follow 'vision' or 'text'", choices=("vision", "text"))
+    n_random: int = option(3, "random head draws per k")
+    seed: int = option(0, "seed of the random head draws")
     scope: str = option("instruction", "where heads are blocked: at the prompt's instruction tokens (as in the paper) "
-                                       "or at every position, generated tokens included (default: instruction)",
+                                       "or at every position, generated tokens included",
                         choices=CAPABILITY_SCOPES)
-    max_new_tokens: int = option(16, "tokens generated per sample for vqa, caption and ifeval (default: 16)")
+    max_new_tokens: int = option(16, "tokens generated per sample for vqa, caption and ifeval")
 
     def check(self) -> None:
         if self.max_new_tokens < 1 or self.n_random < 1:
@@ -191,14 +195,14 @@ class CapabilityConfig:
 @dataclass(frozen=True)
 class CaptionConflictConfig:
     pathways: tuple[str, ...] = option(("context->instruction", "context->generated"), "knocked-out pathways "
-                                       "(names or 'source->target'; default: context->instruction context->generated)")
-    layers: tuple[int, ...] = option((0,), "window centres of the knockouts (default: 0)")
-    window: int = option(9, "knockout window (default: 9)")
-    ks: tuple[int | str, ...] = option((2,), "numbers (or %%) of heads amplified (default: 2)", type=heads_arg)
-    alpha: float = option(2.0, "amplification of the heads' outputs at the instruction tokens (default: 2)")
-    n_random: int = option(3, "random head draws per k (default: 3)")
-    seed: int = option(0, "seed of the random head draws (default: 0)")
-    max_new_tokens: int = option(20, "caption tokens generated per setting (default: 20)")
+                                       "(names or 'source->target')")
+    layers: tuple[int, ...] = option((0,), "window centres of the knockouts")
+    window: int = option(9, "knockout window")
+    ks: tuple[int | str, ...] = option((2,), "numbers (or %%) of heads amplified", type=heads_arg)
+    alpha: float = option(2.0, "amplification of the heads' outputs at the instruction tokens")
+    n_random: int = option(3, "random head draws per k")
+    seed: int = option(0, "seed of the random head draws")
+    max_new_tokens: int = option(20, "caption tokens generated per setting")
 
     def check(self) -> None:
         for name in self.pathways:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import xarray as xr
 
 from ..errors import InputError
 from ..prompts.prompt import MODALITIES
-from ..results.schema import followed_or_all
+from ..results.heads import split_heads
+from ..results.provenance import model_of, write_result
+from ..results.schema import config_of, followed_or_all
 from ..results.variables import describe
 
 
@@ -28,7 +32,8 @@ def rank_heads(lens: xr.Dataset) -> xr.Dataset:
         scores.append(chosen.head_attribution.mean("sample") if n else xr.zeros_like(lens.head_attribution.isel(sample=0)))
     score = xr.concat(scores, dim=xr.DataArray(list(MODALITIES), dims="modality", name="modality"))
     ranking = np.argsort(-score.stack(flat=("layer", "head")).values, axis=1, kind="stable")  # layer-major
-    layer, head = np.divmod(ranking, lens.sizes["head"])
+    pairs = np.array([split_heads(row, lens.sizes["head"]) for row in ranking]).reshape(*ranking.shape, 2)
+    layer, head = pairs[..., 0], pairs[..., 1]
     dims = ("modality", "rank")
     return describe(xr.Dataset(
         {"score": score.drop_vars([c for c in score.coords if c not in ("modality", "layer", "head")]),
@@ -51,3 +56,13 @@ def top_heads(ranked: xr.Dataset, top: int) -> list[dict[str, object]]:
                          "score": round(float(part.score.sel(layer=layer, head=head)), 6),
                          "ranked_on": f"{part.ranked_on.item()} samples (n={int(part.n_ranked)})"})
     return rows
+
+
+def ranking_result(ranked: xr.Dataset, lens: xr.Dataset, lens_path: str | Path, out: str | Path) -> xr.Dataset:
+    """The ranking ``ranked`` of ``lens`` (read from ``lens_path``) saved to ``out`` as a
+    ``head_ranking`` result, with the lens's model and data provenance."""
+    config = {"lens": str(lens_path), "lens_fingerprint": lens.attrs.get("sweep_fingerprint", ""),
+              "lens_config": config_of(lens)}
+    return write_result(ranked, out, model_of(lens), "head_ranking", config, n_samples=int(lens.attrs.get("n_samples", 0)),
+                        dictionary_hash=str(lens.attrs.get("dictionary_hash", "")),
+                        batch_size=int(lens.attrs.get("batch_size", 0)))

@@ -33,7 +33,7 @@ class Experiment:
     config class in :mod:`anchors.experiments.configs`; ``command`` and ``help`` its command line
     (empty: no command of its own); ``reads`` what that command reads (:data:`INPUTS`);
     ``figures`` (figure name, function in ``anchors.report.figures``) pairs; ``key_numbers`` the
-    function in ``anchors.report.key_numbers`` that lists its few numbers; ``title`` its report
+    function in ``anchors.report.numbers`` that lists its few numbers; ``title`` its report
     section; ``located`` whether the section title says where it read or scaled (the role).
     """
 

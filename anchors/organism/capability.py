@@ -10,17 +10,21 @@ heads, and scores the greedy answer on agreeing examples instructed with that mo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 import xarray as xr
 
+from ..experiments.base import draw_heads, softmax_pool
 from ..experiments.ranking import rank_heads
 from ..interventions.specs import HeadScale
 from ..models.loading import LoadedModel
 from ..prompts.prompt import MODALITIES, Prompt
 from ..readouts.subspaces import Subspaces
+from ..results.heads import split_heads
+from ..results.provenance import write_result
 from ..results.variables import describe
 from ..tracer.encode import encode_batch
 from ..tracer.trace import trace_batch
@@ -31,10 +35,11 @@ CONDITIONS: tuple[str, ...] = ("none", "targeted", "random")
 
 
 def agreement_capability(loaded: LoadedModel, lens: xr.Dataset, ks: Sequence[int], *, n: int = 64, n_random: int = 5,
-                         seed: int = 0, role: str = "instruction") -> xr.Dataset:
+                         seed: int = 0, role: str = "instruction", out: str | Path | None = None) -> xr.Dataset:
     """``accuracy`` (instructed_modality, condition, k, draw) on ``n`` agreeing held-in examples
     (half per instructed modality) with no heads, the modality's top-k heads or k random heads
-    blocked at ``role``; ``none`` is stored at every k, ``targeted`` at draw 0."""
+    (drawn from softmax-attention layers) blocked at ``role``; ``none`` is stored at every k,
+    ``targeted`` at draw 0. Written to ``out`` when given, with every result's provenance."""
     adapter, tokenizer = loaded.adapter, loaded.adapter.tokenizer
     rng = np.random.default_rng(seed)
     examples = [make_example(rng, i, conflict=False, instructed=MODALITIES[i % 2], prefix="agree") for i in range(n)]
@@ -43,26 +48,27 @@ def agreement_capability(loaded: LoadedModel, lens: xr.Dataset, ks: Sequence[int
     truth = torch.tensor([colours[e.target] for e in examples])
     space = Subspaces.from_ids(encoded.sample_ids, [[colours[e.target]] for e in examples],
                                [[i for c, i in colours.items() if c != e.target] for e in examples])
-    ranked, n_heads = rank_heads(lens), adapter.shape.n_heads
-    total = adapter.shape.n_layers * n_heads
+    ranked, n_heads, pool = rank_heads(lens), adapter.shape.n_heads, softmax_pool(adapter)
 
     def accuracy(flat: Sequence[int], rows: np.ndarray) -> float:
-        spec = [HeadScale(tuple((int(h) // n_heads, int(h) % n_heads) for h in flat), 0.0, role=role)] if len(flat) else []
+        spec = [HeadScale(split_heads(flat, n_heads), 0.0, role=role)] if len(flat) else []
         top = trace_batch(loaded, encoded, space, spec).top_token
         return float((top == truth)[torch.from_numpy(rows)].float().mean())
 
-    out = np.full((len(MODALITIES), len(CONDITIONS), len(ks), n_random), np.nan)
+    scores = np.full((len(MODALITIES), len(CONDITIONS), len(ks), n_random), np.nan)
     instructed = np.array([e.instructed for e in examples])
     for m, modality in enumerate(MODALITIES):
         rows = instructed == modality
-        out[m, 0, :, 0] = accuracy([], rows)
+        scores[m, 0, :, 0] = accuracy([], rows)
         order = ranked.ranking.sel(modality=modality).values
         for j, k in enumerate(ks):
-            out[m, 1, j, 0] = accuracy(order[:k], rows)
-            out[m, 2, j] = [accuracy(rng.choice(total, size=k, replace=False), rows) for _ in range(n_random)]
-    return describe(xr.Dataset(
-        {"accuracy": (("instructed_modality", "condition", "k", "draw"), out)},
+            scores[m, 1, j, 0] = accuracy(order[:k], rows)
+            scores[m, 2, j] = [accuracy(draw_heads(rng, pool, k), rows) for _ in range(n_random)]
+    result = describe(xr.Dataset(
+        {"accuracy": (("instructed_modality", "condition", "k", "draw"), scores)},
         coords={"instructed_modality": list(MODALITIES), "condition": list(CONDITIONS), "k": list(ks),
                 "draw": np.arange(n_random)},
-        attrs={**loaded.provenance, "experiment": "organism_agreement", "n_samples": n, "role": role, "seed": seed},
     ))
+    config = {"ks": [int(k) for k in ks], "n": n, "n_random": n_random, "seed": seed, "role": role}
+    return write_result(result, out, loaded.provenance, "organism_agreement", config, n_samples=n,
+                        dictionary_hash=f"colours:{','.join(COLOURS)}", batch_size=n)

@@ -13,7 +13,6 @@ from ..models.organisms import ORGANISMS
 from ..models.spec import ModelSpec
 from ..presets import command_options
 from ..report import write_report
-from ..results import save
 from ..runner.resumable import Progress, no_progress, run
 from .capability import agreement_capability
 from .task import write_data
@@ -53,8 +52,8 @@ def run_demo(out: str | Path, *, n_samples: int = 128, batch_size: int = 32, org
         # the capability check beside it: agreeing examples with the same heads blocked at the same site
         agreement = out / f"agreement{suffix}.nc"
         if not agreement.exists():
-            save(agreement_capability(model.load(), lenses[suffix], ks, n=n_samples, n_random=intervene["n_random"],
-                                      role=role), agreement)
+            agreement_capability(model.load(), lenses[suffix], ks, n=n_samples, n_random=intervene["n_random"],
+                                 role=role, out=agreement)
     (out / "demo.json").write_text(json.dumps({"organism": organism, "n_samples": n_samples, "batch_size": batch_size,
                                                "preset": PRESET, "windows": knockout["windows"], "ks": ks}, indent=1))
     return write_report(out)

@@ -10,6 +10,12 @@ import xarray as xr
 
 from ..errors import InputError
 
+# The layout of results this version writes (attrs["schema_version"]). Results without one were
+# written before issue 22 (version 1) and load unchanged, except that a head ranking's experiment
+# was then called ``rank_heads``.
+SCHEMA_VERSION = 2
+LEGACY_EXPERIMENTS = {"rank_heads": "head_ranking"}
+
 
 def save(dataset: xr.Dataset, path: str | Path) -> Path:
     """Write with the netcdf4 engine through a temporary file and a rename (never half-written).
@@ -45,6 +51,12 @@ def load_result(path: str | Path, kinds: Iterable[str] | None = None) -> xr.Data
         dataset = load(path)
     except (OSError, ValueError) as error:
         raise InputError(f"{path}: not a readable NetCDF result ({error})") from error
+    version = int(dataset.attrs.get("schema_version", 1))
+    if version > SCHEMA_VERSION:
+        raise InputError(f"{path}: written with result schema version {version}; this instruction-anchors reads "
+                         f"versions up to {SCHEMA_VERSION}: upgrade it to read this file")
+    if version == 1 and dataset.attrs.get("experiment") in LEGACY_EXPERIMENTS:
+        dataset.attrs["experiment"] = LEGACY_EXPERIMENTS[dataset.attrs["experiment"]]
     found = dataset.attrs.get("experiment")
     wanted = tuple(kinds) if kinds is not None else None
     if wanted is not None and found not in wanted:

@@ -1,4 +1,5 @@
-"""Provenance attributes every result carries: model, revision, analysis config, data, versions."""
+"""Provenance attributes every result carries (model, revision, analysis config, data, versions,
+schema version) and :func:`write_result`, the one function every saved result goes through."""
 
 from __future__ import annotations
 
@@ -6,11 +7,18 @@ import json
 import platform
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Mapping
+
+import xarray as xr
+
+from .netcdf import SCHEMA_VERSION, save
 
 PACKAGES = ("instruction-anchors", "torch", "transformers", "nnsight", "xarray", "numpy")
 # Config keys also stored as top-level attributes when scalar, for quick filtering.
-SCALAR_KEYS = ("seed", "window", "top_k", "method")
+SCALAR_KEYS = ("seed", "window", "top_k", "method", "role")
+# The model's provenance every result records (LoadedModel.provenance; revision as model_revision).
+MODEL_KEYS = ("model", "model_revision", "model_type", "adapter", "attn_implementation", "dtype", "quantization")
 
 
 def versions() -> dict[str, str]:
@@ -36,8 +44,31 @@ def provenance(model: Mapping[str, str], experiment: str, config: Mapping[str, A
     attrs: dict[str, Any] = dict(model)
     attrs["model_revision"] = attrs.pop("revision")
     attrs.update(experiment=experiment, config=dumps(config), dictionary_hash=dictionary_hash, n_samples=n_samples,
-                 batch_size=batch_size, versions=json.dumps(versions(), sort_keys=True), command=" ".join(sys.argv))
+                 batch_size=batch_size, versions=json.dumps(versions(), sort_keys=True), command=" ".join(sys.argv),
+                 schema_version=SCHEMA_VERSION)
     for key in SCALAR_KEYS:
         if config.get(key) is not None and not isinstance(config[key], (list, tuple)):
             attrs[key] = config[key]
     return attrs
+
+
+def model_of(result: xr.Dataset) -> dict[str, str]:
+    """The model provenance recorded in ``result`` (as :func:`provenance` takes it), e.g. to stamp
+    a result derived from it."""
+    model = {key: str(result.attrs.get(key, "")) for key in MODEL_KEYS if key != "model_revision"}
+    return model | {"revision": str(result.attrs.get("model_revision", ""))} | (
+        {"backend": result.attrs["backend"]} if "backend" in result.attrs else {})
+
+
+def write_result(dataset: xr.Dataset, path: str | Path | None, model: Mapping[str, str], experiment: str,
+                 config: Mapping[str, Any], *, n_samples: int, dictionary_hash: str, batch_size: int,
+                 attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """``dataset`` with every result's provenance (:func:`provenance`, then ``attrs``), saved
+    atomically to ``path`` when one is given: the one writer of results (the runner's finish, the
+    head ranking of ``anchors heads --out``, the organism's agreement check)."""
+    result = dataset.copy()
+    result.attrs = provenance(model, experiment, config, n_samples=n_samples, dictionary_hash=dictionary_hash,
+                              batch_size=batch_size) | dict(attrs or {})
+    if path is not None:
+        save(result, path)
+    return result

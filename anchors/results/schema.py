@@ -12,12 +12,8 @@ import xarray as xr
 
 from ..prompts.prompt import MODALITIES, TracedSample
 
-__all__ = ["EXPERIMENTS", "MODALITIES", "OUTCOMES", "by_instructed_modality", "config_of", "followed_or_all", "sample_coords"]
+__all__ = ["MODALITIES", "OUTCOMES", "by_instructed_modality", "config_of", "followed_or_all", "sample_coords"]
 OUTCOMES: tuple[str, ...] = ("followed", "failed", "all")
-
-# Which experiment a result holds (attrs["experiment"]), in the paper's order.
-EXPERIMENTS: tuple[str, ...] = ("knockout_profile", "position_controls", "lens_profile", "head_intervention", "capability",
-                               "caption_conflict", "organism_agreement")
 
 
 def sample_coords(samples: Sequence[TracedSample], answers: Sequence[str]) -> dict[str, tuple[str, list]]:

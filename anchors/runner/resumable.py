@@ -28,7 +28,7 @@ from ..models.loading import LoadedModel
 from ..models.spec import ModelSpec, adapter_of, as_spec, loaded_of
 from ..prompts.prompt import dictionary_hash
 from ..results.netcdf import check_writable, load, save
-from ..results.provenance import dumps, provenance
+from ..results.provenance import dumps, write_result
 from ..results.variables import describe
 from ..tracer.batching import check_unique
 from ..tracer.encode import check_context
@@ -208,14 +208,12 @@ def finish(sweep: Plan, parts: Sequence[xr.Dataset], *, cli_config: dict | None 
     merged.attrs.pop("model_provenance", None)
     result = describe(analysis.finalise(sweep.resolved, merged))
     traced = [s for item in items for s in analysis.samples_of(item)]
-    result.attrs = provenance(model, analysis.experiment, sweep.config, n_samples=len(items),
-                              dictionary_hash=dictionary_hash(traced), batch_size=sweep.batch_size)
-    result.attrs["sweep_fingerprint"] = sweep.stamp
-    result.attrs.update(attrs or {})
+    extra = {"sweep_fingerprint": sweep.stamp, **(attrs or {})}
     if cli_config is not None:
-        result.attrs["cli_config"] = dumps(cli_config)
+        extra["cli_config"] = dumps(cli_config)
+    result = write_result(result, sweep.out, model, analysis.experiment, sweep.config, n_samples=len(items),
+                          dictionary_hash=dictionary_hash(traced), batch_size=sweep.batch_size, attrs=extra)
     if sweep.out is not None:
-        save(result, sweep.out)
         shutil.rmtree(sweep.parts)
     return result
 
@@ -263,19 +261,22 @@ def run(
     return finish(sweep, parts, cli_config=cli_config, attrs=attrs)
 
 
-def run_folder(analysis: Analysis, model: ModelSpec | LoadedModel | str, data: str | Path, *,
+def run_folder(analysis: Analysis, model: ModelSpec | LoadedModel | str, data: str | Path | DataFolder, *,
                limit: int | None = None, fraction: float | None = None, seed: int = 0,
                out: str | Path | None = None, log: Callable[[str], None] = lambda m: None,
-               engine: Callable[..., xr.Dataset] | None = None, **options: Any) -> xr.Dataset:
-    """:func:`run` on a data folder made by ``anchors data build``: the folder, the output and the
-    model's config and tokenizer are checked before any weights load. ``fraction`` and ``seed``
-    draw a stratified random subset (:class:`~anchors.datasets.subset.Subset`), ``limit`` keeps the
-    first N; both are recorded in the result's attrs. ``engine`` computes the batches (default:
-    :func:`run`; e.g. :func:`~anchors.backends.ray_sweep.run_on_ray`)."""
+               engine: Callable[..., xr.Dataset] | None = None, attrs: dict | None = None,
+               **options: Any) -> xr.Dataset:
+    """:func:`run` on a data folder made by ``anchors data build`` (its path, or the folder already
+    opened): the folder, the output and the model's config and tokenizer are checked before any
+    weights load. ``fraction`` and ``seed`` draw a stratified random subset
+    (:class:`~anchors.datasets.subset.Subset`), ``limit`` keeps the first N; both are recorded in
+    the result's attrs, beside ``attrs``. ``engine`` computes the batches (default: :func:`run`;
+    e.g. :func:`~anchors.backends.ray_sweep.run_on_ray`)."""
     subset = Subset(limit, fraction, seed)
     if out is not None:
         check_writable(out)
-    folder = DataFolder.open(data)
+    folder = data if isinstance(data, DataFolder) else DataFolder.open(data)
     model = as_spec(model)
     samples = analysis.from_folder(folder, adapter_of(model).tokenizer, subset, log)
-    return (engine or run)(analysis, model, samples, out=out, log=log, attrs=subset.attrs(), **options)
+    return (engine or run)(analysis, model, samples, out=out, log=log, attrs={**subset.attrs(), **(attrs or {})},
+                           **options)
