@@ -12,7 +12,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _HOMES = {
-    **{name: "experiments" for name in ("rank_heads", "RECORDS", "record")},
+    "rank_heads": "experiments", "RECORDS": "results.records", "record": "results.records",
     "AnchorsError": "errors", "InputError": "errors",
     "Prompt": "prompts", "PromptError": "prompts", "TracedSample": "prompts", "ROLES": "prompts",
     "Adapter": "models", "AdapterError": "models", "LoadedModel": "models", "ModelSpec": "models", "load_model": "models",
@@ -25,7 +25,7 @@ _HOMES = {
 def _experiment_names() -> dict[str, str]:
     """Every experiment record's analysis and config class, exported from :mod:`anchors.experiments`
     (the records are torch-free data, read by name like every name here)."""
-    RECORDS = import_module(".experiments.records", __name__).RECORDS
+    RECORDS = import_module(".results.records", __name__).RECORDS
     return {name: "experiments" for r in RECORDS if r.analysis for name in (r.analysis[1], r.config)}
 
 

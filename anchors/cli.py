@@ -50,7 +50,7 @@ def cmd_experiment(args: argparse.Namespace, console: Any) -> int:
     """Every analysis command: its record says what it reads; the cheap checks answer before any
     heavy import, then the runner (or Ray) computes, resumably."""
     from .command_checks import already_complete, check_inputs
-    from .experiments.records import by_command
+    from .results.records import by_command
 
     record = by_command(args.command)
     if args.ray is not None and args.remote:
@@ -81,7 +81,7 @@ def cmd_experiment(args: argparse.Namespace, console: Any) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .experiments.records import commands as commands_of_records
+    from .results.records import commands as commands_of_records
     from .models.organisms import ARCHITECTURES, ORGANISMS
 
     common = argparse.ArgumentParser(add_help=False)

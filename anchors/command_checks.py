@@ -14,18 +14,19 @@ import argparse
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import xarray as xr
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .command_options import config_from
 from .datasets.capability import CapabilityItem, load_capability
 from .datasets.folder import DICTIONARIES_FILE, SAMPLES_FILE, DataFolder
 from .experiments import configs
-from .experiments.records import Experiment
+from .results.records import Experiment
 from .results.netcdf import check_writable, load_result
 from .results.provenance import dumps
+
+if TYPE_CHECKING:  # xarray loads only where a result file is read
+    import xarray as xr
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ def already_complete(out: Path, inputs: Inputs) -> bool:
     """Whether ``out`` is the finished result of this very command on these very inputs."""
     if not out.is_file():
         return False
+    import xarray as xr
+
     try:
         with xr.open_dataset(out, engine="netcdf4") as existing:
             return existing.attrs.get("inputs_digest") == inputs.digest

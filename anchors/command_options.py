@@ -73,7 +73,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_experiment_options(parser: argparse.ArgumentParser, record: Any) -> None:
-    """An experiment command's options, from its record (:mod:`anchors.experiments.records`):
+    """An experiment command's options, from its record (:mod:`anchors.results.records`):
     the model, what it reads, the output, where it runs and its config's fields."""
     from .experiments import configs
 

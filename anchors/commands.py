@@ -53,7 +53,7 @@ def cmd_heads(args: argparse.Namespace, console: Any) -> int:
 
 
 def cmd_plot(args: argparse.Namespace, console: Any) -> int:
-    from .experiments.records import NAMES
+    from .results.records import NAMES
     from .report import render
     from .results import load_result
 

@@ -98,7 +98,7 @@ def _refused(capsys, argv: list[str]) -> str:
 def test_inputs_are_refused_before_any_weights_load(capsys, tmp_path, weightless, long_data):
     model = ["--model", str(weightless), "--quiet"]
     lens = ["lens", *model, "--data", str(long_data)]
-    assert "--data /nowhere: missing samples.jsonl" in _refused(capsys, ["lens", *model, "--data", "/nowhere", "--out", str(tmp_path / "a.nc")])
+    assert "--data /nowhere: no such folder" in _refused(capsys, ["lens", *model, "--data", "/nowhere", "--out", str(tmp_path / "a.nc")])
     (tmp_path / "file").write_text("")
     assert "cannot write there" in _refused(capsys, [*lens, "--out", str(tmp_path / "file" / "a.nc")])
     assert "the prompt is" in (line := _refused(capsys, [*lens, "--out", str(tmp_path / "a.nc")]))
@@ -111,7 +111,10 @@ def test_inputs_are_refused_before_any_weights_load(capsys, tmp_path, weightless
     assert "junk.nc: not a readable NetCDF result" in _refused(capsys, ["plot", str(tmp_path / "junk.nc")])
     with_rank = tmp_path / "ranking.nc"
     assert main(["heads", str(FIXTURES / "lens.nc"), "--out", str(with_rank), "--quiet"]) == 0
-    assert "is a rank_heads result; expected" in _refused(capsys, ["plot", str(with_rank)])
+    assert "is a head_ranking result; expected lens_profile" in _refused(
+        capsys, ["intervene", *model, "--data", str(long_data), "--lens", str(with_rank), "--out", str(tmp_path / "c.nc")])
+    (tmp_path / "dir.nc").mkdir()
+    assert "dir.nc: is a folder, not a result file" in _refused(capsys, ["plot", str(tmp_path / "dir.nc")])
 
 
 def test_an_internal_error_exits_1_with_its_traceback(capsys, monkeypatch):

@@ -86,7 +86,7 @@ def test_config_file_supplies_options_and_flags_win(data, tmp_path):
 
 BAD = [
     (["knockout", "--data", "x"], "the following arguments are required: --out"),
-    (["lens", *MODEL, "--data", "/nowhere", "--out", "x.nc"], "--data /nowhere: missing samples.jsonl"),
+    (["lens", *MODEL, "--data", "/nowhere", "--out", "x.nc"], "--data /nowhere: no such folder"),
     (["knockout", *MODEL, "--data", "{data}", "--pathways", "sideways", "--out", "x.nc"], "pathways: 'sideways' is neither"),
     (["knockout", *MODEL, "--data", "{data}", "--layers", "9", "--out", "x.nc"], "layers [9] outside 0…2"),
     (["lens", "--model", "tiny:gpt2", "--data", "{data}", "--out", "x.nc"], "no tiny model 'gpt2'"),

@@ -16,7 +16,7 @@ import anchors
 from anchors import experiments
 from anchors.cli import build_parser, main
 from anchors.experiments import configs
-from anchors.experiments.records import RECORDS, NAMES, commands, record
+from anchors.results.records import RECORDS, NAMES, commands, record
 from anchors.report import FIGURES, key_numbers, write_report
 from anchors.report import figures as figure_module
 from anchors.report import numbers as key_number_module

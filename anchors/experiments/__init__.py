@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .records import RECORDS
+from ..results.records import RECORDS
 
 # Each record's analysis and config class, then the other public names.
 _HOMES = {
@@ -18,7 +18,6 @@ _HOMES = {
     **{r.config: "configs" for r in RECORDS if r.config},
     "Analysis": "base", "Resolved": "base", "VariantGroup": "controls", "CONTROL_TARGETS": "controls",
     "rank_heads": "ranking", "parse_pathway": "configs", "with_lens_aggregates": "lens", "DEFAULT_PATHWAYS": "configs",
-    "RECORDS": "records", "record": "records",
 }
 __all__ = sorted(_HOMES)
 

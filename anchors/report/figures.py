@@ -1,7 +1,7 @@
 """One function per paper figure, each drawing from a result Dataset alone (no model), and
 :func:`render`, which saves the figures an experiment's record lists as PNG and SVG.
 
-Which figures an experiment has is its record's (:mod:`anchors.experiments.records`);
+Which figures an experiment has is its record's (:mod:`anchors.results.records`);
 :data:`FIGURES` is derived from the records. A figure that fails is logged and reported, and every
 other figure is still written.
 """
@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import xarray as xr
 
 from ..errors import InputError
-from ..experiments.records import RECORDS, record
+from ..results.records import RECORDS, record
 from .figures_heads import agreement_bars, alpha_sweep, capability_bars, caption_conflict_bars, mfr_curves
 from .figures_knockout import generated_necessity, knockout_nssd, semantic_vs_format, window_sensitivity
 from .figures_lens import attention_subspaces, head_heatmap, ldar_profile, subspace_evolution

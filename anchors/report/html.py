@@ -11,7 +11,7 @@ from typing import Callable
 import xarray as xr
 
 from ..errors import InputError
-from ..experiments.records import NAMES, record
+from ..results.records import NAMES, record
 from ..results.netcdf import load_result
 from ..results.schema import config_of
 from .figures import render

@@ -1,5 +1,5 @@
 """The few numbers worth a table for each experiment: one function per record
-(:attr:`~anchors.experiments.records.Experiment.key_numbers`), and :func:`key_numbers`, which
+(:attr:`~anchors.results.records.Experiment.key_numbers`), and :func:`key_numbers`, which
 picks it. A value that is missing says why."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..experiments.records import record
+from ..results.records import record
 from ..results.schema import followed_or_all
 from .figures_heads import EMPTY
 from .style import main_window

@@ -1,9 +1,21 @@
 """Results as labelled xarray Datasets: schema conventions, provenance and NetCDF I/O. Imports
-neither torch nor nnsight, so loading a result to plot it is light."""
+neither torch nor nnsight, so loading a result to plot it is light; names are imported on first
+use, so checking an output path does not even load xarray."""
 
-from .netcdf import SCHEMA_VERSION, check_writable, load, load_result, save
-from .provenance import write_result
-from .schema import MODALITIES, OUTCOMES, config_of, followed_or_all, sample_coords
+from __future__ import annotations
 
-__all__ = ["MODALITIES", "OUTCOMES", "check_writable", "config_of", "followed_or_all", "load",
-           "load_result", "sample_coords", "save", "SCHEMA_VERSION", "write_result"]
+from importlib import import_module
+from typing import Any
+
+_HOMES = {
+    "SCHEMA_VERSION": "netcdf", "check_writable": "netcdf", "load": "netcdf", "load_result": "netcdf", "save": "netcdf",
+    "write_result": "provenance", "MODALITIES": "schema", "OUTCOMES": "schema", "config_of": "schema",
+    "followed_or_all": "schema", "sample_coords": "schema",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'anchors.results' has no attribute {name!r}")
+    return getattr(import_module(f".{_HOMES[name]}", __name__), name)

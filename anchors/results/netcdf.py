@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
-
-import xarray as xr
+from typing import TYPE_CHECKING, Iterable
 
 from ..errors import InputError
+
+if TYPE_CHECKING:  # xarray is imported where a file is read, so path checks stay light
+    import xarray as xr
 
 # The layout of results this version writes (attrs["schema_version"]). Results without one were
 # written before issue 22 (version 1) and load unchanged, except that a head ranking's experiment
@@ -35,6 +36,8 @@ def save(dataset: xr.Dataset, path: str | Path) -> Path:
 
 def load(path: str | Path) -> xr.Dataset:
     """Load a result fully into memory (the file is closed afterwards)."""
+    import xarray as xr
+
     with xr.open_dataset(path, engine="netcdf4") as dataset:
         return dataset.load()
 

@@ -8,11 +8,12 @@ import platform
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
-
-import xarray as xr
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .netcdf import SCHEMA_VERSION, save
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 PACKAGES = ("instruction-anchors", "torch", "transformers", "nnsight", "xarray", "numpy")
 # Config keys also stored as top-level attributes when scalar, for quick filtering.

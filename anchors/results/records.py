@@ -6,7 +6,7 @@ config class in :mod:`anchors.experiments.configs`, figure and key-number functi
 ``anchors.report``) so that reading the records loads neither torch nor matplotlib;
 ``tests/test_records.py`` resolves every name.
 
->>> from anchors.experiments.records import RECORDS, by_command
+>>> from anchors.results.records import RECORDS, by_command
 >>> by_command("knockout").name
 'knockout_profile'
 >>> [r.name for r in RECORDS][:3]
