@@ -21,7 +21,6 @@ from anchors.organism.task import write_data
 from anchors.prompts import TracedSample
 from anchors.readouts import Subspaces
 from anchors.report import FIGURES, write_report
-from anchors.results import load
 from anchors.runner import run
 from anchors.tracer import encode_batch, trace_batch
 
