@@ -17,7 +17,7 @@ system-packages:
 	@bash .ci/system-packages
 
 test: $(STAMP) system-packages
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q --durations=10
 
 # The layers contract in pyproject.toml ([tool.importlinter]).
 lint: $(STAMP)

@@ -7,7 +7,8 @@ saved results never loads torch).
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+
+from .lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -33,7 +34,4 @@ _HOMES.update(_experiment_names())
 __all__ = sorted(_HOMES) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'anchors' has no attribute {name!r}")
-    return getattr(import_module(f".{_HOMES[name]}", __name__), name)
+__getattr__ = lazy_names(__name__, _HOMES)

@@ -19,11 +19,10 @@ from anchors.experiments import HeadIntervention, LensProfile
 from anchors.models.tiny import tiny_model
 from anchors.organism.task import write_data
 from anchors.prompts import TracedSample
-from anchors.readouts import Subspaces
 from anchors.report import FIGURES, write_report
 from anchors.runner import run
-from anchors.tracer import encode_batch, trace_batch
 
+from .fixtures.make_fixtures import samples as fixture_samples
 from .helpers import prompts
 from .mc2_fixture import write_image
 
@@ -76,22 +75,9 @@ def test_a_complete_output_is_recognised_from_its_recorded_inputs(capsys, tmp_pa
     assert out.stat().st_mtime_ns == stamp and not out.with_name("lens.nc.parts").exists()
 
 
-def _all_followed(loaded, n: int = 4) -> list[TracedSample]:
-    """Samples whose compliant dictionary holds the model's greedy token: every one is followed."""
-    base = prompts(n, True, seed=5)
-    batch = encode_batch(loaded.adapter, base)
-    top = trace_batch(loaded, batch, Subspaces.from_ids(batch.sample_ids, [[1]] * n, [[2]] * n)).top_token.tolist()
-    out = []
-    for i, (prompt, token) in enumerate(zip(base, top)):
-        others = [t for t in range(20, 400) if t != token]
-        out.append(TracedSample(prompt, (token, *others[:3]), tuple(others[3:6]), task="color",
-                                instructed=("text", "vision")[i % 2]))
-    return out
-
-
 def test_an_all_followed_intervention_plots_and_reports_with_a_noted_empty_panel(tmp_path, capsys):
     loaded = tiny_model("qwen2_5_vl", "sdpa")
-    samples = _all_followed(loaded)
+    samples = fixture_samples(loaded, 4, all_followed=True, seed=5)
     lens = run(LensProfile(top_k=2), loaded, samples, batch_size=4, out=tmp_path / "lens.nc")
     heads = run(HeadIntervention(lens, ks=(1, 2), n_random=1, alphas=(1.0, 2.0)), loaded, samples, batch_size=4,
                 out=tmp_path / "heads.nc")

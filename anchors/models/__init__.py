@@ -6,8 +6,7 @@ Names are imported on first use, so ``anchors.models.organisms`` loads without t
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from ..lazy import lazy_names
 
 _HOMES = {
     "VERIFIED": "adapters", "Adapter": "adapters", "AdapterError": "adapters", "Shape": "adapters",
@@ -18,7 +17,4 @@ _HOMES = {
 __all__ = sorted(_HOMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'anchors.models' has no attribute {name!r}")
-    return getattr(import_module(f".{_HOMES[name]}", __name__), name)
+__getattr__ = lazy_names(__name__, _HOMES)

@@ -4,8 +4,7 @@ use, so checking an output path does not even load xarray."""
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from ..lazy import lazy_names
 
 _HOMES = {
     "SCHEMA_VERSION": "netcdf", "check_writable": "netcdf", "load": "netcdf", "load_result": "netcdf", "save": "netcdf",
@@ -15,7 +14,4 @@ _HOMES = {
 __all__ = sorted(_HOMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'anchors.results' has no attribute {name!r}")
-    return getattr(import_module(f".{_HOMES[name]}", __name__), name)
+__getattr__ = lazy_names(__name__, _HOMES)
