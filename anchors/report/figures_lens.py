@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
+from ..results.heads import split_heads
 from ..results.schema import MODALITIES, config_of, followed_or_all
 from .style import BAND, MODALITY_TITLE, PALETTE, band, legend_outside, panels, place, present_modalities
 
@@ -91,8 +92,8 @@ def head_heatmap(ds: xr.Dataset) -> plt.Figure:
         grid = scores.sel(modality=modality).transpose("layer", "head").values
         image = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", origin="lower")
         flat = np.argsort(-np.nan_to_num(grid.reshape(-1), nan=-np.inf))[:top_k]
-        layers, heads = np.unravel_index(flat, grid.shape)
-        ax.scatter(heads, layers, marker="s", s=60, facecolors="none", edgecolors="black", linewidths=1.2)
+        marked = split_heads(flat, grid.shape[1])
+        ax.scatter([h for _, h in marked], [l for l, _ in marked], marker="s", s=60, facecolors="none", edgecolors="black", linewidths=1.2)
         ax.set(title=MODALITY_TITLE[str(modality)], xlabel="head", ylabel="layer",
                xticks=range(grid.shape[1]), yticks=range(grid.shape[0]))
         fig.colorbar(image, ax=ax, label="Δ margin")
