@@ -9,6 +9,9 @@ from __future__ import annotations
 from importlib import import_module
 
 from .lazy import lazy_names
+# Eager (light: no xarray until a file is read): nnsight gives every object a ``save`` attribute, so a
+# lazily exported ``save`` would resolve to nnsight's.
+from .results.netcdf import load, save
 
 __version__ = "0.1.0"
 
@@ -19,7 +22,7 @@ _HOMES = {
     "Adapter": "models", "AdapterError": "models", "LoadedModel": "models", "ModelSpec": "models", "load_model": "models",
     "EncodedBatch": "tracer", "encode_batch": "tracer", "trace_batch": "tracer", "generate_batch": "tracer",
     "Knockout": "interventions", "HeadScale": "interventions",
-    "run": "runner", "run_folder": "runner", "load": "results", "save": "results",
+    "run": "runner", "run_folder": "runner",
 }
 
 
@@ -31,7 +34,7 @@ def _experiment_names() -> dict[str, str]:
 
 
 _HOMES.update(_experiment_names())
-__all__ = sorted(_HOMES) + ["__version__"]
+__all__ = sorted(_HOMES) + ["__version__", "load", "save"]
 
 
 __getattr__ = lazy_names(__name__, _HOMES)

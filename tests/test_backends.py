@@ -109,12 +109,17 @@ def test_remote_refuses_methods_that_ship_activations_back(organism_samples):
 
 def test_server_killed_mid_run_fails_naming_the_batch_then_resumes(tmp_path, organism_samples):
     """A private stack is stopped after batch 2 of 4: the run retries, then fails naming batch 3;
-    a new server (started with the CLI) finishes it without recomputing batches 1-2."""
+    a new server (started with the CLI) finishes it without recomputing batches 1-2. ``down`` stops
+    every process the stack started, found by the session ids it recorded, and removes the folder
+    ``up`` made."""
     organism_samples = organism_samples[:8]
     out = tmp_path / "lens.nc"
     stack = ndif.up()
+    group = ServiceGroup(stack.folder)
+    assert {s.name for s in group.started} == {"redis", "store", "ray", "api"}
+    assert len(group.alive()) >= 8
     previous, CONFIG.API.HOST = CONFIG.API.HOST, stack.host
-    sessions = [s.session for s in ServiceGroup(stack.folder).started]
+    sessions = [s.session for s in group.started]
     messages: list[str] = []
 
     def log(message: str) -> None:
@@ -127,7 +132,7 @@ def test_server_killed_mid_run_fails_naming_the_batch_then_resumes(tmp_path, org
             run(LensProfile(top_k=3), ModelSpec("organism", remote=True), organism_samples, batch_size=2, out=out,
                 log=log, retry=Retry(attempts=2, backoff=0.1))
         assert any(m.startswith("batch 3/4") and "retrying" in m for m in messages)
-        assert not any(session_pids(s) for s in sessions)
+        assert not any(session_pids(s) for s in sessions) and group.alive() == [] and not stack.folder.exists()
         assert sorted(p.name for p in (tmp_path / "lens.nc.parts").glob("batch-*.nc")) == ["batch-00000.nc",
                                                                                           "batch-00001.nc"]
         folder = Path(tempfile.mkdtemp(prefix="andif-", dir="/tmp"))  # short: Ray's socket paths
@@ -164,16 +169,6 @@ def test_a_folder_too_long_for_rays_sockets_is_refused_before_starting(tmp_path)
     with pytest.raises(InputError, match="too long a path for Ray's unix sockets"):
         cluster.up(tmp_path / ("x" * 40))
     assert not (tmp_path / ("x" * 40)).exists()
-
-
-def test_stack_leaves_no_process_behind():
-    """``down`` stops every process the stack started, found by the session ids it recorded."""
-    stack = ndif.up()
-    group = ServiceGroup(stack.folder)
-    assert {s.name for s in group.started} == {"redis", "store", "ray", "api"}
-    assert len(group.alive()) >= 8
-    stack.down()
-    assert group.alive() == [] and not stack.folder.exists()  # a folder `up` made is removed
 
 
 def _single_threaded_reference(analysis, samples) -> xr.Dataset:

@@ -18,6 +18,7 @@ from anchors.organism.task import write_data
 from anchors.results import load
 from anchors.runner import run
 
+import anchors.results.provenance as provenance
 import anchors.runner.resumable as run_module
 
 
@@ -41,7 +42,8 @@ def _cli(monkeypatch, tmp_path, argv: list[str]) -> xr.Dataset:
         writes.append(Path(path))
         return real_save(dataset, path)
 
-    monkeypatch.setattr(run_module, "save", counting)
+    monkeypatch.setattr(run_module, "save", counting)  # the batches' parts
+    monkeypatch.setattr(provenance, "save", counting)  # the result, through write_result
     assert main([*argv, "--model", "organism", "--batch-size", "4", "--quiet", "--out", str(out)]) == 0
     assert writes.count(out) == 1, writes
     return load(out)

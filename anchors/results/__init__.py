@@ -5,13 +5,16 @@ use, so checking an output path does not even load xarray."""
 from __future__ import annotations
 
 from ..lazy import lazy_names
+# Imported here, not on first use: neither module loads xarray before a file is read, and nnsight
+# gives every object a ``save`` attribute, which a lazily exported ``save`` would never override.
+from .netcdf import SCHEMA_VERSION, check_writable, load, load_result, save
+from .provenance import write_result
 
 _HOMES = {
-    "SCHEMA_VERSION": "netcdf", "check_writable": "netcdf", "load": "netcdf", "load_result": "netcdf", "save": "netcdf",
-    "write_result": "provenance", "MODALITIES": "schema", "OUTCOMES": "schema", "config_of": "schema",
+    "MODALITIES": "schema", "OUTCOMES": "schema", "config_of": "schema",
     "followed_or_all": "schema", "sample_coords": "schema",
 }
-__all__ = sorted(_HOMES)
+__all__ = sorted(_HOMES) + ["SCHEMA_VERSION", "check_writable", "load", "load_result", "save", "write_result"]
 
 
 __getattr__ = lazy_names(__name__, _HOMES)
