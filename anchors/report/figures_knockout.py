@@ -10,6 +10,14 @@ from ..results.schema import followed_or_all
 from .style import BAND, MODALITY_TITLE, PALETTE, band, legend_outside, main_window, panels, present_modalities
 
 
+def _nssd_panel(ax: plt.Axes, layers: np.ndarray, profiles: dict[str, xr.DataArray], title: str) -> None:
+    """One panel of NSSD per layer: each labelled profile's mean and interval over samples, and zero."""
+    for colour, (label, values) in zip(PALETTE, profiles.items()):
+        band(ax, layers, values, colour, label)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set(title=title, xlabel="layer (window centre)")
+
+
 def knockout_nssd(ds: xr.Dataset, window: int | None = None) -> plt.Figure:
     """Fig 2: NSSD per layer (mean ± std over followed samples) for every pathway."""
     window = main_window(ds) if window is None else window
@@ -18,10 +26,8 @@ def knockout_nssd(ds: xr.Dataset, window: int | None = None) -> plt.Figure:
                         sharey=True, caption=f"followed samples; {BAND}")
     for ax, modality in zip(axes, modalities):
         part = followed_or_all(ds, modality).sel(window=window)
-        for colour, pathway in zip(PALETTE, ds.pathway.values):
-            band(ax, part.layer.values, part.nssd.sel(pathway=pathway), colour, str(pathway))
-        ax.axhline(0, color="grey", linewidth=0.8)
-        ax.set(title=f"{MODALITY_TITLE[modality]} (n={part.sizes['sample']})", xlabel="layer (window centre)")
+        _nssd_panel(ax, part.layer.values, {str(p): part.nssd.sel(pathway=p) for p in ds.pathway.values},
+                    f"{MODALITY_TITLE[modality]} (n={part.sizes['sample']})")
     axes[0].set_ylabel("NSSD (negative: pathway supports following)")
     legend_outside(fig, axes[0])
     return fig
@@ -54,10 +60,8 @@ def semantic_vs_format(ds: xr.Dataset) -> plt.Figure:
                         sharey=True, caption=f"followed samples of each variant; {BAND}")
     for ax, variant in zip(axes, variants):
         followed = followed_or_all(ds.sel(variant=variant))
-        for colour, target in zip(PALETTE, ds.target.values):
-            band(ax, ds.layer.values, followed.nssd.sel(target=target), colour, f"cues → {target} part")
-        ax.axhline(0, color="grey", linewidth=0.8)
-        ax.set(title=f"variant: {variant} (n={followed.sizes['sample']})", xlabel="layer (window centre)")
+        _nssd_panel(ax, ds.layer.values, {f"cues → {t} part": followed.nssd.sel(target=t) for t in ds.target.values},
+                    f"variant: {variant} (n={followed.sizes['sample']})")
     axes[0].set_ylabel("NSSD")
     legend_outside(fig, axes[0])
     return fig
