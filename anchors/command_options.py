@@ -149,7 +149,7 @@ def option_help(field: dataclasses.Field) -> str:
     """A config field's help with its choices and default, generated from the field."""
     parts = [f"choices: {', '.join(map(str, field.metadata['choices']))}"] if "choices" in field.metadata else []
     parts.append(f"default: {field.metadata.get('default_text') or _shown(field.default)}")
-    return f"{field.metadata['help']} ({'; '.join(parts)})".replace("%", "%%").replace("%%%%", "%%")
+    return f"{field.metadata['help']} ({'; '.join(parts)})".replace("%", "%%")  # argparse formats help with %
 
 
 def add_config_options(parser: argparse.ArgumentParser, config_class: type) -> None:

@@ -129,14 +129,14 @@ def heads_arg(value: str) -> int | str:
 
 @dataclass(frozen=True)
 class InterventionConfig:
-    ks: tuple[int | str, ...] = option((1, 2, 4, 8), "numbers of heads, or percentages of all heads such as 1%% 2%% 5%%",
+    ks: tuple[int | str, ...] = option((1, 2, 4, 8), "numbers of heads, or percentages of all heads such as 1% 2% 5%",
                                        type=heads_arg)
     amplify_alpha: float = option(2.0, "scale for amplification")
     alphas: tuple[float, ...] = option((0.5, 1.0, 2.0, 4.0, 8.0), "alpha sweep values")
-    alpha_k: int | str | None = option(None, "heads (or %% of heads) amplified in the alpha sweep", default_text="max k",
+    alpha_k: int | str | None = option(None, "heads (or % of heads) amplified in the alpha sweep", default_text="max k",
                                        type=heads_arg)
     n_random: int = option(5, "random head draws per k")
-    shared_top: int | str | None = option(None, "shared heads: those in the top N (or N%%) of both rankings",
+    shared_top: int | str | None = option(None, "shared heads: those in the top N (or N%) of both rankings",
                                            default_text="max k", type=heads_arg)
     role: str = option("instruction", "positions whose head outputs are scaled")
     seed: int = option(0, "seed of the random head draws")
@@ -198,7 +198,7 @@ class CaptionConflictConfig:
                                        "(names or 'source->target')")
     layers: tuple[int, ...] = option((0,), "window centres of the knockouts")
     window: int = option(9, "knockout window")
-    ks: tuple[int | str, ...] = option((2,), "numbers (or %%) of heads amplified", type=heads_arg)
+    ks: tuple[int | str, ...] = option((2,), "numbers (or %) of heads amplified", type=heads_arg)
     alpha: float = option(2.0, "amplification of the heads' outputs at the instruction tokens")
     n_random: int = option(3, "random head draws per k")
     seed: int = option(0, "seed of the random head draws")

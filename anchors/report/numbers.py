@@ -9,7 +9,7 @@ import xarray as xr
 
 from ..results.records import record
 from ..results.schema import followed_or_all
-from .figures_heads import EMPTY
+from .figures_heads import CAPABILITY_SCORES, EMPTY
 from .style import main_window
 
 Rows = list[tuple[str, str]]
@@ -77,8 +77,7 @@ def intervention_numbers(ds: xr.Dataset) -> Rows:
 def capability_numbers(ds: xr.Dataset) -> Rows:
     """Table 1: mean score per condition and k (random: over draws too)."""
     rows = []
-    for name in [v for v in ("vqa_accuracy", "correct", "strict", "loose", "cider_d", "bleu_4", "meteor", "perplexity")
-                 if v in ds]:
+    for name in [v for v in CAPABILITY_SCORES if v in ds]:
         means = ds[name].mean(("sample", "draw"), skipna=True)
         cells = [f"none {float(means.sel(condition='none').isel(k=0)):.3f}"] + [
             f"{c} k={int(k)} {float(means.sel(condition=c, k=k)):.3f}" for c in ("targeted", "random") for k in ds.k.values]
