@@ -107,50 +107,56 @@ def test_remote_refuses_methods_that_ship_activations_back(organism_samples):
         run(PositionControls(variants=("default", "swapped")), ModelSpec("organism", remote=True), variants)
 
 
-def test_server_killed_mid_run_fails_naming_the_batch_then_resumes(tmp_path, organism_samples):
-    """A private stack is stopped after batch 2 of 4: the run retries, then fails naming batch 3;
-    a new server (started with the CLI) finishes it without recomputing batches 1-2. ``down`` stops
-    every process the stack started, found by the session ids it recorded, and removes the folder
-    ``up`` made."""
+def test_server_killed_mid_run_fails_naming_the_batch_then_resumes(ndif_stack, tmp_path, organism_samples):
+    """A private stack started with the CLI is stopped with the CLI after batch 2 of 4: the run
+    retries, then fails naming batch 3; the session's server finishes it without recomputing batches
+    1-2. ``down`` stops every process the stack started, found by the session ids it recorded, and
+    keeps the folder's logs."""
     organism_samples = organism_samples[:8]
     out = tmp_path / "lens.nc"
-    stack = ndif.up()
-    group = ServiceGroup(stack.folder)
+    folder = Path(tempfile.mkdtemp(prefix="andif-", dir="/tmp"))  # short: Ray's socket paths
+    assert main(["ndif", "up", "--folder", str(folder), "--quiet"]) == 0
+    group = ServiceGroup(folder)
     assert {s.name for s in group.started} == {"redis", "store", "ray", "api"}
     assert len(group.alive()) >= 8
-    previous, CONFIG.API.HOST = CONFIG.API.HOST, stack.host
     sessions = [s.session for s in group.started]
     messages: list[str] = []
 
     def log(message: str) -> None:
         messages.append(message)
         if message == "batch 2/4: done":
-            stack.down()
+            assert main(["ndif", "down", str(folder), "--quiet"]) == 0
 
+    CONFIG.API.HOST = ndif.host_of(folder)
     try:
         with pytest.raises(RemoteBatchError, match=r"batch 3/4 \(samples .*\) failed on the server .* 2 times"):
             run(LensProfile(top_k=3), ModelSpec("organism", remote=True), organism_samples, batch_size=2, out=out,
                 log=log, retry=Retry(attempts=2, backoff=0.1))
-        assert any(m.startswith("batch 3/4") and "retrying" in m for m in messages)
-        assert not any(session_pids(s) for s in sessions) and group.alive() == [] and not stack.folder.exists()
-        assert sorted(p.name for p in (tmp_path / "lens.nc.parts").glob("batch-*.nc")) == ["batch-00000.nc",
-                                                                                          "batch-00001.nc"]
-        folder = Path(tempfile.mkdtemp(prefix="andif-", dir="/tmp"))  # short: Ray's socket paths
-        assert main(["ndif", "up", "--folder", str(folder), "--quiet"]) == 0
-        CONFIG.API.HOST = ndif.host_of(folder)
-        messages.clear()
-        try:
-            resumed = run(LensProfile(top_k=3), ModelSpec("organism", remote=True), organism_samples, batch_size=2,
-                          out=out, log=messages.append)
-        finally:
-            assert main(["ndif", "down", str(folder), "--quiet"]) == 0
-            assert not ServiceGroup(folder).alive()
-            shutil.rmtree(folder)  # down by folder keeps the logs
-        assert messages[:2] == ["batch 1/4: already done, skipped", "batch 2/4: already done, skipped"]
-        assert_close(run(LensProfile(top_k=3), ModelSpec("organism"), organism_samples, batch_size=2), resumed)
     finally:
-        CONFIG.API.HOST = previous
-        stack.down()
+        CONFIG.API.HOST = ndif_stack.host
+        ndif.down(folder)  # again: nothing happens if the run got as far as batch 2
+    assert any(m.startswith("batch 3/4") and "retrying" in m for m in messages)
+    assert not any(session_pids(s) for s in sessions) and group.alive() == []
+    assert (folder / "api.log").is_file() and not (folder / "ray").exists()  # down by folder keeps the logs
+    shutil.rmtree(folder)
+    assert sorted(p.name for p in (tmp_path / "lens.nc.parts").glob("batch-*.nc")) == ["batch-00000.nc",
+                                                                                      "batch-00001.nc"]
+    messages.clear()
+    resumed = run(LensProfile(top_k=3), ModelSpec("organism", remote=True), organism_samples, batch_size=2, out=out,
+                  log=messages.append)
+    assert messages[:2] == ["batch 1/4: already done, skipped", "batch 2/4: already done, skipped"]
+    assert_close(run(LensProfile(top_k=3), ModelSpec("organism"), organism_samples, batch_size=2), resumed)
+
+
+def test_a_stack_up_made_is_removed_by_its_down():
+    """``up`` without a folder makes a temporary one; ``down`` stops everything and removes it (a
+    Ray cluster: the same service group as NDIF's stack, started in seconds)."""
+    local = cluster.up(num_cpus=1)
+    group = ServiceGroup(local.folder)
+    assert group.alive() and local.temporary
+    local.down()
+    assert group.alive() == [] and not local.folder.exists()
+    local.down()  # again: nothing happens
 
 
 def _listeners(pids: set[int]) -> list[str]:
@@ -214,18 +220,20 @@ def test_ray_worker_killed_mid_sweep_is_replaced(ray_cluster, organism_samples, 
     xr.testing.assert_identical(result.drop_attrs(), _single_threaded_reference(analysis, organism_samples).drop_attrs())
 
 
-def test_ray_cli_sweep_and_cluster_commands(organism_samples, tmp_path, capsys):
+def test_ray_cli_sweep_and_cluster_commands(ray_cluster, organism_samples, tmp_path, capsys):
+    """``ray up``/``ray down`` on a private cluster; the sweep on the session's (one cluster start,
+    and one set of workers, fewer)."""
     folder = Path(tempfile.mkdtemp(prefix="aray-", dir="/tmp"))  # short: Ray's socket paths
     assert main(["ray", "up", "--folder", str(folder), "--cpus", "2", "--quiet"]) == 0
     address, stop = capsys.readouterr().out.strip().splitlines()
     assert stop == f"# stop it with: anchors ray down {folder}"
     try:
         assert address == cluster.address_of(folder)
-        data = write_data(tmp_path / "data", 4)
-        assert main(["lens", "--data", str(data), "--out", str(tmp_path / "lens.nc"), "--batch-size", "2",
-                     "--ray", address, "--quiet"]) == 0
     finally:
         assert main(["ray", "down", str(folder), "--quiet"]) == 0
-    assert not ServiceGroup(folder).alive()
-    shutil.rmtree(folder)  # down by folder keeps the logs
+    assert not ServiceGroup(folder).alive() and (folder / "services.json").is_file()  # down by folder keeps the logs
+    shutil.rmtree(folder)
+    data = write_data(tmp_path / "data", 4)
+    assert main(["lens", "--data", str(data), "--out", str(tmp_path / "lens.nc"), "--batch-size", "2",
+                 "--ray", ray_cluster.address, "--quiet"]) == 0
     assert xr.open_dataset(tmp_path / "lens.nc").attrs["experiment"] == "lens_profile"

@@ -157,8 +157,11 @@ class ServiceGroup:
         self.record()
         return service
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """Stop every recorded session, newest first: SIGTERM, then SIGKILL what is left."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop every recorded session, newest first: SIGTERM, then SIGKILL what is left after
+        ``timeout`` seconds. Redis, moto and gunicorn exit within 2 s of SIGTERM; a Ray head whose
+        workers hold models leaves some of them running however long one waits (measured: still
+        there after 20 s), and the stack's state is thrown away, so a longer grace only delays."""
         for service in reversed(self.started):
             stop_session(service.session, timeout)
         self.started = []
