@@ -1,4 +1,6 @@
-"""The ``anchors`` command line through its real entry point (subprocesses) on a tiny model."""
+"""The ``anchors`` command line on a tiny model: through its real entry point (subprocesses) where
+the process matters (the data build, plot, report, a run killed part-way), in-process through
+``main`` elsewhere (the same code from argument parsing on, without a torch import per command)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
+from anchors.cli import main
 from anchors.results import load
 
 from .mc2_fixture import write_image
@@ -29,6 +32,27 @@ def run(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.C
     if check and done.returncode != 0:
         raise AssertionError(f"anchors {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}")
     return done
+
+
+def anchors(*args: str) -> str:
+    """``anchors ARGS`` in this process: its stderr; fails with it unless it exits 0."""
+    import io
+    from contextlib import redirect_stderr
+
+    err = io.StringIO()
+    with redirect_stderr(err):
+        code = main(list(args))
+    assert code == 0, f"anchors {' '.join(args)} exited {code}:\n{err.getvalue()[-3000:]}"
+    return err.getvalue()
+
+
+def refused(capsys, *args: str) -> tuple[int, str]:
+    """Exit code and stderr of ``anchors ARGS`` in this process (argparse's own errors included)."""
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:
+        code = exit_.code
+    return code, capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -51,17 +75,17 @@ def test_every_command_runs_and_writes_its_output(data, tmp_path):
     samples = [json.loads(line) for line in (data / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 4 * 2 * 4
     common = [*MODEL, "--data", str(data), "--batch-size", "4", "--quiet"]
-    run("knockout", *common, "--windows", "1", "3", "--out", str(tmp_path / "knockout.nc"))
-    run("knockout", *common, "--windows", "1", "--method", "atp+verify", "--verify-top", "1", "--max-batch-rows", "8",
+    anchors("knockout", *common, "--windows", "1", "3", "--out", str(tmp_path / "knockout.nc"))
+    anchors("knockout", *common, "--windows", "1", "--method", "atp+verify", "--verify-top", "1", "--max-batch-rows", "8",
         "--out", str(tmp_path / "screen" / "knockout.nc"))
     screen = load(tmp_path / "screen" / "knockout.nc")
     assert screen.attrs["method"] == "atp+verify" and screen.exact.any() and not screen.exact.all()
-    run("lens", *common, "--top-k", "3", "--out", str(tmp_path / "lens.nc"))
+    anchors("lens", *common, "--top-k", "3", "--out", str(tmp_path / "lens.nc"))
     ranking = run("heads", str(tmp_path / "lens.nc"), "--top", "3", "--format", "csv", "--out", str(tmp_path / "ranking.nc"))
     assert len(ranking.stdout.strip().splitlines()) == 1 + 2 * 3 and (tmp_path / "ranking.nc").is_file()
-    run("intervene", *common, "--lens", str(tmp_path / "lens.nc"), "--ks", "1", "2", "--n-random", "2",
+    anchors("intervene", *common, "--lens", str(tmp_path / "lens.nc"), "--ks", "1", "2", "--n-random", "2",
         "--alphas", "1", "2", "--out", str(tmp_path / "heads.nc"))
-    run("controls", *common, "--window", "3", "--out", str(tmp_path / "controls.nc"))
+    anchors("controls", *common, "--window", "3", "--out", str(tmp_path / "controls.nc"))
     for name, experiment in (("knockout", "knockout_profile"), ("lens", "lens_profile"),
                              ("heads", "head_intervention"), ("controls", "position_controls")):
         ds = load(tmp_path / f"{name}.nc")
@@ -74,12 +98,12 @@ def test_every_command_runs_and_writes_its_output(data, tmp_path):
     report = Path(run("report", str(tmp_path)).stdout.strip())
     assert report.name == "report.html" and "data:image/png;base64," in report.read_text()
     roles = run("roles", *MODEL)
-    assert "instruction_semantic" in roles.stderr
+    assert "instruction_semantic" in roles.stderr  # a subprocess: what the log prints
 
 
 def test_config_file_supplies_options_and_flags_win(data, tmp_path):
     (tmp_path / "opts.toml").write_text(f'model = "tiny:qwen2_5_vl"\nbatch_size = 4\n[lens]\ntop_k = 2\ndata = "{data}"\n')
-    run("lens", "--config", str(tmp_path / "opts.toml"), "--top-k", "4", "--no-heads", "--quiet", "--out", str(tmp_path / "l.nc"))
+    anchors("lens", "--config", str(tmp_path / "opts.toml"), "--top-k", "4", "--no-heads", "--quiet", "--out", str(tmp_path / "l.nc"))
     config = json.loads(load(tmp_path / "l.nc").attrs["cli_config"])
     assert (config["top_k"], config["batch_size"], config["model"]) == (4, 4, "tiny:qwen2_5_vl")
 
@@ -99,22 +123,23 @@ BAD = [
 
 
 @pytest.mark.parametrize("args,message", BAD, ids=[" ".join(b[0][:2]) + f"-{i}" for i, b in enumerate(BAD)])
-def test_bad_options_and_inputs_exit_2_with_one_line(data, tmp_path, args, message):
+def test_bad_options_and_inputs_exit_2_with_one_line(data, tmp_path, args, message, capsys, monkeypatch):
     (data.parent / "bad.toml").write_text('colour = "red"\n')
-    done = run(*[a.format(data=data) for a in args], cwd=tmp_path, check=False)
-    assert done.returncode == 2, done.stderr
-    lines = [l for l in done.stderr.strip().splitlines() if l.strip()]
+    monkeypatch.chdir(tmp_path)
+    code, err = refused(capsys, *[a.format(data=data) for a in args])
+    assert code == 2, err
+    lines = [l for l in err.strip().splitlines() if l.strip()]
     assert message in lines[-1]
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in err
 
 
 @pytest.mark.slow
-def test_changed_config_with_existing_output_is_refused(data, tmp_path):
+def test_changed_config_with_existing_output_is_refused(data, tmp_path, capsys):
     common = [*MODEL, "--data", str(data), "--batch-size", "4", "--quiet", "--no-heads", "--out", str(tmp_path / "l.nc")]
-    run("lens", *common, "--top-k", "2")
-    refused = run("lens", *common, "--top-k", "3", check=False)
-    assert refused.returncode == 2 and "made with another configuration" in refused.stderr
-    run("lens", *common, "--top-k", "3", "--overwrite")
+    anchors("lens", *common, "--top-k", "2")
+    code, err = refused(capsys, "lens", *common, "--top-k", "3")
+    assert code == 2 and "made with another configuration" in err
+    anchors("lens", *common, "--top-k", "3", "--overwrite")
     assert json.loads(load(tmp_path / "l.nc").attrs["cli_config"])["top_k"] == 3
 
 
@@ -133,34 +158,40 @@ def _kill_part_way(command: list[str], cwd: Path, parts: Path) -> list[str]:
     return done_before
 
 
+def _in(folder: Path, monkeypatch, command: list[str]) -> str:
+    """Run ``anchors COMMAND`` in this process from ``folder``; its stderr."""
+    monkeypatch.chdir(folder)
+    return anchors(*command)
+
+
 @pytest.mark.slow
-def test_sweep_killed_part_way_resumes_to_the_uninterrupted_result(data, tmp_path):
+def test_sweep_killed_part_way_resumes_to_the_uninterrupted_result(data, tmp_path, monkeypatch):
     command = ["knockout", *MODEL, "--data", str(data), "--batch-size", "1", "--windows", "1", "3", "--out", "result.nc"]
     first, second = tmp_path / "interrupted", tmp_path / "uninterrupted"
     first.mkdir(), second.mkdir()
     parts = first / "result.nc.parts"
     done_before = _kill_part_way(command, first, parts)
-    resumed = run(*command, cwd=first)
-    skipped = [l for l in resumed.stderr.splitlines() if "already done, skipped" in l]
+    resumed = _in(first, monkeypatch, command)
+    skipped = [l for l in resumed.splitlines() if "already done, skipped" in l]
     assert len(skipped) == len(done_before)
-    run(*command, cwd=second)
+    _in(second, monkeypatch, command)
     xr.testing.assert_identical(load(first / "result.nc"), load(second / "result.nc"))
     assert not parts.exists()
 
 
 @pytest.mark.slow
-def test_intervene_killed_part_way_resumes_to_the_uninterrupted_result(data, tmp_path):
+def test_intervene_killed_part_way_resumes_to_the_uninterrupted_result(data, tmp_path, monkeypatch):
     lens = tmp_path / "lens.nc"
-    run("lens", *MODEL, "--data", str(data), "--batch-size", "4", "--quiet", "--out", str(lens))
+    anchors("lens", *MODEL, "--data", str(data), "--batch-size", "4", "--quiet", "--out", str(lens))
     command = ["intervene", *MODEL, "--data", str(data), "--lens", str(lens), "--batch-size", "1", "--ks", "1", "2",
                "--n-random", "2", "--alphas", "1", "2", "--out", "result.nc"]
     first, second = tmp_path / "interrupted", tmp_path / "uninterrupted"
     first.mkdir(), second.mkdir()
     parts = first / "result.nc.parts"
     done_before = _kill_part_way(command, first, parts)
-    resumed = run(*command, cwd=first)
-    assert len([l for l in resumed.stderr.splitlines() if "already done, skipped" in l]) == len(done_before)
-    run(*command, cwd=second)
+    resumed = _in(first, monkeypatch, command)
+    assert len([l for l in resumed.splitlines() if "already done, skipped" in l]) == len(done_before)
+    _in(second, monkeypatch, command)
     interrupted, uninterrupted = load(first / "result.nc"), load(second / "result.nc")
     xr.testing.assert_identical(interrupted.drop_attrs(), uninterrupted.drop_attrs())
     assert interrupted.attrs["config"] == uninterrupted.attrs["config"] and not parts.exists()
