@@ -48,7 +48,10 @@ def test_caption_metrics_from_pycocoevalcap_on_a_fixed_example():
     references = {"1": ["a red ball lies on a wooden table", "a ball on a table"],
                   "2": ["two dogs playing in snow", "dogs run through the snow"],
                   "3": ["a woman rides a bicycle", "a person on a bike"]}
-    scores = caption_scores(predictions, references)
+    swapped = {"1": predictions["3"], "2": predictions["1"], "3": "a ball"}
+    scores, second = caption_scores([predictions, swapped], references)
+    # the values below were recorded scoring one column alone: two columns in one call change neither
+    assert second == caption_scores([swapped], references)[0]
     # BLEU-4 of image 1 by hand: clipped n-gram precisions 7/7, 6/6, 4/5, 1/4; brevity penalty
     # against the closest reference length (8 vs 7 tokens) exp(1 - 8/7)
     by_hand = (1 * 1 * 0.8 * 0.25) ** 0.25 * math.exp(1 - 8 / 7)

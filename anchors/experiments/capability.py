@@ -182,12 +182,15 @@ class CapabilityAnalysis(RankedHeadsAnalysis[CapabilityItem]):
             return merged
         references = {s: str(r).split("\n") for s, r in zip(merged.sample.values, merged.references.values)}
         metrics = {name: np.full(merged.output.shape, np.nan) for name in ("cider_d", "bleu_4", "meteor")}
+        cells, columns = [], []
         for condition, k, draw, _ in plan.settings():  # every cell that ran ("none" once: it is the same at every k)
-            cell = (CONDITIONS.index(condition), slice(None) if condition == "none" else plan.ks.index(k), draw)
-            column = merged.output.values[:, cell[0], 0 if condition == "none" else cell[1], draw]
-            scored = caption_scores(dict(zip(merged.sample.values, [c or "." for c in column])), references)
+            none = condition == "none"
+            cells.append(((slice(None), CONDITIONS.index(condition), slice(None) if none else plan.ks.index(k), draw), none))
+            column = merged.output.values[:, CONDITIONS.index(condition), 0 if none else plan.ks.index(k), draw]
+            columns.append(dict(zip(merged.sample.values, [c or "." for c in column])))
+        for (cell, none), scored in zip(cells, caption_scores(columns, references)):  # one JVM for every cell
             for name, values in scored.items():
-                metrics[name][(slice(None), *cell)] = np.asarray(values)[:, None] if condition == "none" else values
+                metrics[name][cell] = np.asarray(values)[:, None] if none else values
         for name, values in metrics.items():
             merged[name] = (("sample", "condition", "k", "draw"), values)
         return merged

@@ -131,9 +131,10 @@ class CaptionConflict(RankedHeadsAnalysis[CapabilityItem]):
     def finalise(self, plan: CaptionConflictPlan, merged: xr.Dataset) -> xr.Dataset:
         references = {s: str(r).split("\n") for s, r in zip(merged.sample.values, merged.references.values)}
         metrics = {name: np.full(merged.caption.shape, np.nan) for name in ("cider_d", "bleu_4", "meteor")}
-        for s in range(merged.sizes["setting"]):
-            column = [c or "." for c in merged.caption.values[:, s]]
-            for name, values in caption_scores(dict(zip(merged.sample.values, column)), references).items():
+        columns = [dict(zip(merged.sample.values, [c or "." for c in merged.caption.values[:, s]]))
+                   for s in range(merged.sizes["setting"])]
+        for s, scored in enumerate(caption_scores(columns, references)):
+            for name, values in scored.items():
                 metrics[name][:, s] = values
         for name, values in metrics.items():
             merged[name] = (("sample", "setting"), values)

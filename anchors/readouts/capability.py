@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten".split())}
@@ -64,31 +64,46 @@ def spice_available() -> tuple[bool, str]:
     return True, ""
 
 
-def caption_scores(predictions: dict[str, str], references: dict[str, Sequence[str]],
-                   spice: bool = False) -> dict[str, list[float]]:
-    """Per-image CIDEr-D, BLEU-4 and METEOR (and SPICE when asked and available) of
-    ``predictions`` against ``references``, both keyed by image id, from pycocoevalcap after its
-    PTB tokenisation (CIDEr-D's document frequencies come from the references given, as in the
-    COCO evaluation). METEOR, SPICE and the tokeniser run Java."""
+def caption_scores(columns: Sequence[Mapping[str, str]], references: Mapping[str, Sequence[str]],
+                   spice: bool = False) -> list[dict[str, list[float]]]:
+    """Per-image CIDEr-D, BLEU-4 and METEOR (and SPICE when asked and available) of each column of
+    predictions (one caption per image id, e.g. one per intervention setting) against
+    ``references``, keyed by image id, from pycocoevalcap after its PTB tokenisation.
+
+    CIDEr-D's document frequencies come from the references given, as in the COCO evaluation, and
+    are computed per column. The Java parts (the tokeniser, METEOR, SPICE) run once for all columns:
+    their per-image scores do not depend on the other images, so this equals scoring each column
+    alone, without a JVM start per column.
+    """
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.meteor.meteor import Meteor
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    ids = list(predictions)
+    keys = [[(c, i) for i in column] for c, column in enumerate(columns)]
     tokenizer = PTBTokenizer()
-    gts = tokenizer.tokenize({i: [{"caption": c} for c in references[i]] for i in ids})
-    res = tokenizer.tokenize({i: [{"caption": predictions[i]}] for i in ids})
-    _, bleu = Bleu(4).compute_score(gts, res, verbose=0)
-    _, cider = Cider().compute_score(gts, res)
-    _, meteor = Meteor().compute_score(gts, res)
-    out = {"cider_d": [float(x) for x in cider], "bleu_4": [float(x) for x in bleu[3]],
-           "meteor": [float(x) for x in meteor]}
-    if spice and spice_available()[0]:
+    gts = tokenizer.tokenize({i: [{"caption": r} for r in references[i]] for i in {i for c in columns for i in c}})
+    res = tokenizer.tokenize({f"{c}\t{i}": [{"caption": columns[c][i]}] for column in keys for c, i in column})
+    every_gts = {f"{c}\t{i}": gts[i] for column in keys for c, i in column}
+    _, meteor = Meteor().compute_score(every_gts, res)
+    meteor_of = dict(zip(every_gts, meteor))
+    with_spice = spice and spice_available()[0]
+    if with_spice:
         from pycocoevalcap.spice.spice import Spice
 
-        _, per_image = Spice().compute_score(gts, res)
-        out["spice"] = [float(s["All"]["f"]) for s in per_image]
+        _, per_image = Spice().compute_score(every_gts, res)
+        spice_of = {key: float(s["All"]["f"]) for key, s in zip(every_gts, per_image)}
+    out = []
+    for column in keys:
+        names = [f"{c}\t{i}" for c, i in column]
+        column_gts, column_res = {n: gts[i] for n, (_, i) in zip(names, column)}, {n: res[n] for n in names}
+        _, bleu = Bleu(4).compute_score(column_gts, column_res, verbose=0)
+        _, cider = Cider().compute_score(column_gts, column_res)
+        scores = {"cider_d": [float(x) for x in cider], "bleu_4": [float(x) for x in bleu[3]],
+                  "meteor": [float(meteor_of[n]) for n in names]}
+        if with_spice:
+            scores["spice"] = [spice_of[n] for n in names]
+        out.append(scores)
     return out
 
 
