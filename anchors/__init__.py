@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .lazy import lazy_names
+from .lazy import lazy_names, listing
 # Eager (light: no xarray until a file is read): nnsight gives every object a ``save`` attribute, so a
 # lazily exported ``save`` would resolve to nnsight's.
 from .results.netcdf import load, save
@@ -21,6 +21,7 @@ _HOMES = {
     "Prompt": "prompts", "PromptError": "prompts", "TracedSample": "prompts", "ROLES": "prompts",
     "Adapter": "models", "AdapterError": "models", "LoadedModel": "models", "ModelSpec": "models", "load_model": "models",
     "EncodedBatch": "tracer", "encode_batch": "tracer", "trace_batch": "tracer", "generate_batch": "tracer",
+    "ModelView": "tracer", "view": "tracer", "POINTS": "tracer",
     "Knockout": "interventions", "HeadScale": "interventions",
     "run": "runner", "run_folder": "runner",
 }
@@ -38,3 +39,8 @@ __all__ = sorted(_HOMES) + ["__version__", "load", "save"]
 
 
 __getattr__ = lazy_names(__name__, _HOMES)
+__doc__ = f"{__doc__}\nPublic names (``anchors.NAME``), by the module they live in:\n\n{listing(_HOMES)}\n"
+
+
+def __dir__() -> list[str]:
+    return __all__

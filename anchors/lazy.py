@@ -10,6 +10,15 @@ from importlib import import_module
 from typing import Any, Callable, Mapping
 
 
+def listing(homes: Mapping[str, str]) -> str:
+    """The public names by home module, for a package docstring (``help(package)`` shows them
+    without importing anything)."""
+    by_home: dict[str, list[str]] = {}
+    for name, home in sorted(homes.items()):
+        by_home.setdefault(home, []).append(name)
+    return "\n".join(f"- ``{home}``: {', '.join(names)}" for home, names in sorted(by_home.items()))
+
+
 def lazy_names(package: str, homes: Mapping[str, str]) -> Callable[[str], Any]:
     """A module ``__getattr__`` for ``package``: ``name`` is read from its module ``homes[name]``
     (relative to ``package``) when first asked for."""

@@ -8,7 +8,7 @@ import torch
 
 from anchors.models.adapters import VERIFIED, AdapterError
 from anchors.models.tiny import TINY_MODEL_TYPES
-from anchors.models.loading import load_model
+from anchors.models import load_model
 from anchors.readouts import lens_logits
 from anchors.tracer import encode_batch
 

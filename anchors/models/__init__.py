@@ -10,7 +10,8 @@ from ..lazy import lazy_names
 
 _HOMES = {
     "VERIFIED": "adapters", "Adapter": "adapters", "AdapterError": "adapters", "Shape": "adapters",
-    "adapter_class": "adapters", "LoadedModel": "loading", "load_model": "loading", "read_adapter": "loading",
+    "adapter_class": "adapters", "LoadedModel": "loading", "load_checkpoint": "loading", "load_model": "spec",
+    "read_adapter": "loading",
     "ORGANISMS": "organisms", "organism_path": "organisms", "ModelSpec": "spec", "adapter_of": "spec",
     "as_spec": "spec", "loaded_of": "spec",
 }

@@ -36,7 +36,7 @@ class LoadedModel:
         return next(self.module.parameters()).device
 
 
-def _check_attention(attn_implementation: str) -> None:
+def check_attention(attn_implementation: str) -> None:
     if attn_implementation not in ATTENTION_IMPLEMENTATIONS:
         raise AdapterError(
             f"attn_implementation={attn_implementation!r} is not supported: attention knockout edits the 4-D "
@@ -73,7 +73,7 @@ def skeleton(config: Any, multimodal: bool) -> torch.nn.Module:
         return auto.from_config(config)
 
 
-def load_model(
+def load_checkpoint(
     name_or_path: str,
     *,
     dtype: torch.dtype | str = torch.float32,
@@ -84,7 +84,8 @@ def load_model(
     adapter: Adapter | None = None,
     remote: bool = False,
 ) -> LoadedModel:
-    """Load e.g. ``"Qwen/Qwen2.5-VL-7B-Instruct"`` or a local folder for tracing.
+    """Load a Hub id (e.g. ``"Qwen/Qwen2.5-VL-7B-Instruct"``) or a local folder for tracing; users
+    call :func:`anchors.load_model <anchors.models.spec.load_model>`, which also takes ``organism`` and ``tiny:TYPE``.
 
     Vision-language checkpoints load through nnsight's transformers wrapper with
     ``task="image-text-to-text"`` and their processor; text-only ones with their tokenizer.
@@ -99,7 +100,7 @@ def load_model(
     """
     from nnsight import TransformersModel
 
-    _check_attention(attn_implementation)
+    check_attention(attn_implementation)
     adapter = adapter or read_adapter(name_or_path, revision)
     config, processor, cls = adapter.config, adapter.processor, type(adapter)
     if isinstance(dtype, str):

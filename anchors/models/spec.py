@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ..errors import InputError
-from .adapters import ATTENTION_IMPLEMENTATIONS, Adapter
-from .loading import LoadedModel, load_model, read_adapter
+from .adapters import Adapter
+from .loading import LoadedModel, check_attention, load_checkpoint, read_adapter
 from .organisms import ORGANISMS, organism_path
 
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16", "float64")
@@ -41,8 +42,7 @@ class ModelSpec:
             raise InputError(f"--model {self.text}: no shipped organism {self.name!r}; available: {', '.join(ORGANISMS)}")
         if self.kind == "tiny" and self.name not in TINY_MODEL_TYPES:
             raise InputError(f"--model {self.text}: no tiny model {self.name!r}; choose from {', '.join(TINY_MODEL_TYPES)}")
-        if self.attn_implementation not in ATTENTION_IMPLEMENTATIONS:
-            raise InputError(f"attn_implementation {self.attn_implementation!r}: use one of {ATTENTION_IMPLEMENTATIONS}")
+        check_attention(self.attn_implementation)
         if self.dtype not in DTYPES:
             raise InputError(f"--dtype {self.dtype}: not a floating-point torch dtype; use one of {', '.join(DTYPES)}")
         if self.quantization is not None:
@@ -87,7 +87,7 @@ class ModelSpec:
     def load(self) -> LoadedModel:
         """Load the weights (once) for tracing."""
         if self._loaded is None:
-            self._loaded = load_model(self._folder(), dtype=self.dtype, device_map=self.device_map,
+            self._loaded = load_checkpoint(self._folder(), dtype=self.dtype, device_map=self.device_map,
                                       attn_implementation=self.attn_implementation, revision=self.revision,
                                       quantization=self.quantization, adapter=self.adapter(), remote=self.remote)
             if self.kind == "organism":
@@ -95,6 +95,19 @@ class ModelSpec:
             elif self.kind == "tiny":  # a temporary folder; the seed fixes the weights
                 self._loaded.provenance.update(model=f"tiny:{self.name}", revision="seed-0")
         return self._loaded
+
+
+def load_model(model: str = "organism", **options: Any) -> LoadedModel:
+    """Load ``model`` for tracing: ``organism[:NAME]``, ``tiny:TYPE``, a Hub id or a local folder,
+    the strings ``--model`` takes. ``options`` are :class:`ModelSpec`'s (``attn_implementation``,
+    ``dtype``, ``device_map``, ``revision``, ``quantization``, ``remote``); this is
+    ``ModelSpec(model, **options).load()``.
+
+    >>> loaded = load_model("organism")
+    >>> loaded.provenance["model"], loaded.adapter.shape.n_layers
+    ('organism:qwen2_5_vl', 6)
+    """
+    return ModelSpec(model, **options).load()
 
 
 def check_quantization(quantization: str) -> None:
@@ -125,4 +138,4 @@ def loaded_of(model: ModelSpec | LoadedModel) -> LoadedModel:
     return model.load() if isinstance(model, ModelSpec) else model
 
 
-__all__ = ["ModelSpec", "adapter_of", "as_spec", "loaded_of"]
+__all__ = ["ModelSpec", "adapter_of", "as_spec", "load_model", "loaded_of"]

@@ -19,6 +19,7 @@ from ..datasets.build import save_samples
 from ..datasets.dictionaries import AnswerDictionary, save_dictionaries
 from ..datasets.folder import DICTIONARIES_FILE, SAMPLES_FILE
 from ..datasets.instructions import FORMAT_SENTENCE, STYLES, ModalitySample, rearranged
+from ..prompts.prompt import Prompt
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30), "green": (40, 170, 60), "blue": (40, 70, 220), "yellow": (235, 220, 40),
@@ -102,6 +103,11 @@ class Example:
     held_out: bool
     answer_vision: str
     answer_text: str
+
+    @property
+    def prompt(self) -> Prompt:
+        """The example as a :class:`~anchors.prompts.Prompt` (for :meth:`ModelView.encode`)."""
+        return Prompt(self.example_id, self.segments, self.image)
 
     @property
     def target(self) -> str:

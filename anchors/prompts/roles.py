@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import InputError
 
+#: Every token role, in code order (a batch's ``roles`` holds the index of each position's role).
 ROLES: tuple[str, ...] = (
     "pad",
     "template",
@@ -18,7 +19,7 @@ ROLES: tuple[str, ...] = (
 ROLE_CODE: dict[str, int] = {role: code for code, role in enumerate(ROLES)}
 SEGMENT_ROLES: frozenset[str] = frozenset({"system", "context", "question", "instruction_semantic", "instruction_format"})
 
-# Role groups usable wherever a role is expected.
+#: Role groups usable wherever a role is expected: ``instruction``, ``cues``, ``prompt``, ``all``.
 ROLE_GROUPS: dict[str, tuple[str, ...]] = {
     "instruction": ("instruction_semantic", "instruction_format"),
     "cues": ("visual", "context"),

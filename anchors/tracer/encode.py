@@ -19,7 +19,7 @@ import torch
 
 from ..models.adapters import Adapter
 from ..prompts.prompt import Prompt, PromptError
-from ..prompts.roles import ROLE_CODE, ROLES
+from ..prompts.roles import ROLE_CODE, ROLES, expand_role
 
 
 @dataclass
@@ -30,12 +30,14 @@ class EncodedBatch:
     roles: torch.Tensor
     sample_ids: list[str]
 
-    def mask(self, role: str) -> torch.Tensor:
-        """Boolean (batch, seq) mask of the positions holding ``role``."""
-        return self.roles == ROLE_CODE[role]
+    def mask(self, role: str | tuple[str, ...]) -> torch.Tensor:
+        """Boolean (batch, seq) mask of the positions holding ``role``: a role, a group such as
+        ``instruction`` or ``cues`` (:data:`~anchors.prompts.roles.ROLE_GROUPS`), or a tuple of them."""
+        return torch.isin(self.roles, torch.tensor([ROLE_CODE[r] for r in expand_role(role)]))
 
-    def positions(self, index: int, role: str) -> list[int]:
-        return torch.nonzero(self.roles[index] == ROLE_CODE[role]).flatten().tolist()
+    def positions(self, index: int, role: str | tuple[str, ...]) -> list[int]:
+        """Row ``index``'s positions holding ``role`` (a role, group or tuple), in order."""
+        return torch.nonzero(self.mask(role)[index]).flatten().tolist()
 
 
 def locate_segments(prompt: Prompt, rendered: str) -> list[tuple[str, int, int]]:

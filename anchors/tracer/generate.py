@@ -13,8 +13,10 @@ from ..interventions.specs import Intervention
 from ..models.loading import LoadedModel
 from ..readouts.subspaces import Subspaces
 from .encode import EncodedBatch
-from .layer_edits import apply_layer, remote_kwargs
+from .layer_edits import apply_layer
 from .trace import to_host
+from .model_view import ModelView
+from .remote import remote_kwargs
 
 
 @dataclass
@@ -41,20 +43,19 @@ def generate_batch(
     """Greedy generation with ``interventions``: knockouts act in the prefill and in every decode
     step (decode queries are ``generated`` tokens; the prompt sits in the KV cache); a HeadScale
     acts in the prefill only, or in every step when its ``steps`` is ``"all"``."""
-    model, adapter = loaded.model, loaded.adapter
+    model, adapter, view = loaded.model, loaded.adapter, ModelView(loaded)
     device = loaded.device
     plan = plan_layers(list(interventions), adapter.shape.n_layers, adapter.attention_layers(model))
-    roles = batch.roles.to(device)
     union = subspaces.union.to(device)
     inputs = batch.inputs.to(device)
-    prompt_length = roles.shape[1]
+    prompt_length = batch.roles.shape[1]
     with torch.no_grad(), model.generate(
         inputs, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=False, **remote_kwargs(loaded, remote)
     ) as tracer:
         step_logits = nnsight.save([])
         for step in tracer.iter[:max_new_tokens]:
             for i, layer_plan in plan.items():
-                apply_layer(model, adapter, i, layer_plan, roles, prefill=step == 0, decode_step=step)
+                apply_layer(view, batch, i, layer_plan, prefill=step == 0)
             step_logits.append(adapter.unembed(model).output[:, -1, union])
         tokens = nnsight.save(tracer.result)
     return GenerationOutputs(tokens=tokens[:, prompt_length:].cpu(), step_logits=to_host(torch.stack(step_logits, 1)))

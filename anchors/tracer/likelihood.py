@@ -14,7 +14,9 @@ from ..interventions.specs import Intervention
 from ..models.loading import LoadedModel
 from ..prompts.roles import ROLE_CODE
 from .encode import EncodedBatch
-from .layer_edits import apply_layer, remote_kwargs
+from .layer_edits import apply_layer
+from .model_view import ModelView
+from .remote import remote_kwargs
 
 
 def with_continuation(batch: EncodedBatch, continuation: Sequence[int]) -> EncodedBatch:
@@ -41,11 +43,11 @@ def continuation_log_likelihood(loaded: LoadedModel, batch: EncodedBatch, contin
     model, adapter = loaded.model, loaded.adapter
     full = with_continuation(batch, continuation)
     plan = plan_layers(list(interventions), adapter.shape.n_layers, adapter.attention_layers(model))
-    roles, n = full.roles.to(loaded.device), len(continuation)
+    n = len(continuation)
     targets = torch.tensor(list(continuation), device=loaded.device)
     with torch.no_grad(), model.trace(full.inputs.to(loaded.device), **remote_kwargs(loaded)):
         for i, step in plan.items():
-            apply_layer(model, adapter, i, step, roles, prefill=True)
+            apply_layer(ModelView(loaded), full, i, step, prefill=True)
         logits = model.output.logits[0, -n - 1 : -1].float()
         scores = nnsight.save(logits.log_softmax(-1).gather(1, targets[:, None])[:, 0])
     return scores.cpu()

@@ -25,7 +25,7 @@ from ..readouts.metrics import nssd
 from ..readouts.subspaces import Subspaces
 from .attribution import atp_knockouts
 from .encode import EncodedBatch
-from .layer_edits import remote_kwargs
+from .remote import remote_kwargs
 from .reuse import CleanRun, ReuseError, causal_prefix, clean_run, first_query, rerun
 from .trace import TraceOutputs, to_host, trace_batch
 

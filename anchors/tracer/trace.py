@@ -14,16 +14,17 @@ from typing import Sequence
 import nnsight
 import torch
 
-from ..errors import InputError
 from ..interventions.plan import plan_layers
 from ..interventions.specs import Intervention
 from ..models.loading import LoadedModel
-from ..prompts.roles import ROLE_CODE, expand_role
 from ..readouts.lens import frozen_norm_logits, head_contributions, lens_logits
 from ..readouts.metrics import full_kl, subspace_mass
 from ..readouts.subspaces import Subspaces, subspace_logits
 from .encode import EncodedBatch
-from .layer_edits import apply_layer, remote_kwargs
+from .layer_edits import apply_layer
+from .model_view import ModelView
+from .remote import remote_kwargs
+from .positions import gather_at, positions
 
 SITES: tuple[str, ...] = ("pre", "mid", "post")
 
@@ -68,23 +69,6 @@ class TraceOutputs:
     log_probs: torch.Tensor | None = None
 
 
-def gather_positions(roles: torch.Tensor, role: str | tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (B, P) of each row's positions holding ``role`` (padded by repeating the last) and
-    the validity mask (B, P)."""
-    codes = [ROLE_CODE[r] for r in expand_role(role)]
-    rows = [torch.nonzero(torch.isin(r, torch.tensor(codes))).flatten() for r in roles]
-    width = max(len(r) for r in rows)
-    index = torch.zeros(len(rows), width, dtype=torch.long)
-    valid = torch.zeros(len(rows), width, dtype=torch.bool)
-    for n, r in enumerate(rows):
-        if len(r) == 0:
-            raise InputError(f"row {n} has no position holding role {role!r}")
-        index[n, : len(r)] = r
-        index[n, len(r) :] = r[-1]
-        valid[n, : len(r)] = True
-    return index, valid
-
-
 def to_host(tensor: torch.Tensor) -> torch.Tensor:
     """A trace output on the CPU; floating point as float32 whatever the model's dtype (bf16
     arrays have no numpy or NetCDF form)."""
@@ -97,10 +81,6 @@ def per_head_chunk(length: int, n_heads: int) -> int:
     at most one residual stream's worth (B, length, hidden), so the per-head readout never holds
     more than a hidden state of the forward pass does."""
     return max(1, length // n_heads)
-
-
-def _take(hidden: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    return hidden.gather(1, index.to(hidden.device)[..., None].expand(-1, -1, hidden.shape[-1]))
 
 
 def trace_batch(
@@ -122,22 +102,22 @@ def trace_batch(
     in-process; None: as the model was loaded, ``loaded.remote``); the ``anchors`` package is
     registered so its functions travel by value.
     """
-    model, adapter = loaded.model, loaded.adapter
+    model, adapter, view = loaded.model, loaded.adapter, ModelView(loaded)
     device = loaded.device
     softmax = adapter.attention_layers(model)
     plan = plan_layers(list(interventions), adapter.shape.n_layers, softmax)
     roles = batch.roles.to(device)
     space = subspaces.to(device)
     union = space.union
-    index, valid = gather_positions(batch.roles, readout_role)
+    index, valid = positions(batch, readout_role)
     index = index.to(device)
     weights = valid.to(device).float()[..., None] / valid.sum(1).to(device).float()[:, None, None]  # (B, P, 1)
     last = torch.full((roles.shape[0], 1), roles.shape[1] - 1, dtype=torch.long, device=device)
     head_chunk = per_head_chunk(roles.shape[1], adapter.shape.n_heads)
 
     def read(hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        at_readout = subspace_logits(lens_logits(adapter, model, _take(hidden, index), union), space)
-        at_answer = subspace_logits(lens_logits(adapter, model, _take(hidden, last), union), space)[:, 0]
+        at_readout = subspace_logits(lens_logits(adapter, model, gather_at(hidden, index), union), space)
+        at_answer = subspace_logits(lens_logits(adapter, model, gather_at(hidden, last), union), space)[:, 0]
         return at_readout, at_answer
 
     inputs = batch.inputs.to(device)
@@ -147,10 +127,10 @@ def trace_batch(
         readout, readout_generated, head_readout, head_linear, attn_linear = [], [], [], [], []
         for i in range(adapter.shape.n_layers):
             if lens or heads:
-                pre = adapter.layer(model, i).input
-            z = apply_layer(model, adapter, i, plan.get(i), roles, prefill=True, read_z=heads and i in softmax)
+                pre = view.read("resid_pre", i)
+            z = apply_layer(view, batch, i, plan.get(i), prefill=True, read_z=heads and i in softmax)
             if lens or heads:
-                mid = adapter.resid_mid(model, i, pre)
+                mid = view.read("resid_mid", i, resid_pre=pre)
             if heads and i not in softmax:  # a linear-attention layer: no softmax heads to read
                 head_readout.append(torch.full((*index.shape, adapter.shape.n_heads, 2), float("nan"), device=device))
                 head_linear.append(torch.full((index.shape[0], adapter.shape.n_heads, len(union)), float("nan"),
@@ -158,17 +138,17 @@ def trace_batch(
             elif heads:
                 readouts, linear = [], 0.0
                 for part, weight in zip(index.split(head_chunk, dim=1), weights.split(head_chunk, dim=1)):
-                    base, shares = _take(pre, part), head_contributions(adapter, model, i, _take(z, part))
+                    base, shares = gather_at(pre, part), head_contributions(adapter, model, i, gather_at(z, part))
                     readouts.append(subspace_logits(lens_logits(adapter, model, base[:, :, None] + shares, union), space))
                     linear = linear + (frozen_norm_logits(adapter, model, base[:, :, None], shares, union)
                                        * weight[..., None]).sum(1)
                 head_readout.append(torch.cat(readouts, dim=1))
                 head_linear.append(linear)
             if heads:
-                update = _take(mid, index) - _take(pre, index)
-                attn_linear.append((frozen_norm_logits(adapter, model, _take(pre, index), update, union) * weights).sum(1))
+                update = gather_at(mid, index) - gather_at(pre, index)
+                attn_linear.append((frozen_norm_logits(adapter, model, gather_at(pre, index), update, union) * weights).sum(1))
             if lens:
-                per_site = [read(h) for h in (pre, mid, adapter.layer(model, i).output)]
+                per_site = [read(h) for h in (pre, mid, view.read("resid_post", i))]
                 readout.append(torch.stack([r for r, _ in per_site], dim=1))
                 readout_generated.append(torch.stack([g for _, g in per_site], dim=1))
         final = model.output.logits[:, -1]

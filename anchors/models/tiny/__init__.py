@@ -1,7 +1,7 @@
 """Tiny random-weight instances of every registered architecture, built locally (no hub).
 
 Each is saved to a folder (safetensors + processor files) and loaded back through
-:func:`anchors.models.load_model`, so tests exercise the same loading path users take. The list
+:func:`anchors.models.load_checkpoint`, so tests exercise the same loading path users take. The list
 of model types is the builders'; a test keeps it equal to the adapters' verified types.
 """
 
