@@ -367,6 +367,16 @@ def test_every_variable_of_every_result_describes_itself(tmp_path):
                 assert variable.attrs.get("long_name") and "description" in variable.attrs, (path.name, name)
 
 
+def test_every_coordinate_of_every_result_describes_itself():
+    from anchors.results.variables import describe
+
+    for path in FIXTURES.rglob("*.nc"):
+        with xr.open_dataset(path) as ds:
+            described = describe(ds)
+            for name in [*ds.coords, *ds.data_vars]:
+                assert described[name].attrs.get("long_name") and described[name].attrs.get("description"), (path, name)
+
+
 def test_rankings_decode_to_layer_and_head_and_coordinates_are_sorted():
     heads, knockout, lens = (load(FIXTURES / f"{n}.nc") for n in ("heads", "knockout", "lens"))
     n_heads = heads.sizes["head"]

@@ -118,16 +118,52 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
     "ranking_layer": ("layer of the head at each rank", "decoded from ranking", ""),
     "ranking_head": ("head (within its layer) at each rank", "decoded from ranking", ""),
     "ranked_on": ("samples ranked on", "followed, or all samples of the modality when none followed, or none", ""),
-    "n_ranked": ("number of samples ranked on", "", "samples"),
+    "n_ranked": ("number of samples ranked on", "how many samples the head scores are averaged over (see ranked_on)",
+                 "samples"),
     "shared": ("modality-shared head", "in the top shared_top of both the text- and the vision-following ranking", ""),
 }
 
 
+# coordinate name -> (long_name, description, units or ""); per-sample ones also in VARIABLES
+COORDINATES: dict[str, tuple[str, str, str]] = {
+    "sample": ("sample id", "the sample's id in the data folder (samples.jsonl)", ""),
+    "task": ("task", "the question's task (e.g. color, sport_recognition)", ""),
+    "instructed": ("instructed modality", "the modality the instruction says to follow: text or vision", ""),
+    "style": ("instruction wording", "the instruction's wording group (e.g. held_in, held_out)", ""),
+    "instructed_modality": ("instructed modality of the aggregate", "text, vision, or all (pooled)", ""),
+    "modality": ("ranked for modality", "the instructed modality whose samples the heads were ranked on", ""),
+    "layer": ("decoder layer", "0-based decoder layer; in a knockout result, the centre of the window of layers cut",
+              ""),
+    "window": ("knockout window", "how many consecutive layers are cut, centred on layer (clipped at the ends)",
+               "layers"),
+    "pathway": ("knockout pathway", "source->target roles whose attention edges are cut", ""),
+    "site": ("reading site in the layer", "pre: the layer input; mid: after attention; post: the layer output", ""),
+    "subspace": ("decision subspace", "compliant or competing answer dictionary", ""),
+    "outcome": ("samples aggregated", "followed, failed, or all samples", ""),
+    "head": ("attention head", "0-based head within its layer", ""),
+    "rank": ("rank", "0-based position in the ranking by descending score", ""),
+    "mode": ("intervention mode", "block: top heads scaled by 0 on followed samples; amplify: scaled by "
+                                  "amplify_alpha on failed samples", ""),
+    "selection": ("heads chosen", "targeted: the top-k of the lens ranking; random: k random softmax heads "
+                                  "(mean over draws)", ""),
+    "k": ("number of heads", "how many heads are scaled", "heads"),
+    "draw": ("random draw", "index of the random head set", ""),
+    "alpha": ("amplification factor", "the factor the top-k heads are scaled by (Table 4)", ""),
+    "condition": ("head condition", "none, targeted (the top-k heads blocked) or random (k random heads blocked)", ""),
+    "kind": ("setting kind", "none, knockout, targeted or random", ""),
+    "setting": ("setting", "index of the intervention setting (see kind, pathway, layer, k, draw)", ""),
+    "target": ("control target", "the instruction part a position control cuts from the cues", ""),
+    "variant": ("prompt variant", "the prompt layout (default, swapped, system_before, system_between)", ""),
+}
+
+
 def describe(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` with long_name, description and units on every variable this module knows."""
+    """``ds`` with long_name, description and units on every variable and coordinate this module
+    knows (:data:`VARIABLES`, :data:`COORDINATES`)."""
     out = ds.copy()
-    for name in out.data_vars:
-        if name in VARIABLES:
-            long_name, description, units = VARIABLES[name]
+    for name in [*out.data_vars, *out.coords]:
+        entry = VARIABLES.get(name) or COORDINATES.get(name)
+        if entry:
+            long_name, description, units = entry
             out[name].attrs.update(long_name=long_name, description=description, **({"units": units} if units else {}))
     return out
