@@ -1,15 +1,16 @@
-# One environment (.venv, Python 3.12) serves every command; it is (re)built when pyproject.toml changes.
+# One environment (.venv, Python 3.12) serves every command; it is (re)built when pyproject.toml changes,
+# with uv (measured here: 36 s for the 6.7 GB of wheels from a cold cache, where pip took about 4 min).
 PY312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12 2>/dev/null))
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench clean system-packages
+.PHONY: test lint docs demo bench clean system-packages
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY312)" || { echo "Python 3.12 not found: install it (pyenv install 3.12) or set PY312=/path/to/python3.12"; exit 2; }
 	$(PY312) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test,capability,remote,cluster]'
+	$(VENV)/bin/pip install -q uv
+	$(VENV)/bin/uv pip install --python $(VENV)/bin/python -q -e '.[trace,test,capability,remote,cluster,docs]'
 	touch $(STAMP)
 
 # The Debian packages the tests need (WordNet, Chromium, redis, a JRE): installed as root, named otherwise.
@@ -18,6 +19,11 @@ system-packages:
 
 test: $(STAMP) system-packages
 	$(VENV)/bin/python -m pytest -q --durations=10
+
+# The manual, strictly: any warning (a broken link or reference, a tutorial that fails) fails the build.
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -q -W --keep-going -n -b html docs docs/_build/html
+	@echo "open docs/_build/html/index.html"
 
 # The layers contract in pyproject.toml ([tool.importlinter]).
 lint: $(STAMP)
@@ -32,4 +38,4 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/cli_startup.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache docs/_build docs/jupyter_execute

@@ -24,6 +24,8 @@ from .commands import (cmd_data_build, cmd_demo, cmd_heads, cmd_models, cmd_ndif
 from .errors import AnchorsError, InputError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+#: commands that work with the light install (no torch): they read result files only
+READS_RESULTS_ONLY = {cmd_heads, cmd_plot, cmd_report, cmd_ray, cmd_ndif}
 CLI_ONLY = {"handler", "config", "quiet", "out", "overwrite", "command", "ray", "ray_workers", "ray_gpus_per_worker",
             "retries"}
 
@@ -90,13 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anchors", description="Dissect modality arbitration in multimodal LLMs.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, handler: Any, help: str, group: Any = commands) -> argparse.ArgumentParser:
-        sub = group.add_parser(name, parents=[common], help=help, description=help)
+    def group(name: str, help: str) -> Any:
+        """A command whose subcommands do the work (``anchors data build``)."""
+        return commands.add_parser(name, help=help, description=help).add_subparsers(dest=f"{name}_command", required=True)
+
+    def command(name: str, handler: Any, help: str, parent: Any = commands) -> argparse.ArgumentParser:
+        sub = parent.add_parser(name, parents=[common], help=help, description=help)
         sub.set_defaults(handler=handler)
         return sub
 
     build = command("build", cmd_data_build, "MC2 or JSONL records -> samples.jsonl + dictionaries.jsonl",
-                    commands.add_parser("data", help="build analysis data").add_subparsers(dest="data_command", required=True))
+                    group("data", "build analysis data"))
     add_build_options(build)
     for record in commands_of_records():
         add_experiment_options(command(record.command, cmd_experiment, record.help), record)
@@ -114,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--samples", type=positive_int, default=128, help="samples per wording split (default: 128)")
     demo.add_argument("--batch-size", type=positive_int, default=32, help="samples per batch (default: 32)")
     demo.add_argument("--organism", default=ORGANISMS[0], choices=ORGANISMS, help="which shipped organism")
-    organism = commands.add_parser("organism", help="the model organism").add_subparsers(dest="organism_command", required=True)
+    organism = group("organism", "the model organism")
     train = command("train", cmd_organism_train, "train an organism from scratch", organism)
     train.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     train.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps (default: 2000)")
@@ -133,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     services = (("ndif", cmd_ndif, "a local NDIF server (ndif 0.1.2, CPU) on 127.0.0.1"),
                 ("ray", cmd_ray, "a local Ray cluster on 127.0.0.1"))
     for name, handler, help in services:
-        verbs = commands.add_parser(name, help=help).add_subparsers(dest=f"{name}_command", required=True)
+        verbs = group(name, help)
         start = command("up", handler, f"start {help}; prints how to use it", verbs)
         start.add_argument("--folder", help="where its record, logs and temporary files go (default: a new /tmp folder)")
         stop = command("down", handler, "stop what 'up' started (by the process sessions it recorded)", verbs)
@@ -157,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
             if "transformers" in sys.modules:
                 sys.modules["transformers"].utils.logging.disable_progress_bar()
+        if args.handler not in READS_RESULTS_ONLY:
+            from .command_checks import require_trace_stack
+
+            require_trace_stack(" ".join(filter(None, (args.command, getattr(args, f"{args.command}_command", None)))))
         return args.handler(args, Console(args.quiet))
     except KeyboardInterrupt:
         print("anchors: interrupted; finished batches are kept in OUT.parts: run the same command again to resume",

@@ -20,6 +20,7 @@ from . import __version__
 from .command_options import config_from
 from .datasets.capability import CapabilityItem, load_capability
 from .datasets.folder import DICTIONARIES_FILE, SAMPLES_FILE, DataFolder
+from .errors import InputError
 from .experiments import configs
 from .results.records import Experiment
 from .results.netcdf import check_writable, load_result
@@ -27,6 +28,19 @@ from .results.provenance import dumps
 
 if TYPE_CHECKING:  # xarray loads only where a result file is read
     import xarray as xr
+
+#: what tracing a model needs beyond reading results: the ``trace`` extra
+TRACE_STACK = ("torch", "torchvision", "transformers", "nnsight")
+
+
+def require_trace_stack(command: str) -> None:
+    """Refuse a command that loads a model where only the light install (reading results) is."""
+    import importlib.util
+
+    missing = [name for name in TRACE_STACK if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InputError(f"anchors {command} loads a model, which needs the 'trace' extra (missing: {', '.join(missing)}):"
+                         " pip install 'instruction-anchors[trace]'; plot, report and heads work without it")
 
 
 @dataclass(frozen=True)
