@@ -54,7 +54,7 @@ def provenance(model: Mapping[str, str], experiment: str, config: Mapping[str, A
 
 
 def model_of(result: xr.Dataset) -> dict[str, str]:
-    """The model provenance recorded in ``result`` (as :func:`provenance` takes it), e.g. to stamp
+    """The model provenance recorded in ``result`` (as :func:`~anchors.results.provenance.provenance` takes it), e.g. to stamp
     a result derived from it."""
     model = {key: str(result.attrs.get(key, "")) for key in MODEL_KEYS if key != "model_revision"}
     return model | {"revision": str(result.attrs.get("model_revision", ""))} | (
@@ -64,7 +64,7 @@ def model_of(result: xr.Dataset) -> dict[str, str]:
 def write_result(dataset: xr.Dataset, path: str | Path | None, model: Mapping[str, str], experiment: str,
                  config: Mapping[str, Any], *, n_samples: int, dictionary_hash: str, batch_size: int,
                  attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
-    """``dataset`` with every result's provenance (:func:`provenance`, then ``attrs``), saved
+    """``dataset`` with every result's provenance (:func:`~anchors.results.provenance.provenance`, then ``attrs``), saved
     atomically to ``path`` when one is given: the one writer of results (the runner's finish, the
     head ranking of ``anchors heads --out``, the organism's agreement check)."""
     result = dataset.copy()

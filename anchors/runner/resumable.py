@@ -235,12 +235,12 @@ def run(
     """Run ``analysis`` on ``samples`` (what the analysis takes: traced samples, or variants for
     the position controls) and return the result; with ``out``, resumably into that NetCDF file.
 
-    ``model`` may be a loaded model, a :class:`~anchors.models.ModelSpec` or a spec string
+    ``model`` may be a loaded model, a :class:`~anchors.models.spec.ModelSpec` or a spec string
     (``organism``, ``tiny:TYPE``, a Hub id or folder); a spec is loaded only after the output, the
     config and every prompt's length have been checked. ``progress(description, total, unit)``
     is a context manager yielding ``advance(n)``, called with the analysis's own step count.
     ``attrs`` are added to the result's (e.g. how the samples were drawn from a data folder).
-    A remote model's failed batch is retried per ``retry`` (:class:`Retry`), then fails naming it.
+    A remote model's failed batch is retried per ``retry`` (:class:`~anchors.runner.resumable.Retry`), then fails naming it.
     """
     sweep = plan(analysis, model, samples, out=out, batch_size=batch_size, overwrite=overwrite, log=log)
     if sweep.done is not None:
