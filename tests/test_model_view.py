@@ -11,6 +11,7 @@ import torch
 
 import anchors
 from anchors.errors import InputError
+from anchors.models.tiny import tiny_model
 from anchors.prompts import Prompt
 from anchors.readouts import lens_logits
 from anchors.tracer import ModelView
@@ -132,17 +133,19 @@ def test_patching_refuses_rows_whose_role_counts_differ(view):
         view.put(torch.zeros(1, a.roles.shape[1], 4), a, "instruction", torch.zeros(1, 9, 4), b)
 
 
-def test_attention_probabilities_equal_eager_output_attentions(view, tiny, attn):
+def test_attention_probabilities_equal_eager_output_attentions(view, tiny):
+    """Recomputed from the rotated queries and keys, under eager and under sdpa alike, after a
+    knockout at the same layer (the mask the layer used), against the eager model's own weights."""
     batch = view.encode(prompts(2, tiny.adapter.multimodal, seed=12))
     layer = view.attention_layers[-1]
-    if attn == "sdpa":
-        with pytest.raises(InputError, match="need attn_implementation='eager'"):
-            view.attention(layer)
-        return
+    source = "visual" if tiny.adapter.multimodal else "context"
     with torch.no_grad(), view.trace(batch):
+        view.knockout(batch, layer, source=source, target="instruction")
         probs = view.attention(layer).save()
-    with torch.no_grad():
-        every = tiny.module(**batch.inputs, output_attentions=True).attentions
+    eager = tiny_model(tiny.adapter.model_type, "eager")
+    with torch.no_grad(), knockout_hooks(eager.module, eager.adapter, [layer], _roles(batch), {source},
+                                         {"instruction_semantic", "instruction_format"}):
+        every = eager.module(**batch.inputs, output_attentions=True).attentions
     # a hybrid decoder returns the softmax layers' only
     expected = every[layer] if len(every) == view.n_layers else every[view.attention_layers.index(layer)]
     torch.testing.assert_close(probs, expected, atol=TOL, rtol=0)
@@ -158,9 +161,11 @@ def test_the_same_user_trace_runs_under_remote_local(view, tiny):
     for v in (view, remote):
         with torch.no_grad(), v.trace(batch):
             v.knockout(batch, 0, source="visual", target="instruction")
+            probs = v.attention(1).save()  # inside layer 1's attention: before its output projection
             v.scale_heads(batch, 1, heads=[0], alpha=2.0, role="instruction")
-            values.append(v.lens(v.mean(v.read("resid_post", 1), batch, "instruction")).save())
-    torch.testing.assert_close(values[1], values[0], atol=TOL, rtol=0)
+            values.append((v.lens(v.mean(v.read("resid_post", 1), batch, "instruction")).save(), probs))
+    for remote_value, local_value in zip(values[1], values[0]):
+        torch.testing.assert_close(remote_value, local_value, atol=TOL, rtol=0)
 
 
 @pytest.mark.parametrize("model", ["organism", "tiny:llava", "folder"])

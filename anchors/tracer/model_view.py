@@ -31,6 +31,7 @@ import torch
 from ..errors import InputError
 from ..models.loading import LoadedModel
 from ..prompts.prompt import Prompt
+from ..readouts.attention import attention_probabilities
 from ..readouts.lens import head_contributions, lens_logits
 from .encode import EncodedBatch, encode_batch
 from .positions import mean, positions, put, take
@@ -258,14 +259,18 @@ class ModelView(RoleEdits):
         return head_contributions(self.adapter, self.model, layer, z)
 
     def attention(self, layer: int) -> torch.Tensor:
-        """Attention probabilities (B, heads, queries, keys) of ``layer``, as the model's eager
-        attention returns them (load with ``attn_implementation="eager"``; sdpa never forms them).
+        """Attention probabilities (B, heads, queries, keys) of ``layer`` as eager attention computes
+        them, whether the model runs eager or sdpa (which never forms them): recomputed from the
+        rotated queries and keys and the (possibly edited) mask the layer hands its attention
+        function, each key head shared by its group of query heads (GQA).
 
-        >>> eager = anchors.view("organism", attn_implementation="eager")
-        >>> with eager.trace(batch):
-        ...     probs = eager.attention(1).save()
+        >>> with view.trace(batch):
+        ...     probs = view.attention(1).save()
         >>> torch.allclose(probs.sum(-1), torch.tensor(1.0))
         True"""
-        if self.adapter.config.get_text_config()._attn_implementation != "eager":
-            raise InputError("attention probabilities need attn_implementation='eager' (sdpa never forms them)")
-        return self.adapter.attention(self.model, layer).output[1]
+        module = self.adapter.attention(self.model, layer)
+        call = [name for name in module.source.names if name.startswith("attention_interface_")][-1]
+        args, kwargs = getattr(module.source, call).inputs
+        mask = args[4] if len(args) > 4 else kwargs.get("attention_mask")
+        scaling = kwargs.get("scaling") or args[0].scaling
+        return attention_probabilities(args[1], args[2], mask, scaling, kwargs.get("softcap"))
