@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot = command("plot", cmd_plot, "figures (PNG and SVG) from a result file")
     plot.add_argument("result", help="a result NetCDF file")
     plot.add_argument("--out", help="folder for the figures (default: figures/ beside the result)")
-    command("report", cmd_report, "self-contained HTML report of a run directory").add_argument("run_dir")
+    command("report", cmd_report, "self-contained HTML report of a run directory").add_argument(
+        "run_dir", help="a folder of result files (NetCDF), e.g. what the commands or the demo wrote")
     demo = command("demo", cmd_demo, "the whole paper on the built-in organism, with its report")
     demo.add_argument("--out", help="run directory (default: runs/demo-TIMESTAMP)")
     demo.add_argument("--samples", type=positive_int, default=128, help="samples per wording split (default: 128)")

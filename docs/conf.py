@@ -24,6 +24,7 @@ nb_execution_excludepatterns: list[str] = []
 nb_execution_raise_on_error = True
 nb_execution_timeout = 300
 nb_execution_show_tb = True
+nb_output_stderr = "remove"  # weight-loading bars and library warnings are not part of a tutorial
 
 autodoc_typehints = "none"  # shapes and types are in the docstrings
 autodoc_member_order = "bysource"

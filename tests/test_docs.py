@@ -64,3 +64,14 @@ def test_the_schema_reference_has_every_variable_and_coordinate_of_every_result(
                                   "tutorials/results-without-the-package.md"])
 def test_tutorials_are_executed_notebooks(page):
     assert (DOCS / page).read_text().startswith("---\nfile_format: mystnb")
+
+
+def test_the_readme_python_example_runs(capsys, tmp_path):
+    import runpy
+
+    block = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    assert len(block.strip().splitlines()) <= 10
+    (tmp_path / "example.py").write_text(block)  # a real file: nnsight reads a trace's source from it
+    runpy.run_path(str(tmp_path / "example.py"))
+    printed = capsys.readouterr().out
+    assert printed.startswith("[") and printed.count(",") == 3  # one lens token per example
