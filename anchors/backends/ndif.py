@@ -112,10 +112,7 @@ def up(folder: str | Path | None = None, *, num_cpus: int = 4, timeout: float = 
         ray = group.start("ray", _ray_head_command(programs["ray"], folder, ports, num_cpus), env)
         for port, service in ((ports["redis"], redis), (ports["store"], store), (ports["client"], ray)):
             wait_for_port(port, service, timeout)
-        launch = subprocess.run([sys.executable, "-m", "anchors.backends.ndif_server"], cwd=folder, timeout=timeout,
-                                env={**env, "RAY_ADDRESS": f"127.0.0.1:{ports['gcs']}"}, capture_output=True, text=True)
-        if launch.returncode != 0:
-            raise ServiceError(f"the NDIF controller did not launch:\n{launch.stderr[-3000:]}")
+        _launch_controller(folder, {**env, "RAY_ADDRESS": f"127.0.0.1:{ports['gcs']}"}, timeout)
         api = group.start("api", [programs["gunicorn"], "--config", "python:ndif.services.api.gunicorn_conf",
                                   "--bind", f"127.0.0.1:{ports['api']}", "--no-control-socket",
                                   "ndif.services.api.app:app"], env)
@@ -125,6 +122,21 @@ def up(folder: str | Path | None = None, *, num_cpus: int = 4, timeout: float = 
         stop_recorded(folder, remove=temporary)
         raise
     return LocalNdif(folder, host, temporary=temporary)
+
+
+def _launch_controller(folder: Path, env: dict[str, str], timeout: float, attempts: int = 3) -> None:
+    """Deploy the controller into the stack's Ray cluster; retried, since on a loaded machine the
+    cluster's GCS can still refuse drivers a while after its port opens (seen in CI: "Timed out
+    while waiting for GCS to become available")."""
+    for attempt in range(1, attempts + 1):
+        launch = subprocess.run([sys.executable, "-m", "anchors.backends.ndif_server"], cwd=folder, timeout=timeout,
+                                env=env, capture_output=True, text=True)
+        if launch.returncode == 0:
+            return
+        if attempt < attempts and "GCS" in launch.stderr:
+            time.sleep(2.0 * attempt)
+            continue
+        raise ServiceError(f"the NDIF controller did not launch:\n{launch.stderr[-3000:]}")
 
 
 def _wait_until_ready(host: str, log: str, timeout: float) -> None:

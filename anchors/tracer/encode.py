@@ -32,8 +32,10 @@ class EncodedBatch:
 
     def mask(self, role: str | tuple[str, ...]) -> torch.Tensor:
         """Boolean (batch, seq) mask of the positions holding ``role``: a role, a group such as
-        ``instruction`` or ``cues`` (:data:`~anchors.prompts.roles.ROLE_GROUPS`), or a tuple of them."""
-        return torch.isin(self.roles, torch.tensor([ROLE_CODE[r] for r in expand_role(role)]))
+        ``instruction`` or ``cues`` (:data:`~anchors.prompts.roles.ROLE_GROUPS`), a tuple of them, or
+        ``pad`` (left padding, which no group holds)."""
+        codes = [ROLE_CODE["pad"]] if role == "pad" else [ROLE_CODE[r] for r in expand_role(role)]
+        return torch.isin(self.roles, torch.tensor(codes))
 
     def positions(self, index: int, role: str | tuple[str, ...]) -> list[int]:
         """Row ``index``'s positions holding ``role`` (a role, group or tuple), in order."""
