@@ -63,7 +63,13 @@ class CapabilityPlan(Resolved):
 
 
 class CapabilityAnalysis(RankedHeadsAnalysis[CapabilityItem]):
-    """Needs a head ranking: the lens result (``lens``) whose top heads are the targeted ones."""
+    """Needs a head ranking: the lens result (``lens``) whose top heads are the targeted ones.
+
+    >>> anchors.CapabilityConfig(task="mcq", ks=(1, 2)).task
+    'mcq'
+
+    Run it with ``anchors.run(anchors.CapabilityAnalysis(lens, task="vqa"), model, "vqa.jsonl")``
+    (``anchors capability`` on the command line; the how-to guide on capability checks)."""
 
     experiment = "capability"
     Config = CapabilityConfig

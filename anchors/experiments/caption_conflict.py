@@ -62,7 +62,10 @@ class CaptionConflictPlan(Resolved):
 
 
 class CaptionConflict(RankedHeadsAnalysis[CapabilityItem]):
-    """Needs a head ranking: the lens result whose top vision-following heads are amplified."""
+    """Needs a head ranking: the lens result whose top vision-following heads are amplified.
+
+    >>> anchors.CaptionConflictConfig(pathways=("context->instruction",), ks=(2,)).pathways
+    ('context->instruction',)"""
 
     experiment = "caption_conflict"
     Config = CaptionConflictConfig

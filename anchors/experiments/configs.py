@@ -73,6 +73,12 @@ EXACT_HELP = ("'reuse' (exact: the clean run's layer inputs, keys and values are
 
 @dataclass(frozen=True)
 class KnockoutConfig:
+    """The options of :class:`~anchors.experiments.knockout.KnockoutProfile` (``anchors knockout``).
+
+    >>> anchors.KnockoutConfig(windows=(3,)).pathways[:2]
+    ('visual->instruction', 'context->instruction')
+    """
+
     pathways: tuple[str, ...] = option(tuple(DEFAULT_PATHWAYS),
                                        f"pathway names ({', '.join(DEFAULT_PATHWAYS)}), or 'source->target' "
                                        "with roles/groups joined by '+'", default_text="all six")
@@ -99,6 +105,12 @@ class KnockoutConfig:
 
 @dataclass(frozen=True)
 class LensConfig:
+    """The options of :class:`~anchors.experiments.lens.LensProfile` (``anchors lens``).
+
+    >>> anchors.LensConfig().top_k, anchors.LensConfig().readout_role
+    (5, 'instruction')
+    """
+
     top_k: int = option(5, "readout tokens averaged per subspace, Eq 5")
     heads: bool = option(True, "per-head attribution (Eq 9)")
     readout_role: str = option("instruction", "role or group whose tokens are read: 'instruction' as in the paper, "
@@ -129,6 +141,12 @@ def heads_arg(value: str) -> int | str:
 
 @dataclass(frozen=True)
 class InterventionConfig:
+    """The options of :class:`~anchors.experiments.heads.HeadIntervention` (``anchors intervene``).
+
+    >>> anchors.InterventionConfig(ks=("1%", 4)).ks
+    ('1%', 4)
+    """
+
     ks: tuple[int | str, ...] = option((1, 2, 4, 8), "numbers of heads, or percentages of all heads such as 1% 2% 5%",
                                        type=heads_arg)
     amplify_alpha: float = option(2.0, "scale for amplification")
@@ -155,6 +173,12 @@ class InterventionConfig:
 
 @dataclass(frozen=True)
 class ControlsConfig:
+    """The options of :class:`~anchors.experiments.controls.PositionControls` (``anchors controls``).
+
+    >>> anchors.ControlsConfig(window=3).window
+    3
+    """
+
     variants: tuple[str, ...] | None = option(None, "prompt variants", choices=VARIANTS,
                                               default_text="all four from a data folder; through the API, the keys "
                                                            "of the samples given")
@@ -174,6 +198,12 @@ CAPABILITY_SCOPES: tuple[str, ...] = ("instruction", "all")
 
 @dataclass(frozen=True)
 class CapabilityConfig:
+    """The options of ``CapabilityAnalysis`` (``anchors capability``, Table 1).
+
+    >>> anchors.CapabilityConfig(task="caption").task
+    'caption'
+    """
+
     task: str = option("vqa", "capability task of --file",
                        choices=("vqa", "caption", "mcq", "ifeval"))
     ks: tuple[int | str, ...] = option((1, 2, 4), "numbers of heads blocked, or percentages of all heads",
@@ -194,6 +224,12 @@ class CapabilityConfig:
 
 @dataclass(frozen=True)
 class CaptionConflictConfig:
+    """The options of ``CaptionConflict`` (``anchors caption-conflict``, App. D).
+
+    >>> anchors.CaptionConflictConfig().layers
+    (0,)
+    """
+
     pathways: tuple[str, ...] = option(("context->instruction", "context->generated"), "knocked-out pathways "
                                        "(names or 'source->target')")
     layers: tuple[int, ...] = option((0,), "window centres of the knockouts")

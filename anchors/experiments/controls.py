@@ -55,7 +55,12 @@ class ControlsPlan(Resolved):
 
 
 class PositionControls(Analysis[VariantGroup]):
-    """Samples are given as ``{variant: [TracedSample, ...]}``, the same ids in the same order."""
+    """Samples are given as ``{variant: [TracedSample, ...]}``, the same ids in the same order.
+
+    >>> controls = anchors.run(anchors.PositionControls(window=1), "organism",
+    ...                        {"default": samples, "swapped": samples})
+    >>> controls.variant.values.tolist()
+    ['default', 'swapped']"""
 
     experiment = "position_controls"
     Config = ControlsConfig

@@ -61,7 +61,12 @@ class InterventionPlan(Resolved):
 
 
 class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
-    """Needs a head ranking: pass the lens result (``lens``) the heads are ranked from."""
+    """Needs a head ranking: pass the lens result (``lens``) the heads are ranked from.
+
+    >>> lens = anchors.run(anchors.LensProfile(top_k=3), "organism", samples)
+    >>> heads = anchors.run(anchors.HeadIntervention(lens, ks=(1, 2), n_random=2, alphas=(2.0,)), "organism", samples)
+    >>> heads.mfr.sel(instructed_modality="all").dims
+    ('mode', 'selection', 'k')"""
 
     experiment = "head_intervention"
     Config = InterventionConfig

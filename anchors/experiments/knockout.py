@@ -111,7 +111,15 @@ class KnockoutPlan(Resolved):
 
 
 class KnockoutProfile(Analysis[TracedSample]):
-    """NSSD (Eq 4) and the compliant probability for every (pathway, window, layer) knockout."""
+    """NSSD (Eq 4) and the compliant probability for every (pathway, window, layer) knockout.
+
+    The analyses' examples share ``samples``: four of the organism's, as
+    ``DataFolder.open(write_data(folder, 2)).traced(anchors.ModelSpec("organism").adapter().tokenizer)``.
+
+    >>> ko = anchors.run(anchors.KnockoutProfile(windows=(1,), layers=(0, 1), pathways=("instruction->generated",)),
+    ...                  "organism", samples)
+    >>> ko.nssd.dims
+    ('sample', 'pathway', 'window', 'layer')"""
 
     experiment = "knockout_profile"
     Config = KnockoutConfig

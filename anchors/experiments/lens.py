@@ -77,7 +77,11 @@ class LensPlan(Resolved):
 
 
 class LensProfile(Analysis[TracedSample]):
-    """Per-sample readouts and attributions per batch; LDAR and sync rate over all samples."""
+    """Per-sample readouts and attributions per batch; LDAR and sync rate over all samples.
+
+    >>> lens = anchors.run(anchors.LensProfile(top_k=3), "organism", samples)
+    >>> lens.ldar.dims, lens.head_attribution.sizes["head"]
+    (('outcome', 'layer'), 8)"""
 
     experiment = "lens_profile"
     Config = LensConfig

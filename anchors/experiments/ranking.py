@@ -20,7 +20,11 @@ def rank_heads(lens: xr.Dataset) -> xr.Dataset:
     samples (all samples of that modality where none followed). Returns ``score`` (modality, layer,
     head), ``ranking`` (modality, rank) of flat indices ``layer * n_heads + head``, the same as
     ``ranking_layer`` / ``ranking_head``, and which samples each ranking used (``ranked_on``:
-    followed, all, or none; ``n_ranked``)."""
+    followed, all, or none; ``n_ranked``).
+
+    >>> ranked = anchors.rank_heads(anchors.run(anchors.LensProfile(top_k=3), "organism", samples))
+    >>> ranked.ranking.dims, ranked.modality.values.tolist()
+    (('modality', 'rank'), ['text', 'vision'])"""
     if "head_attribution" not in lens:
         raise InputError("the lens result has no per-head attribution: run 'anchors lens' without --no-heads")
     scores, ranked_on, n_ranked = [], [], []

@@ -20,7 +20,11 @@ def _window(layer: int, window: int, n_layers: int) -> range:
 class Knockout:
     """Block attention from every ``source`` token (key) to every ``target`` token (query) in all
     heads of layers ``layer - window//2 … layer + (window-1)//2`` (clipped; ``window`` layers, an
-    even window's extra one on the earlier side), Eq 3."""
+    even window's extra one on the earlier side), Eq 3.
+
+    >>> list(anchors.Knockout("visual", "instruction", layer=2, window=3).layers(6))
+    [1, 2, 3]
+"""
 
     source: str | tuple[str, ...]
     target: str | tuple[str, ...]
@@ -43,7 +47,11 @@ class Knockout:
 class HeadScale:
     """Multiply the chosen heads' outputs (their slices of the ``o_proj`` input) by ``alpha`` at the
     positions of ``role``: alpha=0 blocks, alpha>1 amplifies (§4.2). ``steps`` selects the prefill
-    pass only or every generation step."""
+    pass only or every generation step.
+
+    >>> block = anchors.HeadScale(heads=((3, 1), (4, 0)), alpha=0.0, role="instruction")
+    >>> block.layers(6)
+    [3, 4]"""
 
     heads: tuple[tuple[int, int], ...]
     alpha: float = 0.0

@@ -13,7 +13,11 @@ from .adapters import ATTENTION_IMPLEMENTATIONS, VERIFIED, Adapter, AdapterError
 
 @dataclass
 class LoadedModel:
-    """The nnsight model, its adapter and what is needed to reproduce the load."""
+    """The nnsight model, its adapter and what is needed to reproduce the load.
+
+    >>> loaded = anchors.load_model("organism")
+    >>> loaded.provenance["attn_implementation"], loaded.device.type, loaded.remote
+    ('sdpa', 'cpu', False)"""
 
     model: Any
     adapter: Adapter

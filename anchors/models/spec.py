@@ -22,7 +22,11 @@ QUANTIZATIONS: tuple[str, ...] = ("8bit", "4bit")
 
 @dataclass
 class ModelSpec:
-    """A parsed ``--model`` value plus how to load it; adapter and model are read once, lazily."""
+    """A parsed ``--model`` value plus how to load it; adapter and model are read once, lazily.
+
+    >>> spec = anchors.ModelSpec("tiny:llava", attn_implementation="eager")
+    >>> spec.kind, spec.name, spec.adapter().shape.n_layers  # the adapter needs no weights
+    ('tiny', 'llava', 3)"""
 
     text: str = "organism"
     attn_implementation: str = "sdpa"

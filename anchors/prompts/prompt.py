@@ -16,7 +16,10 @@ SUBSPACE_SCORES: tuple[str, ...] = ("max", "mean")
 
 
 class PromptError(InputError):
-    """A prompt cannot be rendered or one of its segments cannot be located."""
+    """A prompt cannot be rendered or one of its segments cannot be located.
+
+    >>> issubclass(anchors.PromptError, anchors.InputError)
+    True"""
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,14 @@ class Prompt:
     ``segments`` are (role, text) pairs in user-message order, joined by ``separator``; a
     ``system`` segment there is an inline system-style passage (App. C.2 "between" variant).
     ``system_message`` goes into the chat template's system turn.
+
+    >>> prompt = anchors.Prompt("p1", (("context", "The ball is red."), ("question", "What colour is the ball?"),
+    ...                                 ("instruction_semantic", "Follow the text.")))
+    >>> prompt.user_text
+    'The ball is red. What colour is the ball? Follow the text.'
+    >>> anchors.Prompt("p2", (("context", " "),))
+    Traceback (most recent call last):
+    anchors.prompts.prompt.PromptError: sample p2: segment 'context' is empty
     """
 
     sample_id: str
@@ -52,7 +63,10 @@ class Prompt:
 class TracedSample:
     """What an analysis needs of one sample: the prompt, the first-token ids of its compliant and
     competing answer dictionaries, its task, ``instructed`` (the modality to follow) and ``style``
-    (the instruction's wording: a style name, or the organism's held-in/held-out split)."""
+    (the instruction's wording: a style name, or the organism's held-in/held-out split).
+
+    >>> samples[0].instructed, len(samples[0].compliant_ids) > 0
+    ('text', True)"""
 
     prompt: Prompt
     compliant_ids: tuple[int, ...]

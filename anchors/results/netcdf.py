@@ -21,7 +21,12 @@ LEGACY_EXPERIMENTS = {"rank_heads": "head_ranking"}
 def save(dataset: xr.Dataset, path: str | Path) -> Path:
     """Write with the netcdf4 engine through a temporary file and a rename (never half-written).
     Strings are written at their own width: a width remembered from a file the data was loaded from
-    (the ``dtype`` encoding of a merged part) would truncate longer strings."""
+    (the ``dtype`` encoding of a merged part) would truncate longer strings.
+
+    >>> import xarray as xr
+    >>> anchors.save(xr.Dataset({"x": ("layer", [1.0, 2.0])}), tmp / "x.nc").name
+    'x.nc'
+"""
     path = Path(path)
     dataset = dataset.copy()
     for variable in dataset.variables.values():
@@ -35,7 +40,13 @@ def save(dataset: xr.Dataset, path: str | Path) -> Path:
 
 
 def load(path: str | Path) -> xr.Dataset:
-    """Load a result fully into memory (the file is closed afterwards)."""
+    """Load a result fully into memory (the file is closed afterwards).
+
+    >>> import xarray as xr
+    >>> path = anchors.save(xr.Dataset({"x": ("layer", [1.0, 2.0])}), tmp / "y.nc")
+    >>> anchors.load(path).x.values.tolist()
+    [1.0, 2.0]
+"""
     import xarray as xr
 
     with xr.open_dataset(path, engine="netcdf4") as dataset:

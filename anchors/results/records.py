@@ -88,7 +88,10 @@ NAMES: tuple[str, ...] = tuple(record.name for record in RECORDS)
 
 
 def record(name: str) -> Experiment:
-    """The record of the experiment ``name`` (a result's ``attrs["experiment"]``)."""
+    """The record of the experiment ``name`` (a result's ``attrs["experiment"]``).
+
+    >>> anchors.record("lens_profile").command, anchors.record("lens_profile").figures[0]
+    ('lens', ('fig3b_ldar', 'ldar_profile'))"""
     for candidate in RECORDS:
         if candidate.name == name:
             return candidate

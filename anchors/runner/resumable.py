@@ -240,7 +240,13 @@ def run(
     config and every prompt's length have been checked. ``progress(description, total, unit)``
     is a context manager yielding ``advance(n)``, called with the analysis's own step count.
     ``attrs`` are added to the result's (e.g. how the samples were drawn from a data folder).
-    A remote model's failed batch is retried per ``retry`` (:class:`~anchors.runner.resumable.Retry`), then fails naming it.
+    A remote model's failed batch is retried per ``retry`` (:class:`~anchors.runner.resumable.Retry`),
+    then fails naming it.
+
+    >>> out = tmp / "lens.nc"
+    >>> lens = anchors.run(anchors.LensProfile(heads=False), "organism", samples, out=out)
+    >>> anchors.run(anchors.LensProfile(heads=False), "organism", samples, out=out).identical(lens)  # resumed: complete
+    True
     """
     sweep = plan(analysis, model, samples, out=out, batch_size=batch_size, overwrite=overwrite, log=log)
     if sweep.done is not None:
@@ -271,7 +277,11 @@ def run_folder(analysis: Analysis, model: ModelSpec | LoadedModel | str, data: s
     weights load. ``fraction`` and ``seed`` draw a stratified random subset
     (:class:`~anchors.datasets.subset.Subset`), ``limit`` keeps the first N; both are recorded in
     the result's attrs, beside ``attrs``. ``engine`` computes the batches (default: :func:`run`;
-    e.g. :func:`~anchors.backends.ray_sweep.run_on_ray`)."""
+    e.g. :func:`~anchors.backends.ray_sweep.run_on_ray`).
+
+    >>> ko = anchors.run_folder(anchors.KnockoutProfile(windows=(1,), layers=(0,)), "organism", data, limit=2)
+    >>> ko.sizes["sample"], ko.attrs["limit"]
+    (2, 2)"""
     subset = Subset(limit, fraction, seed)
     if out is not None:
         check_writable(out)

@@ -24,7 +24,10 @@ from ..prompts.roles import ROLE_CODE, ROLES, expand_role
 
 @dataclass
 class EncodedBatch:
-    """A left-padded processor batch and the role code of every position."""
+    """A left-padded processor batch and the role code of every position.
+
+    >>> batch.roles.shape == batch.inputs["input_ids"].shape, batch.sample_ids
+    (True, ['d0', 'd1'])"""
 
     inputs: Any
     roles: torch.Tensor
@@ -98,6 +101,11 @@ def encode_batch(adapter: Adapter, prompts: Sequence[Prompt], *, allow_text_only
     The last position of every row (the one whose next-token distribution is the answer) has the
     role ``generated``; decode steps of a generation are appended as ``generated`` too. A VLM's
     prompts need one image each, unless ``allow_text_only`` and none has one (a text benchmark).
+
+    >>> from anchors.organism.task import evaluation_set
+    >>> encoded = anchors.encode_batch(view.adapter, [e.prompt for e in evaluation_set(3, 5, held_out=True, prefix="e")])
+    >>> bool(encoded.mask("pad").any()), bool(encoded.mask("generated")[:, -1].all())
+    (True, True)
     """
     if not prompts:
         raise PromptError("empty batch: no prompts to encode")

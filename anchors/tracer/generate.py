@@ -42,7 +42,13 @@ def generate_batch(
 ) -> GenerationOutputs:
     """Greedy generation with ``interventions``: knockouts act in the prefill and in every decode
     step (decode queries are ``generated`` tokens; the prompt sits in the KV cache); a HeadScale
-    acts in the prefill only, or in every step when its ``steps`` is ``"all"``."""
+    acts in the prefill only, or in every step when its ``steps`` is ``"all"``.
+
+    >>> from anchors.readouts import Subspaces
+    >>> space = Subspaces.from_ids(batch.sample_ids, [[5]] * 2, [[6]] * 2)
+    >>> out = anchors.generate_batch(view.loaded, batch, space, [anchors.HeadScale(((3, 1),))], max_new_tokens=2)
+    >>> tuple(out.tokens.shape), tuple(out.step_logits.shape)
+    ((2, 2), (2, 2, 2))"""
     model, adapter, view = loaded.model, loaded.adapter, ModelView(loaded)
     device = loaded.device
     plan = plan_layers(list(interventions), adapter.shape.n_layers, adapter.attention_layers(model))

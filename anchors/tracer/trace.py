@@ -101,6 +101,12 @@ def trace_batch(
     ``remote=True`` sends the trace to an NDIF server (``"local"`` simulates the round trip
     in-process; None: as the model was loaded, ``loaded.remote``); the ``anchors`` package is
     registered so its functions travel by value.
+
+    >>> from anchors.readouts import Subspaces
+    >>> space = Subspaces.from_ids(batch.sample_ids, [[5]] * 2, [[6]] * 2)  # compliant, competing ids
+    >>> out = anchors.trace_batch(view.loaded, batch, space, [anchors.Knockout("cues", "instruction", 1, 3)], lens=True)
+    >>> tuple(out.answer_logits.shape), tuple(out.readout.shape[:3])
+    ((2, 2), (2, 6, 3))
     """
     model, adapter, view = loaded.model, loaded.adapter, ModelView(loaded)
     device = loaded.device

@@ -69,6 +69,9 @@ class Adapter:
     - ``resid_mid``  : residual after attention = input of the mid norm (``resid_pre + attn_out``);
     - ``mlp_out``    : output of the MLP sublayer;
     - ``resid_post`` : output of decoder layer ``i``.
+
+    >>> view.adapter.shape.n_heads, view.adapter.shape.head_dim, view.adapter.family
+    (8, 16, 'mrope')
     """
 
     family: ClassVar[str] = "structural"

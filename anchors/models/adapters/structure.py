@@ -18,7 +18,10 @@ from ...errors import AnchorsError
 
 
 class AdapterError(AnchorsError):
-    """The model does not satisfy the adapter contract (wrong family, missing module, bad setting)."""
+    """The model does not satisfy the adapter contract (wrong family, missing module, bad setting).
+
+    >>> issubclass(anchors.AdapterError, anchors.AnchorsError)
+    True"""
 
 
 # Dotted paths from the top-level model to the decoder's layer list, most common first.
