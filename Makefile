@@ -1,5 +1,7 @@
 # One environment (.venv, Python 3.12) serves every command; it is (re)built when pyproject.toml changes,
-# with uv (measured here: 36 s for the 6.7 GB of wheels from a cold cache, where pip took about 4 min).
+# with uv (measured here: 36 s for the 6.7 GB of wheels from a cold cache, where pip took about 4 min),
+# compiling the bytecode at install as pip does: otherwise every process the tests start (Ray workers,
+# the NDIF services) compiles torch's modules again on its first import (a CI run took 6 min longer).
 PY312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12 2>/dev/null))
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -10,7 +12,7 @@ $(STAMP): pyproject.toml
 	@test -n "$(PY312)" || { echo "Python 3.12 not found: install it (pyenv install 3.12) or set PY312=/path/to/python3.12"; exit 2; }
 	$(PY312) -m venv $(VENV)
 	$(VENV)/bin/pip install -q uv
-	$(VENV)/bin/uv pip install --python $(VENV)/bin/python -q -e '.[trace,test,capability,remote,cluster,docs]'
+	$(VENV)/bin/uv pip install --python $(VENV)/bin/python -q --compile-bytecode -e '.[trace,test,capability,remote,cluster,docs]'
 	touch $(STAMP)
 
 # The Debian packages the tests need (WordNet, Chromium, redis, a JRE): installed as root, named otherwise.

@@ -81,7 +81,7 @@ def add_experiment_options(parser: argparse.ArgumentParser, record: Any) -> None
     if "data" in record.reads:
         add_data_options(parser)
     if "file" in record.reads:
-        parser.add_argument("--file", required=True, help="the task's records (JSONL or a JSON list; README: formats)")
+        parser.add_argument("--file", required=True, help="the task's records (JSONL or a JSON list; formats: docs/how-to/capability.md)")
         parser.add_argument("--limit", type=positive_int, help="use only the first N records")
         parser.add_argument("--batch-size", type=positive_int, default=8, help="samples per batch (default: 8)")
     if "lens" in record.reads:

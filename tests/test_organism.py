@@ -53,7 +53,7 @@ def test_shipped_organism_follows_held_in_and_partly_held_out_wordings(name, tmp
             assert value == pytest.approx(record["metrics"][split][f"follow_{modality}"], abs=1e-9)
             if not held_out:
                 assert value >= 0.95, (split, modality, value)
-            elif name in ARCHITECTURES:  # anchored generalises the text wordings poorly (README)
+            elif name in ARCHITECTURES:  # anchored generalises the text wordings poorly (docs/explanation/organism.md)
                 assert 0.60 <= value <= 0.90, (split, modality, value)
 
 
@@ -153,7 +153,7 @@ def test_the_planted_route_is_recovered_and_the_organisms_are_told_apart():
     """With no constraint at run time, the toolkit finds the anchored organism's planted route
     (cues -> instruction shallow, instruction -> answer deep, top heads deep, no direct cues ->
     answer route) and a different, shallow answer-position mechanism in the primary organism; the
-    numbers reproduce those recorded in each organism.json (and quoted in the README)."""
+    numbers reproduce those recorded in each organism.json (and quoted in docs/explanation/organism.md)."""
     from anchors.organism.route import measure_route
 
     anchored, plain = measure_route("anchored"), measure_route("qwen2_5_vl")
@@ -175,7 +175,7 @@ def test_the_planted_route_is_recovered_and_the_organisms_are_told_apart():
 def test_blocking_the_arbitration_heads_leaves_the_agreement_capability_intact(tmp_path):
     """Issue 12's capability on the organism, at the site its arbitration lives (the answer
     position): the top-8 text heads that take the text MFR down leave the accuracy on agreeing
-    examples at 1; the same numbers the README reports, on fewer samples."""
+    examples at 1; the same numbers docs/explanation/organism.md reports, on fewer samples."""
     from anchors.organism.capability import agreement_capability
 
     loaded = load_organism()

@@ -13,7 +13,7 @@ The real stack, each piece started as its own process session (:mod:`.services`)
 
 Models are loaded in float32 (``NDIF_DEFAULT_DTYPE``) with the Hub offline; a local checkpoint is
 addressed by its absolute path. ``up`` returns once the API answers; ``down`` stops the recorded
-sessions. Measured on a 2-core machine: see the README.
+sessions. Measured on a 2-core machine: docs/how-to/ndif.md.
 """
 
 from __future__ import annotations

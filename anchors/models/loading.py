@@ -63,7 +63,7 @@ def read_adapter(name_or_path: str, revision: str | None = None) -> Adapter:
     if config.model_type not in VERIFIED:
         warnings.warn(f"model_type {config.model_type!r} has not been verified with this toolkit; the structural "
                       f"adapter fits it ({adapter.paths(None).describe()}). Run the contract tests on a tiny "
-                      "instance before trusting results (README: adding a family).", stacklevel=2)
+                      "instance before trusting results (docs/how-to/new-family.md).", stacklevel=2)
     return adapter
 
 

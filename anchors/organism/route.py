@@ -1,5 +1,5 @@
 """Where an organism's route runs, measured by the toolkit with no constraint at run time: the
-summary that tells the planted ``anchored`` organism from the plain ones (README, tests)."""
+summary that tells the planted ``anchored`` organism from the plain ones (docs/explanation/organism.md, tests)."""
 
 from __future__ import annotations
 
