@@ -11,14 +11,14 @@ from __future__ import annotations
 import torch
 
 from ..interventions.plan import LayerPlan
-from ..prompts.roles import ROLE_CODE
 from .encode import EncodedBatch
 from .model_view import ModelView
+from .role_edits import edge_role_codes
 
 
 def edge_codes(step: LayerPlan) -> list[tuple[list[int], list[int]]]:
     """A layer plan's knockouts as (source codes, target codes) for :func:`cut_edges`."""
-    return [([ROLE_CODE[r] for r in e.source], [ROLE_CODE[r] for r in e.target]) for e in step.knockouts]
+    return edge_role_codes([(e.source, e.target) for e in step.knockouts])
 
 
 def apply_layer(view: ModelView, batch: EncodedBatch, index: int, step: LayerPlan | None, *, prefill: bool,

@@ -14,6 +14,11 @@ from ..prompts.roles import ROLE_CODE, expand_role
 from .encode import EncodedBatch
 
 
+def edge_role_codes(edges: Sequence[tuple[Sequence[str], Sequence[str]]]) -> list[tuple[list[int], list[int]]]:
+    """(source roles, target roles) edges as the role codes :func:`cut_edges` takes."""
+    return [([ROLE_CODE[r] for r in source], [ROLE_CODE[r] for r in target]) for source, target in edges]
+
+
 class RoleEdits:
     """Edits for a view with ``model`` (nnsight) and ``adapter``; the examples share ``view`` and
     ``batch`` as :mod:`anchors.tracer.model_view` makes them."""
@@ -43,8 +48,7 @@ class RoleEdits:
         queries, prompt = hidden.shape[1], batch.roles.shape[1]
         cache = kwargs.get("past_key_values")
         past = cache.get_seq_length(layer) if cache is not None and queries < prompt else 0
-        codes = [([ROLE_CODE[r] for r in s], [ROLE_CODE[r] for r in t]) for s, t in edges]
-        new = cut_edges(mask, batch.roles.to(hidden.device), codes, queries, hidden.dtype,
+        new = cut_edges(mask, batch.roles.to(hidden.device), edge_role_codes(edges), queries, hidden.dtype,
                         decode_step=past + queries - prompt, generated_code=ROLE_CODE["generated"])
         attention.inputs = (args, {**kwargs, "attention_mask": new})
 
