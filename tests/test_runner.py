@@ -38,9 +38,9 @@ def _cli(monkeypatch, tmp_path, argv: list[str]) -> xr.Dataset:
     out, writes = tmp_path / "cli.nc", []
     real_save = run_module.save
 
-    def counting(dataset, path):
+    def counting(dataset, path, groups=None):
         writes.append(Path(path))
-        return real_save(dataset, path)
+        return real_save(dataset, path, groups)
 
     monkeypatch.setattr(run_module, "save", counting)  # the batches' parts
     monkeypatch.setattr(provenance, "save", counting)  # the result, through write_result

@@ -111,7 +111,8 @@ def tokenise(
     return kept, report
 
 
-def _open_rgb(sample: ModalitySample) -> Any:
+def open_rgb(sample: ModalitySample) -> Any:
+    """The sample's image as RGB, or an error naming the sample and the file."""
     try:
         return Image.open(sample.image).convert("RGB")
     except OSError as error:
@@ -119,13 +120,14 @@ def _open_rgb(sample: ModalitySample) -> Any:
                            f"({getattr(error, 'strerror', None) or error})") from error
 
 
-def to_traced(items: Sequence[TokenisedSample], open_image: Callable[[ModalitySample], Any] = _open_rgb) -> list[TracedSample]:
+def to_traced(items: Sequence[TokenisedSample], open_image: Callable[[ModalitySample], Any] = open_rgb) -> list[TracedSample]:
     """Traced samples for the analyses (images opened as RGB; a missing one names the sample)."""
     return [
         TracedSample(
             Prompt(t.sample.sample_id, t.sample.segments, image=open_image(t.sample), separator=t.sample.separator),
             t.compliant_ids, t.competing_ids, task=t.sample.task, instructed=t.sample.instructed, style=t.sample.style,
-            compliant_forms=t.compliant_forms, competing_forms=t.competing_forms,
+            compliant_forms=t.compliant_forms, competing_forms=t.competing_forms, image_ref=t.sample.image,
+            variant=t.sample.variant,
         )
         for t in items
     ]

@@ -76,6 +76,8 @@ class TracedSample:
     style: str = "default"
     compliant_forms: tuple[str, ...] = ()  # the dictionaries' surface forms, for answers read from
     competing_forms: tuple[str, ...] = ()  # generated text (``answer_from="generation"``)
+    image_ref: str = ""  # where the image came from (a data folder's file), for showing the sample later
+    variant: str = "default"  # the prompt variant (App. C.2's position controls), as the data folder names it
 
     def __post_init__(self) -> None:
         if self.instructed not in MODALITIES:

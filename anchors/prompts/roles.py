@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from ..errors import InputError
 
 #: Every token role, in code order (a batch's ``roles`` holds the index of each position's role).
@@ -45,3 +47,21 @@ def expand_role(role: str | tuple[str, ...]) -> tuple[str, ...]:
 def role_label(role: str | tuple[str, ...]) -> str:
     """One string for a role or a tuple of roles (``visual+context``), as stored in results."""
     return role if isinstance(role, str) else "+".join(role)
+
+
+def role_spans(tokens: Sequence[tuple[str, str]]) -> list[tuple[int, int, str, str]]:
+    """Runs of consecutive positions with one role, as (first, last, role, text): the tokens joined,
+    or a run of one repeated visual token as ``"TOKEN × N"``.
+
+    >>> role_spans([("<img>", "visual"), ("<img>", "visual"), ("The", "context"), (" ball", "context")])
+    [(0, 1, 'visual', '<img> × 2'), (2, 3, 'context', 'The ball')]"""
+    spans: list[tuple[int, int, str, str]] = []
+    start = 0
+    for end in range(len(tokens)):
+        if end + 1 < len(tokens) and tokens[end + 1][1] == tokens[start][1]:
+            continue
+        run = [str(text) for text, _ in tokens[start:end + 1]]
+        repeated = len(run) > 1 and len(set(run)) == 1
+        spans.append((start, end, str(tokens[start][1]), f"{run[0]} × {len(run)}" if repeated else "".join(run)))
+        start = end + 1
+    return spans

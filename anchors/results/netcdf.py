@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from ..errors import InputError
 
@@ -18,25 +18,52 @@ SCHEMA_VERSION = 2
 LEGACY_EXPERIMENTS = {"rank_heads": "head_ranking"}
 
 
-def save(dataset: xr.Dataset, path: str | Path) -> Path:
+def _own_width(dataset: xr.Dataset) -> xr.Dataset:
+    dataset = dataset.copy()
+    for variable in dataset.variables.values():
+        if variable.dtype.kind in "OU":
+            variable.encoding = {k: v for k, v in variable.encoding.items() if k != "dtype"}
+    return dataset
+
+
+def save(dataset: xr.Dataset, path: str | Path, groups: Mapping[str, xr.Dataset] | None = None) -> Path:
     """Write with the netcdf4 engine through a temporary file and a rename (never half-written).
     Strings are written at their own width: a width remembered from a file the data was loaded from
-    (the ``dtype`` encoding of a merged part) would truncate longer strings.
+    (the ``dtype`` encoding of a merged part) would truncate longer strings. ``groups`` are written
+    as NetCDF groups of the same file (e.g. a result's ``samples``: :func:`load_group` reads one);
+    opening the file as usual reads the root dataset only.
 
     >>> import xarray as xr
     >>> anchors.save(xr.Dataset({"x": ("layer", [1.0, 2.0])}), tmp / "x.nc").name
     'x.nc'
 """
     path = Path(path)
-    dataset = dataset.copy()
-    for variable in dataset.variables.values():
-        if variable.dtype.kind in "OU":
-            variable.encoding = {k: v for k, v in variable.encoding.items() if k != "dtype"}
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    dataset.to_netcdf(temporary, engine="netcdf4")
+    _own_width(dataset).to_netcdf(temporary, engine="netcdf4")
+    for name, group in (groups or {}).items():
+        _own_width(group).to_netcdf(temporary, engine="netcdf4", group=name, mode="a")
     os.replace(temporary, path)
     return path
+
+
+def load_group(path: str | Path, group: str) -> xr.Dataset | None:
+    """The NetCDF group ``group`` of a result file loaded into memory, or None when it has none
+    (results written before it existed).
+
+    >>> import xarray as xr
+    >>> path = anchors.save(xr.Dataset({"x": ("layer", [1.0])}), tmp / "g.nc", {"samples": xr.Dataset({"n": ("sample", [3])})})
+    >>> anchors.load_group(path, "samples").n.values.tolist(), anchors.load_group(path, "other")
+    ([3], None)
+"""
+    import netCDF4
+    import xarray as xr
+
+    with netCDF4.Dataset(path) as handle:
+        if group not in handle.groups:
+            return None
+    with xr.open_dataset(path, engine="netcdf4", group=group) as dataset:
+        return dataset.load()
 
 
 def load(path: str | Path) -> xr.Dataset:

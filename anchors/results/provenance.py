@@ -63,13 +63,15 @@ def model_of(result: xr.Dataset) -> dict[str, str]:
 
 def write_result(dataset: xr.Dataset, path: str | Path | None, model: Mapping[str, str], experiment: str,
                  config: Mapping[str, Any], *, n_samples: int, dictionary_hash: str, batch_size: int,
-                 attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
+                 attrs: Mapping[str, Any] | None = None, samples: xr.Dataset | None = None) -> xr.Dataset:
     """``dataset`` with every result's provenance (:func:`~anchors.results.provenance.provenance`, then ``attrs``), saved
     atomically to ``path`` when one is given: the one writer of results (the runner's finish, the
-    head ranking of ``anchors heads --out``, the organism's agreement check)."""
+    head ranking of ``anchors heads --out``, the organism's agreement check). ``samples`` (each
+    sample's readable tokens, roles and image: :func:`~anchors.tracer.token_table.token_table`) is
+    saved as the file's ``samples`` group (:func:`~anchors.results.netcdf.load_group`)."""
     result = dataset.copy()
     result.attrs = provenance(model, experiment, config, n_samples=n_samples, dictionary_hash=dictionary_hash,
                               batch_size=batch_size) | dict(attrs or {})
     if path is not None:
-        save(result, path)
+        save(result, path, {"samples": samples} if samples is not None else None)
     return result

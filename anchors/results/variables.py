@@ -120,6 +120,14 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
     "ranked_on": ("samples ranked on", "followed, or all samples of the modality when none followed, or none", ""),
     "n_ranked": ("number of samples ranked on", "how many samples the head scores are averaged over (see ranked_on)",
                  "samples"),
+    # the samples group: each sample's prompt as the model saw it (anchors.tracer.token_table)
+    "token": ("readable token", "the token at this prompt position decoded on its own; empty past n_tokens", ""),
+    "token_role": ("token role", "the role of the token (visual, context, question, instruction_semantic, …); "
+                                 "empty past n_tokens", ""),
+    "n_tokens": ("prompt length", "tokens in the prompt, image tokens included", "tokens"),
+    "image": ("image file", "the sample's image: relative to the result file's folder when inside it", ""),
+    "compliant_forms": ("compliant dictionary", "the compliant answer's surface forms, a JSON list", ""),
+    "competing_forms": ("competing dictionary", "the competing answer's surface forms, a JSON list", ""),
     "shared": ("modality-shared head", "in the top shared_top of both the text- and the vision-following ranking", ""),
 }
 
@@ -153,6 +161,7 @@ COORDINATES: dict[str, tuple[str, str, str]] = {
     "kind": ("setting kind", "none, knockout, targeted or random", ""),
     "setting": ("setting", "index of the intervention setting (see kind, pathway, layer, k, draw)", ""),
     "target": ("control target", "the instruction part a position control cuts from the cues", ""),
+    "position": ("prompt position", "0-based token position in the prompt, without padding", ""),
     "variant": ("prompt variant", "the prompt layout (default, swapped, system_before, system_between)", ""),
 }
 

@@ -32,6 +32,7 @@ from ..results.provenance import dumps, write_result
 from ..results.variables import describe
 from ..tracer.batching import check_unique
 from ..tracer.encode import check_context
+from ..tracer.token_table import samples_group
 
 Progress = Callable[[str, int, str], AbstractContextManager[Advance]]
 
@@ -212,7 +213,8 @@ def finish(sweep: Plan, parts: Sequence[xr.Dataset], *, cli_config: dict | None 
     if cli_config is not None:
         extra["cli_config"] = dumps(cli_config)
     result = write_result(result, sweep.out, model, analysis.experiment, sweep.config, n_samples=len(items),
-                          dictionary_hash=dictionary_hash(traced), batch_size=sweep.batch_size, attrs=extra)
+                          dictionary_hash=dictionary_hash(traced), batch_size=sweep.batch_size, attrs=extra,
+                          samples=samples_group(adapter_of(sweep.model), traced, result, sweep.out))
     if sweep.out is not None:
         shutil.rmtree(sweep.parts)
     return result
