@@ -11,7 +11,7 @@ from importlib import import_module
 from .lazy import lazy_names, listing
 # Eager (light: no xarray until a file is read): nnsight gives every object a ``save`` attribute, so a
 # lazily exported ``save`` would resolve to nnsight's.
-from .results.netcdf import load, save
+from .results.netcdf import load, load_group, save
 
 __version__ = "0.1.0"
 
@@ -21,7 +21,8 @@ _HOMES = {
     "Prompt": "prompts", "PromptError": "prompts", "TracedSample": "prompts", "ROLES": "prompts",
     "Adapter": "models", "AdapterError": "models", "LoadedModel": "models", "ModelSpec": "models", "load_model": "models",
     "EncodedBatch": "tracer", "encode_batch": "tracer", "trace_batch": "tracer", "generate_batch": "tracer",
-    "ModelView": "tracer", "view": "tracer", "POINTS": "tracer",
+    "ModelView": "tracer", "view": "tracer", "POINTS": "tracer", "token_table": "tracer",
+    "write_explorer": "report.explorer",
     "Knockout": "interventions", "HeadScale": "interventions",
     "run": "runner", "run_folder": "runner",
 }
@@ -35,7 +36,7 @@ def _experiment_names() -> dict[str, str]:
 
 
 _HOMES.update(_experiment_names())
-__all__ = sorted(_HOMES) + ["__version__", "load", "save"]
+__all__ = sorted(_HOMES) + ["__version__", "load", "load_group", "save"]
 
 
 __getattr__ = lazy_names(__name__, _HOMES)

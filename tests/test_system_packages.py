@@ -40,19 +40,19 @@ def test_as_another_user_it_names_the_missing_packages_and_stops(tmp_path):
     done = _run(bin_dir)
     assert done.returncode == 2
     assert done.stderr.strip() == ("the tests need these Debian packages; install them as root: apt-get install "
-                                   "wordnet-sense-index redis-server default-jre-headless")
+                                   "wordnet-sense-index chromium-driver redis-server default-jre-headless")
     assert not (bin_dir / "apt.log").exists()
 
 
 def test_as_root_it_installs_only_what_is_missing(tmp_path):
-    bin_dir = _stand_ins(tmp_path / "bin", uid=0, installed={"wordnet-base", "wordnet-sense-index", "chromium"}, java=True)
+    bin_dir = _stand_ins(tmp_path / "bin", uid=0, installed={"wordnet-base", "wordnet-sense-index", "chromium", "chromium-driver"}, java=True)
     done = _run(bin_dir)
     assert done.returncode == 0, done.stderr
     assert (bin_dir / "apt.log").read_text().splitlines() == ["apt-get update -qq", "apt-get install -y -qq redis-server"]
 
 
 def test_with_everything_there_it_does_nothing(tmp_path):
-    everything = {"wordnet-base", "wordnet-sense-index", "chromium", "redis-server"}
+    everything = {"wordnet-base", "wordnet-sense-index", "chromium", "chromium-driver", "redis-server"}
     bin_dir = _stand_ins(tmp_path / "bin", uid=1000, installed=everything, java=True)
     done = _run(bin_dir)
     assert done.returncode == 0 and done.stderr == "" and not (bin_dir / "apt.log").exists()

@@ -13,6 +13,7 @@ from ..models.organisms import ORGANISMS
 from ..models.spec import ModelSpec
 from ..presets import command_options
 from ..report import write_report
+from ..report.explorer import write_explorer
 from ..runner.resumable import Progress, no_progress, run
 from .capability import agreement_capability
 from .task import write_data
@@ -26,8 +27,8 @@ READOUT_SITES = {"": "instruction", "_answer": "generated"}
 
 def run_demo(out: str | Path, *, n_samples: int = 128, batch_size: int = 32, organism: str = ORGANISMS[0],
              progress: Progress = no_progress, log: Callable[[str], None] = lambda message: None) -> Path:
-    """Write data, NetCDF results, figures and ``report.html`` for a shipped ``organism`` into
-    ``out``; returns the report path."""
+    """Write data, NetCDF results, figures, the explorer (``explore.html``) and ``report.html`` for a
+    shipped ``organism`` into ``out``; returns the report path."""
     out = Path(out)
     model = ModelSpec(f"organism:{organism}")
     data = DataFolder.open(write_data(out / "data", n_samples, control_variants=CONTROL_VARIANTS,
@@ -56,4 +57,5 @@ def run_demo(out: str | Path, *, n_samples: int = 128, batch_size: int = 32, org
                                  role=role, out=agreement)
     (out / "demo.json").write_text(json.dumps({"organism": organism, "n_samples": n_samples, "batch_size": batch_size,
                                                "preset": PRESET, "windows": knockout["windows"], "ks": ks}, indent=1))
+    write_explorer(out, log=log)
     return write_report(out)

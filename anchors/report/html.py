@@ -11,11 +11,11 @@ from typing import Callable
 import xarray as xr
 
 from ..errors import InputError
-from ..results.records import NAMES, record
-from ..results.netcdf import load_result
+from ..results.records import record
 from ..results.schema import config_of
 from .figures import render
 from .numbers import key_numbers
+from .run_dir import readable_results
 from .style import place
 
 PROVENANCE_KEYS = ("model", "model_revision", "model_type", "adapter", "attn_implementation", "dtype", "command")
@@ -38,21 +38,6 @@ th { background: #f3f3f3; font-weight: 600; } figure { margin: 1em 0; } img { ma
 figcaption { color: #555; font-size: 0.9em; } code { background: #f5f5f5; padding: 0 3px; }
 .failed { color: #a40000; }
 """
-
-
-def _readable(run_dir: Path, log: Callable[[str], None]) -> tuple[list[tuple[Path, xr.Dataset]], list[str]]:
-    """The result files of ``run_dir`` that load, in the paper's order; the others, with why."""
-    loaded, skipped = [], []
-    for path in sorted(run_dir.glob("*.nc")):
-        try:
-            ds = load_result(path, NAMES)
-        except InputError as error:
-            skipped.append(str(error))
-            log(f"skipped: {error}")
-            continue
-        loaded.append((path, ds))
-    loaded.sort(key=lambda item: (NAMES.index(item[1].attrs["experiment"]), item[0].name))
-    return loaded, skipped
 
 
 def _failure(name: str, reason: str) -> str:
@@ -84,7 +69,7 @@ def write_report(run_dir: str | Path, log: Callable[[str], None] = lambda messag
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError(f"{run_dir} is not a directory")
-    loaded, skipped = _readable(run_dir, log)
+    loaded, skipped = readable_results(run_dir, log)
     if not loaded:
         raise InputError(f"{run_dir}: no readable result files (*.nc) to report on")
     has_interventions = any(ds.attrs["experiment"] == "head_intervention" for _, ds in loaded)
@@ -96,6 +81,8 @@ def write_report(run_dir: str | Path, log: Callable[[str], None] = lambda messag
         "<!doctype html><html><head><meta charset='utf-8'><title>instruction-anchors report</title>"
         f"<style>{STYLE}</style></head><body><h1>instruction-anchors report</h1>"
         f"<p>Run directory: <code>{html.escape(str(run_dir))}</code></p>"
+        + ('<p class="explore"><a href="explore.html">Explore each sample</a> (why did it follow the image or the text?)</p>'
+           if (run_dir / "explore.html").exists() else "")
         + (f"<h2>Skipped files</h2><ul>{warnings}</ul>" if skipped else "")
         + f"<h2>Provenance</h2>{_table(list(provenance.items()))}"
         f"<p>Versions: <code>{html.escape(first.attrs.get('versions', ''))}</code></p>"
