@@ -19,13 +19,13 @@ from typing import Any
 
 from .command_options import (add_build_options, add_experiment_options, add_model_options, apply_config, model_spec,
                               positive_int)
-from .commands import (cmd_data_build, cmd_demo, cmd_heads, cmd_models, cmd_ndif, cmd_organism_train, cmd_plot,
+from .commands import (cmd_data_build, cmd_demo, cmd_explore, cmd_heads, cmd_models, cmd_ndif, cmd_organism_train, cmd_plot,
                        cmd_ray, cmd_report, cmd_roles)
 from .errors import AnchorsError, InputError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 #: commands that work with the light install (no torch): they read result files only
-READS_RESULTS_ONLY = {cmd_heads, cmd_plot, cmd_report, cmd_ray, cmd_ndif}
+READS_RESULTS_ONLY = {cmd_heads, cmd_plot, cmd_report, cmd_explore, cmd_ray, cmd_ndif}
 CLI_ONLY = {"handler", "config", "quiet", "out", "overwrite", "command", "ray", "ray_workers", "ray_gpus_per_worker",
             "retries"}
 
@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", help="folder for the figures (default: figures/ beside the result)")
     command("report", cmd_report, "self-contained HTML report of a run directory").add_argument(
         "run_dir", help="a folder of result files (NetCDF), e.g. what the commands or the demo wrote")
+    command("explore", cmd_explore, "interactive page (explore.html) to look at each sample of a run directory").add_argument(
+        "run_dir", help="a folder of result files (NetCDF), e.g. what the demo wrote")
     demo = command("demo", cmd_demo, "the whole paper on the built-in organism, with its report")
     demo.add_argument("--out", help="run directory (default: runs/demo-TIMESTAMP)")
     demo.add_argument("--samples", type=positive_int, default=128, help="samples per wording split (default: 128)")
@@ -132,7 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--architecture", default=ARCHITECTURES[0], choices=ARCHITECTURES, help="transformers architecture")
     train.add_argument("--recipe", default="plain", help="'plain', or 'anchored' (the paper's route planted by "
                        "attention constraints in training; 8 layers)")
-    add_model_options(command("roles", cmd_roles, "print the token-role map of an example prompt"))
+    roles = command("roles", cmd_roles, "a prompt's tokens by role: a data folder's sample, or an example prompt")
+    add_model_options(roles)
+    roles.add_argument("--data", help="a folder made by 'anchors data build' (with --sample)")
+    roles.add_argument("--sample", help="the id of the sample to show (with --data)")
     models = command("models", cmd_models, "supported model types, their adapter and what was verified on each")
     models.add_argument("--format", default="table", choices=["table", "csv", "json"], help="stdout format (default: table)")
     models.add_argument("--survey", action="store_true", help="try the structural adapter on every image-text-to-text "

@@ -98,13 +98,29 @@ def cmd_organism_train(args: argparse.Namespace, console: Any) -> int:
 
 
 def cmd_roles(args: argparse.Namespace, console: Any) -> int:
-    from .datasets.instructions import example_prompt
-    from .tracer import describe_row, encode_batch
+    from .prompts.roles import role_spans
+    from .tracer.token_table import prompt_tokens
 
+    if bool(args.data) != bool(args.sample):
+        raise InputError("--data and --sample go together: the data folder and one of its sample ids")
+    if args.data:
+        from .datasets.folder import DataFolder
+
+        prompt = DataFolder.open(args.data).prompt(args.sample)  # an unknown id is refused before the processor loads
+        title = f"token roles of sample {args.sample} ({args.data}), {args.model}"
     adapter = model_spec(args).adapter()  # the processor and template label tokens; no weights needed
-    batch = encode_batch(adapter, [example_prompt(adapter.multimodal)])
-    rows = [(str(i), token, role) for i, (token, role) in enumerate(describe_row(adapter, batch, 0))]
-    console.table(f"token roles, {args.model}", rows, ("position", "token", "role"))
+    if not args.data:
+        from .datasets.instructions import example_prompt
+
+        prompt, title = example_prompt(adapter.multimodal), f"token roles of an example prompt, {args.model}"
+    console.roles(title, role_spans(prompt_tokens(adapter, [prompt])[0]))
+    return EXIT_OK
+
+
+def cmd_explore(args: argparse.Namespace, console: Any) -> int:
+    from .report.explorer import write_explorer
+
+    print(write_explorer(args.run_dir, log=console.log))
     return EXIT_OK
 
 

@@ -15,6 +15,12 @@ from rich.progress import (
     BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
+
+# a background per token role, as the explorer colours them
+ROLE_STYLES = {"template": "on grey30", "system": "on slate_blue3", "visual": "on dark_orange3", "context": "on dodger_blue3",
+               "question": "on green4", "instruction_semantic": "on deep_pink4", "instruction_format": "on medium_purple4",
+               "generated": "on gold3"}
 
 
 class Console:
@@ -72,3 +78,16 @@ class Console:
             for row in rows:  # numbers at one precision, so a column reads evenly
                 table.add_row(*(f"{value:.6f}" if isinstance(value, float) else str(value) for value in row.values()))
             RichConsole(width=160).print(table)
+
+    def roles(self, title: str, spans: Sequence[tuple[int, int, str, str]]) -> None:
+        """A prompt as runs of one token role (positions, role, text), each coloured by its role; the
+        text is shown as is (never read as markup), newlines as ⏎. On stdout, like a result."""
+        table = Table(title=title)
+        for column in ("positions", "role", "text"):
+            table.add_column(column)
+        for first, last, role, text in spans:
+            style = ROLE_STYLES.get(role, "")
+            table.add_row(str(first) if first == last else f"{first}–{last}", Text(role, style=style),
+                          Text(text.replace("\n", "⏎"), style=style))
+        RichConsole().print(table)
+

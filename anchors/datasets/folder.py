@@ -4,12 +4,13 @@ and checked before any model loads, then turned into traced samples with a model
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..prompts.prompt import TracedSample
-from .build import dictionaries_for, load_samples, save_samples, to_traced, tokenise
+from ..prompts.prompt import Prompt, TracedSample
+from .build import dictionaries_for, load_samples, open_rgb, save_samples, to_traced, tokenise
 from .dictionaries import AnswerDictionary, Verifier, load_dictionaries, load_extra_forms, save_dictionaries
 from .instructions import ModalitySample, build_samples, rearranged
 from .modality_following import load_modality_following
@@ -44,6 +45,24 @@ class DataFolder:
             if not (path / name).is_file():
                 raise DatasetError(f"--data {path}: missing {name} (build it with 'anchors data build')")
         return cls(path, load_samples(path / SAMPLES_FILE), load_dictionaries(path / DICTIONARIES_FILE))
+
+    def prompt(self, sample_id: str) -> Prompt:
+        """Sample ``sample_id``'s prompt with its image; an unknown id is refused naming close matches.
+
+        >>> folder = DataFolder.open(data)
+        >>> folder.prompt("in0").segments[0][0], folder.prompt("in0").image.size[0] > 0
+        ('context', True)
+        >>> folder.prompt("inO")
+        Traceback (most recent call last):
+        anchors.datasets.records.DatasetError: --data ...: no sample 'inO'; close matches: in0, in1 (ids as in samples.jsonl)"""
+        found = next((s for s in self.samples if s.sample_id == sample_id), None)
+        if found is None:
+            ids = [s.sample_id for s in self.samples]
+            close = sorted(difflib.get_close_matches(sample_id, ids, n=3, cutoff=0.5))
+            raise DatasetError(f"--data {self.path}: no sample {sample_id!r}; "
+                               + (f"close matches: {', '.join(close)}" if close else f"the first ids: {', '.join(ids[:3])}")
+                               + f" (ids as in {SAMPLES_FILE})")
+        return Prompt(found.sample_id, found.segments, image=open_rgb(found), separator=found.separator)
 
     def _tokenised(self, samples: Sequence[ModalitySample], tokenizer: Any,
                    log: Callable[[str], None]) -> list[TracedSample]:
