@@ -61,6 +61,7 @@ def test_the_schema_reference_has_every_variable_and_coordinate_of_every_result(
 
 
 @pytest.mark.parametrize("page", ["tutorials/fig2-fig5c.md", "tutorials/custom-trace.md",
+                                  "tutorials/why-did-this-sample-fail.md",
                                   "tutorials/results-without-the-package.md"])
 def test_tutorials_are_executed_notebooks(page):
     assert (DOCS / page).read_text().startswith("---\nfile_format: mystnb")
