@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/run.py
 	$(VENV)/bin/python benchmarks/atp_accuracy.py
 	$(VENV)/bin/python benchmarks/cli_startup.py
+	$(VENV)/bin/python benchmarks/explorer_load.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache docs/_build docs/jupyter_execute

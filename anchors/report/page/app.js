@@ -67,7 +67,8 @@ const ANCHORS = (() => {
       const fragment = document.createDocumentFragment();
       for (const i of visible.slice(from, to)) fragment.appendChild(tableRow(rows[i], i));
       body.appendChild(fragment);
-      if (to < visible.length) setTimeout(() => addRows(to, to + 500), 0);
+      // the rest when the page is idle: after the first sample's chunk and plotly.js are parsed
+      if (to < visible.length) requestIdleCallback(() => addRows(to, to + 500), { timeout: 2000 });
       else markSelected();
     };
     addRows(0, 100);  // the first screenful now, the rest in the background
@@ -209,7 +210,7 @@ const ANCHORS = (() => {
     const n = meta.lens.length, layout = { height: 280, margin: { l: 50, r: 10, t: 40, b: 40 }, legend: { orientation: "h", y: -0.25 }, annotations: [] };
     meta.lens.forEach((name, j) => {
       const axis = j ? `${j + 1}` : "";
-      layout[`xaxis${axis}`] = { domain: [j / n + 0.02, (j + 1) / n - 0.04], title: { text: "layer" } };
+      layout[`xaxis${axis}`] = { domain: [j / n + 0.02, (j + 1) / n - 0.04], title: { text: "layer" }, dtick: 1 };
       layout[`yaxis${axis}`] = { anchor: `x${axis}`, title: { text: j === 0 ? "lens margin (logit)" : "" } };
       layout.annotations.push({ text: `at the ${name}`, xref: "paper", yref: "paper", x: (j + 0.5) / n, y: 1.12, showarrow: false });
     });
@@ -322,6 +323,8 @@ const ANCHORS = (() => {
     if (state.plotly) {
       renderLens(row, s); renderKnockout(row, s); renderHeads(row, s);
       if (!state.timings.firstPlots) state.timings.firstPlots = performance.now();
+    } else if (state.plotlyFailed) {
+      $("panel-lens").textContent = "explore/plotly.min.js could not be loaded: the plots are missing";
     }
     state.timings.lastSample = performance.now();
     document.body.dataset.shown = row.id;
@@ -329,11 +332,12 @@ const ANCHORS = (() => {
   }
 
   function loadPlotly() {
-    // after the table and the first sample's text panels: parsing plotly.js takes a second or two
+    // not in the page's head: the table and the first sample's text panels need no plots, and
+    // compiling plotly.js takes a second or two
     const tag = document.createElement("script");
     tag.src = "explore/plotly.min.js";
     tag.onload = () => { state.plotly = true; if (state.current !== null && state.chunks[state.index.rows[state.current].chunk]) render(); };
-    tag.onerror = () => { $("panel-lens").textContent = "could not load explore/plotly.min.js: the plots are missing"; };
+    tag.onerror = () => { state.plotlyFailed = true; if (state.current !== null && state.chunks[state.index.rows[state.current].chunk]) render(); };
     document.head.appendChild(tag);
   }
 
@@ -361,13 +365,13 @@ const ANCHORS = (() => {
     });
     refreshTable();
     state.timings.table = performance.now();
-    setTimeout(loadPlotly, 0);
   }
 
   return {
     state,
     index(data) {
       state.index = data;
+      loadPlotly();  // an async script: the browser compiles it off the main thread while the table renders
       if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();
     },
     chunk(data) {
