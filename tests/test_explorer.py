@@ -171,7 +171,7 @@ def test_data_cannot_script_the_page(browser, tmp_path):
 
 
 def test_paper_scale_run_opens_and_shows_a_late_sample(browser, tmp_path):
-    run = synthetic_run(tmp_path / "run", 2000, 28, 28, n_visual=576)
+    run = synthetic_run(tmp_path / "run", 2000, 28, 28, n_visual=64)  # benchmarks/explorer_load.py: 576
     started = time.monotonic()
     _open(browser, write_explorer(run))
     opened = time.monotonic() - started
@@ -183,7 +183,7 @@ def test_paper_scale_run_opens_and_shows_a_late_sample(browser, tmp_path):
     _wait(browser, lambda: browser.execute_script("return document.body.dataset.plotted") == "s01990")
     late = time.monotonic() - picked
     shown = _shown(browser)
-    assert len(shown["heads"]) == 28 and len(shown["heads"][0]) == 28 and "<image> × 576" in shown["tokens"]
+    assert len(shown["heads"]) == 28 and len(shown["heads"][0]) == 28 and "<image> × 64" in shown["tokens"]
     expected = load(run / "lens.nc").head_attribution.sel(sample="s01990").values
     assert np.allclose(np.array(shown["heads"], dtype=float), expected, rtol=1e-5)
     assert not _errors(browser)

@@ -1,5 +1,5 @@
 """A colleague who only reads results installs the package without extras: no torch, torchvision,
-transformers or nnsight; ``plot``, ``report`` and ``heads`` work, and a command that loads a model
+transformers or nnsight; ``plot``, ``report``, ``explore`` and ``heads`` work, and a command that loads a model
 exits 2 naming the extra. Built for real in a fresh virtual environment (slow: a pip install)."""
 
 from __future__ import annotations
@@ -43,8 +43,11 @@ def test_the_light_install_reads_results_and_names_the_extra_for_tracing(tmp_pat
     assert list((tmp_path / "figures").glob("*.png"))
     ranked = anchors_("heads", str(run / "lens.nc"), "--top", "3", "--format", "csv", "--out", str(run / "ranking.nc"))
     assert ranked.returncode == 0 and len(ranked.stdout.strip().splitlines()) == 1 + 2 * 3, ranked.stderr[-2000:]
+    explored = anchors_("explore", str(run))
+    assert explored.returncode == 0 and (run / "explore" / "chunk-0000.js").is_file(), explored.stderr[-2000:]
     reported = anchors_("report", str(run))
     assert reported.returncode == 0 and Path(reported.stdout.strip()).is_file(), reported.stderr[-2000:]
+    assert 'href="explore.html"' in (run / "report.html").read_text()
     traced = anchors_("lens", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "x.nc"))
     assert traced.returncode == 2, traced.stderr
     assert "needs the 'trace' extra" in traced.stderr and "instruction-anchors[trace]" in traced.stderr

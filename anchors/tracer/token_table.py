@@ -88,10 +88,12 @@ def token_table(adapter: Adapter, samples: Sequence[TracedSample], base: Path | 
 def samples_group(adapter: Adapter, samples: Sequence[TracedSample], result: xr.Dataset,
                   out: Path | None) -> xr.Dataset | None:
     """What a result saved to ``out`` carries to show each of its samples later (:func:`token_table`,
-    described), when its samples are one prompt each: none for the position controls (several
-    prompt variants per id) or a result kept in memory."""
-    ids = [s.sample_id for s in samples]
-    if out is None or "sample" not in result.coords or ids != [str(i) for i in result.sample.values]:
+    described), when its samples are traced samples, one prompt each: none for the position controls
+    (several prompt variants per id), the capability checks (benchmark items) or a result kept in
+    memory."""
+    if out is None or "sample" not in result.coords or not all(isinstance(s, TracedSample) for s in samples):
+        return None
+    if [s.sample_id for s in samples] != [str(i) for i in result.sample.values]:
         return None
     return describe(token_table(adapter, samples, base=out.parent))
 
