@@ -45,9 +45,10 @@ def _applies(ds: xr.Dataset, name: str) -> bool:
 
 
 def render(ds: xr.Dataset, out_dir: str | Path, stem: str = "", skip: tuple[str, ...] = (),
-           log: Callable[[str], None] = lambda message: None) -> Drawn:
-    """Save every figure the result's experiment has as PNG and SVG; a figure that raises is
-    logged (with its traceback's last line) and listed in ``failed``, and the others are written."""
+           log: Callable[[str], None] = lambda message: None, formats: tuple[str, ...] = ("png", "svg")) -> Drawn:
+    """Save every figure the result's experiment has in ``formats`` (PNG first: ``written`` lists the
+    PNGs); a figure that raises is logged (with its traceback's last line) and listed in ``failed``,
+    and the others are written."""
     experiment = ds.attrs.get("experiment")
     try:
         figures = FIGURES[record(str(experiment)).name]
@@ -62,8 +63,8 @@ def render(ds: xr.Dataset, out_dir: str | Path, stem: str = "", skip: tuple[str,
         try:
             figure = draw(ds)
             base = out_dir / f"{stem}{name}"
-            figure.savefig(base.with_suffix(".png"), dpi=110)
-            figure.savefig(base.with_suffix(".svg"))
+            for suffix in formats:
+                figure.savefig(base.with_suffix(f".{suffix}"), **({"dpi": 110} if suffix == "png" else {}))
             written.append(base.with_suffix(".png"))
         except Exception as error:  # noqa: BLE001 - one figure never loses the others
             reason = f"{type(error).__name__}: {error}"

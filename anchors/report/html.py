@@ -49,7 +49,7 @@ def _section(run_dir: Path, path: Path, ds: xr.Dataset, has_interventions: bool,
     The head heatmap is shown once: with the interventions when the run has them."""
     experiment = record(ds.attrs["experiment"])
     skip = ("fig5b_head_heatmap",) if has_interventions and experiment.name == "lens_profile" else ()
-    drawn = render(ds, run_dir / "figures", stem=f"{path.stem}-", skip=skip, log=log)
+    drawn = render(ds, run_dir / "figures", stem=f"{path.stem}-", skip=skip, log=log, formats=("png",))  # what it embeds
     try:
         numbers = _table(key_numbers(ds))
     except Exception as error:  # noqa: BLE001 - the section, its figures and the other sections still show
