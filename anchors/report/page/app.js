@@ -83,7 +83,7 @@ const ANCHORS = (() => {
     const cell = (column, text, cls) => { const td = element("td", text, cls); td.dataset.column = column; tr.appendChild(td); };
     for (const name of state.columns) cell(name, r[name] ?? "");
     cell("followed", followedText(r.followed), r.followed === false ? "followed-no" : "");
-    for (const name of ["final_margin", "knockout_max", "head_change"]) cell(name, fmt(r[name]));
+    for (const [name] of state.numbers) cell(name, fmt(r[name]));
     tr.addEventListener("click", () => show(i));
     return tr;
   }
@@ -354,8 +354,12 @@ const ANCHORS = (() => {
     // the text columns that tell samples apart (a task or variant shared by all is left out), then the outcome and sort keys
     state.columns = ["id", "instructed", "task", "style", "variant", "answer"].filter(
       (name) => ["id", "answer"].includes(name) || new Set(state.index.rows.map((r) => r[name])).size > 1);
-    for (const name of [...state.columns.map((c) => c === "style" ? "wording" : c), "followed", "final margin", "max |NSSD|", "head change"])
+    // the numbers a run has: a column whose result is missing is left out
+    state.numbers = [["final_margin", "final margin"], ["knockout_max", "max |NSSD|"], ["head_change", "head change"]]
+      .filter(([name]) => state.index.rows.some((r) => r[name] !== null && r[name] !== undefined));
+    for (const name of [...state.columns.map((c) => c === "style" ? "wording" : c), "followed", ...state.numbers.map(([, label]) => label)])
       head.appendChild(element("th", name));
+    $("values-heading").hidden = !(meta.lens.length || meta.pathways);
     $("samples").tHead.appendChild(head);
     buildFilters(); buildPickers();
     document.addEventListener("keydown", (e) => {
