@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Sequence
 from PIL import Image
 
 from ..prompts.prompt import Prompt, TracedSample
+from ..results.provenance import portable_path
 from .dictionaries import AnswerDictionary, Verifier, build_dictionary
 from .instructions import ModalitySample
 from .records import DatasetError
@@ -133,17 +134,11 @@ def to_traced(items: Sequence[TokenisedSample], open_image: Callable[[ModalitySa
     ]
 
 
-def _portable(image: str, folder: Path) -> str:
-    """An image path as stored in a data folder: relative to it when inside it, else absolute."""
-    absolute, folder = Path(image).resolve(), folder.resolve()
-    return absolute.relative_to(folder).as_posix() if absolute.is_relative_to(folder) else str(absolute)
-
-
 def save_samples(path: str | Path, samples: Iterable[ModalitySample]) -> Path:
     """JSONL of samples; image paths relative to the file's folder when inside it, so a data folder
     can be moved or used from any working directory."""
     path = Path(path)
-    rows = [{**s.to_dict(), "image": _portable(s.image, path.parent)} for s in samples]
+    rows = [{**s.to_dict(), "image": portable_path(s.image, path.parent)} for s in samples]
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     return path
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..prompts.roles import ROLES
+from ..results.schema import config_of
 from .explorer_data import (BAND, Sources, on_samples, find_sources, head_change, intervention_settings, lens_series,
                             population)
 
@@ -95,7 +96,7 @@ def _detail(sources: Sources, order: tuple[str, ...]) -> dict[str, np.ndarray]:
             out["heads"] = on_samples(sources.lens.head_attribution.transpose("sample", "layer", "head"), order)
         out["final_margin"] = on_samples(sources.lens.final_margin, order)
     if sources.knockout is not None:
-        main = json.loads(sources.knockout.attrs["config"])["main_window"]
+        main = config_of(sources.knockout)["main_window"]
         out["knockout"] = on_samples(sources.knockout.nssd.sel(window=main).transpose("sample", "pathway", "layer"), order)
     for stem, ds in sources.interventions:
         out[f"interventions:{stem}"] = on_samples(intervention_settings(ds)[1], order)
@@ -114,7 +115,7 @@ def _meta(sources: Sources, detail: dict[str, np.ndarray]) -> dict[str, Any]:
     if sources.knockout is not None:
         meta["pathways"] = [str(p) for p in sources.knockout.pathway.values]
         meta["knockout_layers"] = sources.knockout.layer.values.tolist()
-        meta["window"] = json.loads(sources.knockout.attrs["config"])["main_window"]
+        meta["window"] = config_of(sources.knockout)["main_window"]
     for stem, ds in sources.interventions:
         labels, _ = intervention_settings(ds)
         ranking = {m: ds.ranking.sel(modality=m).values.tolist() for m in ds.modality.values} if "ranking" in ds else {}

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import netCDF4
 import numpy as np
 import xarray as xr
 
-from ..prompts.roles import ROLES
+from ..prompts.roles import ROLE_CODE
+from ..results.netcdf import SAMPLES_GROUP, has_group
 from ..results.schema import MODALITIES, config_of
 from .run_dir import readable_results
 
@@ -47,15 +47,14 @@ def token_runs(tokens: np.ndarray, roles: np.ndarray) -> list[list[Any]]:
         return []
     starts = np.flatnonzero(np.r_[True, (tokens[1:] != tokens[:-1]) | (roles[1:] != roles[:-1])])
     counts = np.diff(np.r_[starts, len(tokens)])
-    return [[str(tokens[i]), ROLES.index(str(roles[i])), int(n)] for i, n in zip(starts, counts)]
+    return [[str(tokens[i]), ROLE_CODE[str(roles[i])], int(n)] for i, n in zip(starts, counts)]
 
 
 def _samples_of(path: Path, seen: dict[str, dict[str, Any]]) -> None:
     """Add to ``seen`` the samples of ``path``'s ``samples`` group that it does not hold yet."""
-    with netCDF4.Dataset(path) as handle:
-        if "samples" not in handle.groups:
-            return
-    with xr.open_dataset(path, engine="netcdf4", group="samples") as group:
+    if not has_group(path, SAMPLES_GROUP):
+        return
+    with xr.open_dataset(path, engine="netcdf4", group=SAMPLES_GROUP) as group:
         ids = [str(s) for s in group.sample.values]
         new = [i for i, sid in enumerate(ids) if sid not in seen]
         if not new:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # xarray is imported where a file is read, so path checks sta
 # written before issue 22 (version 1) and load unchanged, except that a head ranking's experiment
 # was then called ``rank_heads``.
 SCHEMA_VERSION = 2
+SAMPLES_GROUP = "samples"  # each sample's prompt (anchors.tracer.token_table), beside a result's root dataset
 LEGACY_EXPERIMENTS = {"rank_heads": "head_ranking"}
 
 
@@ -47,6 +48,14 @@ def save(dataset: xr.Dataset, path: str | Path, groups: Mapping[str, xr.Dataset]
     return path
 
 
+def has_group(path: str | Path, group: str) -> bool:
+    """Whether the NetCDF file at ``path`` has the group ``group`` (nothing is read but the header)."""
+    import netCDF4
+
+    with netCDF4.Dataset(path) as handle:
+        return group in handle.groups
+
+
 def load_group(path: str | Path, group: str) -> xr.Dataset | None:
     """The NetCDF group ``group`` of a result file loaded into memory, or None when it has none
     (results written before it existed).
@@ -56,12 +65,10 @@ def load_group(path: str | Path, group: str) -> xr.Dataset | None:
     >>> anchors.load_group(path, "samples").n.values.tolist(), anchors.load_group(path, "other")
     ([3], None)
 """
-    import netCDF4
     import xarray as xr
 
-    with netCDF4.Dataset(path) as handle:
-        if group not in handle.groups:
-            return None
+    if not has_group(path, group):
+        return None
     with xr.open_dataset(path, engine="netcdf4", group=group) as dataset:
         return dataset.load()
 

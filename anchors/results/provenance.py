@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .netcdf import SCHEMA_VERSION, save
+from .netcdf import SAMPLES_GROUP, SCHEMA_VERSION, save
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -20,6 +20,18 @@ PACKAGES = ("instruction-anchors", "torch", "transformers", "nnsight", "xarray",
 SCALAR_KEYS = ("seed", "window", "top_k", "method", "role")
 # The model's provenance every result records (LoadedModel.provenance; revision as model_revision).
 MODEL_KEYS = ("model", "model_revision", "model_type", "adapter", "attn_implementation", "dtype", "quantization")
+
+
+def portable_path(path: str | Path, base: str | Path | None) -> str:
+    """``path`` as a data folder or a result records it: relative to ``base`` when inside it (so the
+    folder can be moved), else absolute.
+
+    >>> portable_path(tmp / "data" / "images" / "a.png", tmp / "data"), portable_path("/x/a.png", None)
+    ('images/a.png', '/x/a.png')"""
+    absolute = Path(path).resolve()
+    if base is not None and absolute.is_relative_to(Path(base).resolve()):
+        return absolute.relative_to(Path(base).resolve()).as_posix()
+    return str(absolute)
 
 
 def versions() -> dict[str, str]:
@@ -73,5 +85,5 @@ def write_result(dataset: xr.Dataset, path: str | Path | None, model: Mapping[st
     result.attrs = provenance(model, experiment, config, n_samples=n_samples, dictionary_hash=dictionary_hash,
                               batch_size=batch_size) | dict(attrs or {})
     if path is not None:
-        save(result, path, {"samples": samples} if samples is not None else None)
+        save(result, path, {SAMPLES_GROUP: samples} if samples is not None else None)
     return result

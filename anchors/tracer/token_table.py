@@ -14,6 +14,7 @@ import xarray as xr
 from ..models.adapters import Adapter
 from ..prompts.prompt import Prompt, TracedSample
 from ..prompts.roles import ROLE_CODE, ROLES
+from ..results.provenance import portable_path
 from ..results.variables import describe
 from .encode import encode_batch
 
@@ -45,16 +46,6 @@ def prompt_tokens(adapter: Adapter, prompts: Sequence[Prompt]) -> list[list[tupl
     return out
 
 
-def _portable(path: str, base: Path | None) -> str:
-    """``path`` relative to ``base`` when inside it (a result saved beside its data), else absolute."""
-    if not path:
-        return ""
-    absolute = Path(path).resolve()
-    if base is not None and absolute.is_relative_to(base.resolve()):
-        return absolute.relative_to(base.resolve()).as_posix()
-    return str(absolute)
-
-
 def token_table(adapter: Adapter, samples: Sequence[TracedSample], base: Path | None = None) -> xr.Dataset:
     """The ``samples`` group of a result: per sample (``sample``) and prompt position (``token``),
     the readable ``token`` and its ``token_role`` (both ``""`` past the prompt's ``n_tokens``), the
@@ -72,7 +63,7 @@ def token_table(adapter: Adapter, samples: Sequence[TracedSample], base: Path | 
 
     per_sample = {
         "n_tokens": [len(row) for row in rows],
-        "image": [_portable(s.image_ref, base) for s in samples],
+        "image": [portable_path(s.image_ref, base) if s.image_ref else "" for s in samples],
         "variant": [s.variant for s in samples],
         "compliant_forms": [json.dumps(list(s.compliant_forms), ensure_ascii=False) for s in samples],
         "competing_forms": [json.dumps(list(s.competing_forms), ensure_ascii=False) for s in samples],

@@ -189,6 +189,12 @@ const ANCHORS = (() => {
   const PLOT = { displayModeBar: false, responsive: true };
   const margin = { l: 150, r: 10, t: 30, b: 40 };
 
+  function onPlotClick(panel, handler) {
+    // one handler per plot: Plotly.react keeps the listeners of the sample drawn before
+    panel.removeAllListeners("plotly_click");
+    panel.on("plotly_click", handler);
+  }
+
   function renderLens(row, s) {
     const meta = state.index.meta, panel = $("panel-lens");
     if (!meta.lens.length) return panel.replaceChildren();
@@ -217,8 +223,7 @@ const ANCHORS = (() => {
     layout.shapes = meta.lens.map((_, j) => ({ type: "line", xref: `x${j ? j + 1 : ""}`, yref: `y${j ? j + 1 : ""} domain`,
       x0: meta.layers[state.layer], x1: meta.layers[state.layer], y0: 0, y1: 1, line: { color: "#c33", width: 1 } }));
     Plotly.react(panel, traces, layout, PLOT);
-    panel.removeAllListeners && panel.removeAllListeners("plotly_click");
-    panel.on("plotly_click", (event) => { state.layer = meta.layers.indexOf(event.points[0].x); syncPickers(); render(); });
+    onPlotClick(panel, (event) => { state.layer = meta.layers.indexOf(event.points[0].x); syncPickers(); render(); });
   }
 
   function renderKnockout(row, s) {
@@ -234,8 +239,7 @@ const ANCHORS = (() => {
                    xaxis: { title: { text: "centre layer" }, dtick: 1 },
                    shapes: [{ type: "rect", x0: meta.knockout_layers[state.layer] - 0.5, x1: meta.knockout_layers[state.layer] + 0.5,
                      y0: state.pathway - 0.5, y1: state.pathway + 0.5, line: { color: "#000", width: 2 } }] }, PLOT);
-    panel.removeAllListeners && panel.removeAllListeners("plotly_click");
-    panel.on("plotly_click", (event) => {
+    onPlotClick(panel, (event) => {
       state.pathway = meta.pathways.indexOf(event.points[0].y);
       state.layer = meta.knockout_layers.indexOf(event.points[0].x);
       syncPickers(); render();
@@ -252,8 +256,7 @@ const ANCHORS = (() => {
                    xaxis: { title: { text: "head" }, dtick: 1 }, yaxis: { title: { text: "layer" }, dtick: 1 },
                    shapes: state.head ? [{ type: "rect", x0: meta.heads[state.head[1]] - 0.5, x1: meta.heads[state.head[1]] + 0.5,
                      y0: meta.layers[state.head[0]] - 0.5, y1: meta.layers[state.head[0]] + 0.5, line: { color: "#000", width: 2 } }] : [] }, PLOT);
-    panel.removeAllListeners && panel.removeAllListeners("plotly_click");
-    panel.on("plotly_click", (event) => {
+    onPlotClick(panel, (event) => {
       state.head = [meta.layers.indexOf(event.points[0].y), meta.heads.indexOf(event.points[0].x)];
       render();
     });
