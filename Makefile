@@ -19,10 +19,8 @@ $(STAMP): pyproject.toml
 system-packages:
 	@bash .ci/system-packages
 
-# One pytest worker per core (pytest-xdist), each taking whole files so that a file's expensive
-# module fixtures (the demo run, the NDIF and Ray stacks) are built once, not once per worker.
 test: $(STAMP) system-packages
-	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile --durations=10
+	$(VENV)/bin/python -m pytest -q --durations=10
 
 # The manual, strictly: any warning (a broken link or reference, a tutorial that fails) fails the build.
 docs: $(STAMP)
