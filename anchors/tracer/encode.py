@@ -17,7 +17,9 @@ from typing import Any, Sequence
 
 import torch
 
-from ..models.adapters import Adapter
+from ..models.adapters import Adapter, AdapterError
+from ..models.adapters.geometry import ImageGeometry
+from ..models.adapters.layouts import pixel_size
 from ..prompts.prompt import Prompt, PromptError
 from ..prompts.roles import ROLE_CODE, ROLES, expand_role
 
@@ -32,6 +34,21 @@ class EncodedBatch:
     inputs: Any
     roles: torch.Tensor
     sample_ids: list[str]
+    #: per row, where each of its visual tokens sits in its image (None for a row without one)
+    geometry: tuple[ImageGeometry | None, ...] = ()
+    #: why the rows' images have no geometry, where the family's layout is not described
+    unplaced: str = ""
+
+    def image_geometry(self, index: int) -> ImageGeometry:
+        """Row ``index``'s :class:`~anchors.models.adapters.geometry.ImageGeometry`: for each visual
+        position in order, its view, grid cell and rectangle of original pixels.
+
+        >>> batch.image_geometry(0).rects.shape[1]
+        4"""
+        found = self.geometry[index] if index < len(self.geometry) else None
+        if found is None:
+            raise AdapterError(self.unplaced or f"sample {self.sample_ids[index]}: the prompt has no image")
+        return found
 
     def mask(self, role: str | tuple[str, ...]) -> torch.Tensor:
         """Boolean (batch, seq) mask of the positions holding ``role``: a role, a group such as
@@ -136,7 +153,21 @@ def encode_batch(adapter: Adapter, prompts: Sequence[Prompt], *, allow_text_only
     if not bool(attention[:, -1].all()):
         raise PromptError("the processor did not left-pad the batch; the last position must be real in every row")
     roles[:, -1] = ROLE_CODE["generated"]
-    return EncodedBatch(inputs=inputs, roles=roles, sample_ids=[p.sample_id for p in prompts])
+    geometry, unplaced = _geometry(adapter, inputs, roles, images)
+    return EncodedBatch(inputs=inputs, roles=roles, sample_ids=[p.sample_id for p in prompts], geometry=geometry,
+                        unplaced=unplaced)
+
+
+def _geometry(adapter: Adapter, inputs: Any, roles: torch.Tensor, images: list | None) -> tuple[tuple, str]:
+    """Each row's image geometry, or none with the reason where the family's layout is not described."""
+    if not images:
+        return (), ""
+    counts = (roles == ROLE_CODE["visual"]).sum(dim=1).tolist()
+    try:
+        return tuple(adapter.image_geometry(inputs, row, pixel_size(image), n) for row, (image, n)
+                     in enumerate(zip(images, counts))), ""
+    except AdapterError as error:
+        return (), str(error)
 
 
 def describe_row(adapter: Adapter, batch: EncodedBatch, index: int) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ assistant opener."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import nnsight
@@ -32,7 +33,7 @@ def with_continuation(batch: EncodedBatch, continuation: Sequence[int]) -> Encod
             added = extra if name == "input_ids" else torch.ones_like(extra) if name == "attention_mask" else torch.zeros_like(extra)
             inputs[name] = torch.cat([value, added.to(value.dtype)], dim=1)
     roles = torch.cat([batch.roles, torch.full_like(extra, ROLE_CODE["generated"])], dim=1)
-    return EncodedBatch(inputs=inputs, roles=roles, sample_ids=batch.sample_ids)
+    return replace(batch, inputs=inputs, roles=roles)
 
 
 def continuation_log_likelihood(loaded: LoadedModel, batch: EncodedBatch, continuation: Sequence[int],

@@ -262,6 +262,14 @@ class Adapter:
             self.messages(user_text, has_image, system), tokenize=False, add_generation_prompt=True
         )
 
+    def image_geometry(self, inputs: Any, index: int, size: tuple[int, int], n_visual: int) -> Any:
+        """Where each of row ``index``'s ``n_visual`` image tokens sits in its image of ``size``
+        (height, width): an :class:`~.geometry.ImageGeometry` from the family's layout
+        (:data:`~.layouts.LAYOUTS`), the processor's outputs and the config, no weights."""
+        from .layouts import geometry_of
+
+        return geometry_of(self.model_type, self.processor, self.config, inputs, index, size, n_visual)
+
     def processor_kwargs(self) -> dict[str, Any]:
         """Extra keyword arguments the processor needs for a faithful forward pass."""
         return {}

@@ -37,6 +37,10 @@ def build_tiny(model_type: str, folder: str | Path, seed: int = 0, **sizes: Any)
     torch.manual_seed(seed)
     auto = AutoModelForImageTextToText if getattr(config, "vision_config", None) is not None else AutoModelForCausalLM
     model = auto.from_config(config)
+    with torch.no_grad():  # matrices from_config leaves at zero (Gemma 3's image projection: the image
+        for parameter in model.parameters():  # would never reach the decoder) are drawn like the rest
+            if parameter.dim() >= 2 and not parameter.any():
+                parameter.normal_(0.0, 0.02)
     folder = Path(folder)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
