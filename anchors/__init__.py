@@ -22,7 +22,7 @@ _HOMES = {
     "Adapter": "models", "AdapterError": "models", "LoadedModel": "models", "ModelSpec": "models", "load_model": "models",
     "EncodedBatch": "tracer", "encode_batch": "tracer", "trace_batch": "tracer", "generate_batch": "tracer",
     "ModelView": "tracer", "view": "tracer", "POINTS": "tracer", "token_table": "tracer",
-    "write_explorer": "report.explorer",
+    "write_explorer": "report.explorer", "data_folder_of": "results.provenance",
     "Knockout": "interventions", "HeadScale": "interventions",
     "run": "runner", "run_folder": "runner",
 }

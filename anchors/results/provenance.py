@@ -34,6 +34,32 @@ def portable_path(path: str | Path, base: str | Path | None) -> str:
     return str(absolute)
 
 
+def data_folder_of(result: xr.Dataset | str | Path) -> Path | None:
+    """The data folder a result was computed on (``attrs["data_folder"]``, resolved against the
+    result file's folder when recorded relative to it), or None for samples given in Python; with
+    it, ``DataFolder.open(folder).prompt(sample_id)`` gives any sample's prompt and image.
+
+    >>> import xarray as xr
+    >>> anchors.data_folder_of(xr.Dataset(attrs={"data_folder": "/x/data"}))
+    PosixPath('/x/data')"""
+    import xarray as xr
+
+    path = Path(result) if isinstance(result, (str, Path)) else None
+    if path is not None:
+        with xr.open_dataset(path) as opened:
+            recorded = opened.attrs.get("data_folder")
+    else:
+        recorded = result.attrs.get("data_folder")
+        source = result.encoding.get("source")
+        path = Path(source) if source else None
+    if not recorded:
+        return None
+    folder = Path(recorded)
+    if not folder.is_absolute() and path is not None:
+        folder = path.parent / folder
+    return folder
+
+
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in PACKAGES:

@@ -28,7 +28,7 @@ from ..models.loading import LoadedModel
 from ..models.spec import ModelSpec, adapter_of, as_spec, loaded_of
 from ..prompts.prompt import dictionary_hash
 from ..results.netcdf import check_writable, load, save
-from ..results.provenance import dumps, write_result
+from ..results.provenance import dumps, portable_path, write_result
 from ..results.variables import describe
 from ..tracer.batching import check_unique
 from ..tracer.encode import check_context
@@ -278,17 +278,19 @@ def run_folder(analysis: Analysis, model: ModelSpec | LoadedModel | str, data: s
     opened): the folder, the output and the model's config and tokenizer are checked before any
     weights load. ``fraction`` and ``seed`` draw a stratified random subset
     (:class:`~anchors.datasets.subset.Subset`), ``limit`` keeps the first N; both are recorded in
-    the result's attrs, beside ``attrs``. ``engine`` computes the batches (default: :func:`run`;
+    the result's attrs, beside ``attrs`` and the folder (``data_folder``: relative to the result's
+    folder when inside it, so both can move together; see :func:`~anchors.results.provenance.data_folder_of`). ``engine`` computes the batches (default: :func:`run`;
     e.g. :func:`~anchors.backends.ray_sweep.run_on_ray`).
 
     >>> ko = anchors.run_folder(anchors.KnockoutProfile(windows=(1,), layers=(0,)), "organism", data, limit=2)
-    >>> ko.sizes["sample"], ko.attrs["limit"]
-    (2, 2)"""
+    >>> ko.sizes["sample"], ko.attrs["limit"], anchors.data_folder_of(ko) == data
+    (2, 2, True)"""
     subset = Subset(limit, fraction, seed)
     if out is not None:
         check_writable(out)
     folder = data if isinstance(data, DataFolder) else DataFolder.open(data)
     model = as_spec(model)
     samples = analysis.from_folder(folder, adapter_of(model).tokenizer, subset, log)
-    return (engine or run)(analysis, model, samples, out=out, log=log, attrs={**subset.attrs(), **(attrs or {})},
-                           **options)
+    source = {"data_folder": portable_path(folder.path, Path(out).parent if out is not None else None)}
+    return (engine or run)(analysis, model, samples, out=out, log=log,
+                           attrs={**source, **subset.attrs(), **(attrs or {})}, **options)
