@@ -107,6 +107,10 @@ def add_build_options(build: argparse.ArgumentParser) -> None:
     build.add_argument("--question", default="question3", choices=["question1", "question2", "question3"],
                        help="which of the authors' questions (format endings) to use (default: question3)")
     build.add_argument("--tasks", nargs="+", help="task names allowed in --jsonl (default: MC2's eight)")
+    build.add_argument("--regions", help="JSON file: record id -> [x0, y0, x1, y1], the box (image pixels) each "
+                                         "question is about (the region/off_region roles)")
+    build.add_argument("--coco-instances", help="COCO instances file (e.g. instances_val2014.json): each record's box "
+                                                "from the annotations of the COCO category its question names")
     build.add_argument("--styles", nargs="+", default=["default"], choices=list(STYLES), help="instruction styles")
     build.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS), help="prompt variants")
     build.add_argument("--extra-forms", help="JSON file: answer -> extra surface forms (e.g. Chinese)")

@@ -31,7 +31,8 @@ def cmd_data_build(args: argparse.Namespace, console: Any) -> int:
                            modality_following=args.modality_following, question=args.question,
                            styles=tuple(args.styles), variants=tuple(args.variants), extra_forms=args.extra_forms,
                            strict=args.strict, verifier=verifier, overwrite=args.overwrite,
-                           dictionaries=args.dictionaries, log=console.log)
+                           dictionaries=args.dictionaries, regions=args.regions, coco_instances=args.coco_instances,
+                           log=console.log)
     console.table("data build", summary)
     print(args.out)
     return EXIT_OK

@@ -20,7 +20,7 @@ from rich.text import Text
 # a background per token role, as the explorer colours them
 ROLE_STYLES = {"template": "on grey30", "system": "on slate_blue3", "visual": "on dark_orange3", "context": "on dodger_blue3",
                "question": "on green4", "instruction_semantic": "on deep_pink4", "instruction_format": "on medium_purple4",
-               "generated": "on gold3"}
+               "generated": "on gold3", "region": "on dark_orange", "off_region": "on orange4"}
 
 
 class Console:

@@ -125,7 +125,8 @@ def to_traced(items: Sequence[TokenisedSample], open_image: Callable[[ModalitySa
     """Traced samples for the analyses (images opened as RGB; a missing one names the sample)."""
     return [
         TracedSample(
-            Prompt(t.sample.sample_id, t.sample.segments, image=open_image(t.sample), separator=t.sample.separator),
+            Prompt(t.sample.sample_id, t.sample.segments, image=open_image(t.sample), separator=t.sample.separator,
+                   region=t.sample.region),
             t.compliant_ids, t.competing_ids, task=t.sample.task, instructed=t.sample.instructed, style=t.sample.style,
             compliant_forms=t.compliant_forms, competing_forms=t.competing_forms, image_ref=t.sample.image,
             variant=t.sample.variant,

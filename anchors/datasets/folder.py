@@ -15,6 +15,7 @@ from .dictionaries import AnswerDictionary, Verifier, load_dictionaries, load_ex
 from .instructions import ModalitySample, build_samples, rearranged
 from .modality_following import load_modality_following
 from .records import DatasetError, load_jsonl, load_mc2
+from .regions import coco_regions, side_file_regions, with_regions
 from .subset import Subset
 
 SAMPLES_FILE, DICTIONARIES_FILE = "samples.jsonl", "dictionaries.jsonl"
@@ -103,13 +104,16 @@ def build_folder(out: str | Path, *, mc2: str | None = None, images: str | None 
                  tasks: Sequence[str] | None = None, styles: tuple[str, ...] = ("default",),
                  variants: tuple[str, ...] = ("default",), extra_forms: str | None = None, strict: bool = True,
                  verifier: Verifier | None = None, overwrite: bool = False, dictionaries: str = "wordnet",
+                 regions: str | None = None, coco_instances: str | None = None,
                  log: Callable[[str], None] = lambda message: None) -> list[tuple[str, str]]:
     """Read MC2 (with its COCO 2014 ``images`` root), JSONL records, or the authors' Modality-Following
     files (with a COCO 2017 ``images`` root; their own instructions and dictionaries, ``question``
     choosing the format part), make the samples in every style and variant, build the dictionaries
     (from ``dictionaries``: WordNet, offline, or the answers and ``extra_forms`` alone with
-    ``"answers-only"``; the authors' files bring their own) and write the data folder. Returns summary
-    rows; bad records are logged (lenient) or raised (strict)."""
+    ``"answers-only"``; the authors' files bring their own) and write the data folder. Region boxes
+    come from the records, a ``regions`` side file or COCO's ``coco_instances``
+    (:mod:`~anchors.datasets.regions`); records left without one are logged. Returns summary rows;
+    bad records are logged (lenient) or raised (strict)."""
     out = Path(out)
     if (mc2 or modality_following) and not images:
         raise DatasetError("--mc2 and --modality-following need --images DIR (the COCO root: train2014/ and val2014/ "
@@ -118,13 +122,17 @@ def build_folder(out: str | Path, *, mc2: str | None = None, images: str | None 
         raise DatasetError(f"--out {out}: is a file; give a folder")
     if (out / SAMPLES_FILE).exists() and not overwrite:
         raise DatasetError(f"--out {out}: already holds a data set; use --overwrite to replace it")
+    region_rows: list[tuple[str, str]] = []
     if modality_following:
+        if regions or coco_instances:
+            raise DatasetError("--regions and --coco-instances apply to --mc2 and --jsonl records")
         authors = load_modality_following(modality_following, images, question=question, strict=strict)
         samples, built, report = authors.samples, authors.dictionaries, authors
         samples = [rearranged(s, v) if v != "default" else s for s in samples for v in variants]
     else:
         report = load_mc2(mc2, images, strict=strict) if mc2 else load_jsonl(jsonl, strict=strict, tasks=tasks)
-        samples = build_samples(report.records, styles=styles, variants=variants) if report.records else []
+        records, region_rows = _regions(report.records, regions, coco_instances, log)
+        samples = build_samples(records, styles=styles, variants=variants) if records else []
         built = {}
     if not samples:
         raise DatasetError(f"{mc2 or jsonl or ', '.join(modality_following)}: no usable record ({report.summary()}); "
@@ -145,4 +153,17 @@ def build_folder(out: str | Path, *, mc2: str | None = None, images: str | None 
     dropped = sum(len(entry.dropped) for entry in built.values())
     return [("records", report.summary()), ("samples", str(len(samples))),
             ("dictionaries", f"{len(built)} ({dropped} candidate forms dropped, listed in the log and in "
-                             f"{DICTIONARIES_FILE})")]
+                             f"{DICTIONARIES_FILE})")] + region_rows
+
+
+def _regions(records: list, regions: str | None, coco_instances: str | None,
+             log: Callable[[str], None]) -> tuple[list, list[tuple[str, str]]]:
+    """Records with the boxes of a side file or of COCO's annotations, and a summary row listing
+    how many have one; each record left without one is logged with why."""
+    if not (regions or coco_instances) or not records:
+        return records, []
+    boxes, unmatched = side_file_regions(regions, records) if regions else coco_regions(coco_instances, records)
+    for record_id, why in unmatched:
+        log(f"no region for record {record_id}: {why}")
+    return with_regions(records, boxes), [("regions", f"{len(boxes)} of {len(records)} records "
+                                                      f"({len(unmatched)} without one, listed in the log)")]

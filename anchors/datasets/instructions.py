@@ -62,15 +62,22 @@ class ModalitySample:
     competing_answer: str
     question: str
     separator: str = " "  # between segments in the user message (the authors' data: newlines)
+    region: tuple[float, float, float, float] | None = None  # the box the question is about, in image pixels
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["segments"] = [list(s) for s in self.segments]
+        if self.region is None:
+            del out["region"]  # folders without regions stay as they were
+        else:
+            out["region"] = list(self.region)
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModalitySample":
-        return cls(**{**data, "segments": tuple(tuple(s) for s in data["segments"])})
+        region = data.get("region")
+        return cls(**{**data, "segments": tuple(tuple(s) for s in data["segments"]),
+                      "region": tuple(region) if region is not None else None})
 
 
 def instruction(modality: Modality, style: str = "default") -> str:
@@ -105,7 +112,7 @@ def build_sample(record: Record, modality: Modality, *, style: str = "default", 
     return ModalitySample(
         sample_id=f"{record.record_id}:{modality}:{style}:{variant}", record_id=record.record_id, image=record.image,
         task=record.task, instructed=modality, style=style, variant=variant, segments=segments,
-        compliant_answer=compliant, competing_answer=competing, question=record.question,
+        compliant_answer=compliant, competing_answer=competing, question=record.question, region=record.region,
     )
 
 

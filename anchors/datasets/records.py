@@ -16,6 +16,7 @@ from typing import Any, Iterable
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
+from ..prompts.prompt import box_problem
 
 MC2_TASKS: tuple[str, ...] = (
     "activity_recognition", "attribute", "color", "counting", "object_recognition", "positional_reasoning",
@@ -55,6 +56,7 @@ class Record:
     context: str
     answer_vision: str
     answer_text: str
+    region: tuple[float, float, float, float] | None = None  # (x0, y0, x1, y1) pixels: what the question is about
 
 
 @dataclass
@@ -136,7 +138,8 @@ class _Validator:
                              f"identical to answer_vision ({values['answer_text']!r}): no modality conflict")
         return values
 
-    def accept(self, index: int, record_id: str, image: Path, values: dict[str, str]) -> None:
+    def accept(self, index: int, record_id: str, image: Path, values: dict[str, str],
+               region: tuple[float, ...] | None = None) -> None:
         if record_id in self.seen:
             return self.fail(index, record_id, "id", "duplicate record id")
         content = (str(image.resolve()), *(values[name] for name in TEXT_FIELDS + ("task",)))
@@ -151,20 +154,45 @@ class _Validator:
         self.seen.add(record_id)
         self.contents[content] = index
         self.report.records.append(Record(record_id, str(image.resolve()), values["task"], values["question"], values["context"],
-                                          values["answer_vision"], values["answer_text"]))
+                                          values["answer_vision"], values["answer_text"], region))
+
+    def region(self, index: int, record_id: str, image: Path, raw: dict[str, Any]) -> tuple[bool, tuple | None]:
+        """(usable, box): the record's optional ``region`` checked against its image's size."""
+        if raw.get("region") is None:
+            return True, None
+        try:
+            with Image.open(image) as opened:
+                width, height = opened.size
+        except (UnidentifiedImageError, OSError):
+            return True, None  # accept() names the unreadable image
+        problem = box_problem(raw["region"], (height, width))
+        if problem:
+            self.fail(index, record_id, "region", problem)
+            return False, None
+        return True, tuple(float(v) for v in raw["region"])
 
 
-def read_json_list(path: Path) -> list:
-    """A file holding a JSON list of records, or a :class:`DatasetError` naming the file and why."""
+def read_json(path: Path, kind: type, what: str) -> Any:
+    """A JSON file holding a ``kind`` (list or dict), or a :class:`DatasetError` naming the file and why."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:
         raise DatasetError(f"{path}: cannot read ({error})") from error
     except json.JSONDecodeError as error:
         raise DatasetError(f"{path}: not valid JSON ({json_problem(error)})") from error
-    if not isinstance(data, list):
-        raise DatasetError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
+    if not isinstance(data, kind):
+        raise DatasetError(f"{path}: expected {what}, got {type(data).__name__}")
     return data
+
+
+def read_json_list(path: Path) -> list:
+    """A file holding a JSON list of records."""
+    return read_json(path, list, "a JSON list of records")
+
+
+def read_json_object(path: Path) -> dict:
+    """A file holding one JSON object (a side file of regions, COCO's annotations)."""
+    return read_json(path, dict, "a JSON object")
 
 
 def load_mc2(path: str | Path, image_root: str | Path, *, strict: bool = True) -> LoadReport:
@@ -202,7 +230,8 @@ def load_mc2(path: str | Path, image_root: str | Path, *, strict: bool = True) -
 def load_jsonl(path: str | Path, *, strict: bool = True, tasks: Iterable[str] | None = None) -> LoadReport:
     """Users' own data: one JSON object per line with ``id`` (optional), ``image`` (path, relative to
     the file's folder or absolute), ``context``, ``question``, ``answer_vision``, ``answer_text`` and
-    ``task`` (any task name when ``tasks`` is given; MC2's eight otherwise)."""
+    ``task`` (any task name when ``tasks`` is given; MC2's eight otherwise), and optionally ``region``:
+    ``[x0, y0, x1, y1]`` in the image's pixels, the part of the image the question is about."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -232,6 +261,8 @@ def load_jsonl(path: str | Path, *, strict: bool = True, tasks: Iterable[str] | 
         if not image.is_file():
             check.fail(index, record_id, "image", f"image {image} does not exist")
             continue
-        check.accept(index, record_id, image, values)
+        usable, region = check.region(index, record_id, image, raw)
+        if usable:
+            check.accept(index, record_id, image, values, region)
     return check.report
 

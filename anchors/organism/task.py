@@ -66,8 +66,9 @@ def dictionaries() -> dict[tuple[str, str], AnswerDictionary]:
     return {(c, "color"): AnswerDictionary(c, "color", (c,) + SYNONYMS[c]) for c in COLOURS}
 
 
-def render_image(colour: str, shape: str, rng: np.random.Generator) -> Image.Image:
-    """A noisy background with one filled shape of ``colour`` at a random place and size."""
+def render_image(colour: str, shape: str, rng: np.random.Generator) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """A noisy background with one filled shape of ``colour`` at a random place and size, and the
+    shape's box ``(x0, y0, x1, y1)`` in pixels (x1, y1 exclusive: PIL draws the far edge too)."""
     base = rng.integers(90, 170, size=3)
     pixels = np.clip(base + rng.normal(0, 18, size=(IMAGE_SIZE, IMAGE_SIZE, 3)), 0, 255).astype("uint8")
     image = Image.fromarray(pixels)
@@ -88,7 +89,7 @@ def render_image(colour: str, shape: str, rng: np.random.Generator) -> Image.Ima
         third = size // 3
         draw.rectangle((x + third, y, x + 2 * third, y + size), fill=fill)
         draw.rectangle((x, y + third, x + size, y + 2 * third), fill=fill)
-    return image
+    return image, (x, y, x + size + 1, y + size + 1)
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,12 @@ class Example:
     held_out: bool
     answer_vision: str
     answer_text: str
+    region: tuple[int, int, int, int] | None = None  # where the shape was drawn
 
     @property
     def prompt(self) -> Prompt:
         """The example as a :class:`~anchors.prompts.Prompt` (for :meth:`ModelView.encode`)."""
-        return Prompt(self.example_id, self.segments, self.image)
+        return Prompt(self.example_id, self.segments, self.image, region=self.region)
 
     @property
     def target(self) -> str:
@@ -132,8 +134,9 @@ def make_example(rng: np.random.Generator, index: int, *, held_out: bool = False
     question = QUESTIONS[int(rng.integers(len(QUESTIONS)))]
     semantic, fmt = ("instruction_semantic", wordings[wording_index]), ("instruction_format", FORMAT_SENTENCE)
     body = (("question", question), semantic, fmt) if rng.random() < 0.5 else (semantic, ("question", question), fmt)
+    image, region = render_image(vision, shape, rng)
     return Example(
-        example_id=f"{prefix}{index}", image=render_image(vision, shape, rng), segments=(("context", context),) + body,
+        example_id=f"{prefix}{index}", image=image, region=region, segments=(("context", context),) + body,
         instructed=instructed, wording=f"{'held_out' if held_out else 'held_in'}-{wording_index}", held_out=held_out,
         answer_vision=vision, answer_text=text,
     )
@@ -158,7 +161,7 @@ def to_modality_samples(examples: list[Example], image_folder: str | Path) -> li
         out.append(ModalitySample(
             sample_id=e.example_id, record_id=e.example_id, image=str(path), task="color", instructed=e.instructed,
             style="held_out" if e.held_out else "held_in", variant="default", segments=e.segments, compliant_answer=e.target,
-            competing_answer=e.competing, question=question,
+            competing_answer=e.competing, question=question, region=e.region,
         ))
     return out
 

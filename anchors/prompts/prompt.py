@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -44,8 +45,15 @@ class Prompt:
     image: Any | None = None
     system_message: str | None = None
     separator: str = " "
+    #: the box ``(x0, y0, x1, y1)`` in the image's pixels that the question is about: the image's
+    #: tokens whose rectangles overlap it get the role ``region``, the others ``off_region``
+    region: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
+        if self.region is not None:
+            problem = box_problem(self.region)
+            if problem or self.image is None:
+                raise PromptError(f"sample {self.sample_id}: field 'region': {problem or 'needs an image'}")
         for role, text in self.segments:
             if role not in SEGMENT_ROLES:
                 raise PromptError(f"sample {self.sample_id}: unknown segment role {role!r}; use one of {sorted(SEGMENT_ROLES)}")
@@ -57,6 +65,26 @@ class Prompt:
     @property
     def user_text(self) -> str:
         return self.separator.join(text for _, text in self.segments)
+
+
+def box_problem(box: Any, size: tuple[int, int] | None = None) -> str | None:
+    """What is wrong with a region box ``[x0, y0, x1, y1]`` (pixels; inside an image of ``size``
+    (height, width) when given), or None.
+
+    >>> box_problem([10, 5, 4, 20])
+    'x1 (4) must be greater than x0 (10)'"""
+    if not isinstance(box, (list, tuple)) or len(box) != 4:
+        return f"must be [x0, y0, x1, y1] in pixels, got {box!r}"
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box):
+        return f"must hold four numbers, got {list(box)!r}"
+    x0, y0, x1, y1 = box
+    for low, high, names in ((x0, x1, ("x0", "x1")), (y0, y1, ("y0", "y1"))):
+        if high <= low:
+            return f"{names[1]} ({high:g}) must be greater than {names[0]} ({low:g})"
+    if min(x0, y0) < 0 or (size is not None and (x1 > size[1] or y1 > size[0])):
+        where = f" of the {size[1]}×{size[0]} image" if size else ""
+        return f"{list(box)!r} reaches outside the pixels{where}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -88,8 +116,10 @@ class TracedSample:
         return self.prompt.sample_id
 
     def key(self) -> list:
-        """What identifies this sample's computation: its id and both dictionaries."""
-        return [self.sample_id, list(self.compliant_ids), list(self.competing_ids)]
+        """What identifies this sample's computation: its id and both dictionaries (and its region
+        box, where it has one)."""
+        region = [list(self.prompt.region)] if self.prompt.region is not None else []
+        return [self.sample_id, list(self.compliant_ids), list(self.competing_ids)] + region
 
 
 def dictionary_hash(samples: Iterable[TracedSample]) -> str:

@@ -17,8 +17,14 @@ ROLES: tuple[str, ...] = (
     "instruction_semantic",
     "instruction_format",
     "generated",
+    # a row whose prompt has a region box splits its visual positions (codes kept after the others)
+    "region",
+    "off_region",
 )
 ROLE_CODE: dict[str, int] = {role: code for code, role in enumerate(ROLES)}
+#: ``visual`` names every image position: a row with a region box labels them ``region`` (its
+#: token rectangle overlaps the box) or ``off_region``, and both stay ``visual``.
+VISUAL_PARTS: tuple[str, ...] = ("visual", "region", "off_region")
 SEGMENT_ROLES: frozenset[str] = frozenset({"system", "context", "question", "instruction_semantic", "instruction_format"})
 
 #: Role groups usable wherever a role is expected: ``instruction``, ``cues``, ``prompt``, ``all``.
@@ -31,12 +37,18 @@ ROLE_GROUPS: dict[str, tuple[str, ...]] = {
 
 
 def expand_role(role: str | tuple[str, ...]) -> tuple[str, ...]:
-    """A role name, a group name (``ROLE_GROUPS``), or a tuple of them, as plain role names."""
+    """A role name, a group name (``ROLE_GROUPS``), or a tuple of them, as plain role names
+    (``visual`` as :data:`VISUAL_PARTS`).
+
+    >>> expand_role("cues")
+    ('visual', 'region', 'off_region', 'context')"""
     names = (role,) if isinstance(role, str) else tuple(role)
     out: list[str] = []
     for name in names:
         if name in ROLE_GROUPS:
-            out.extend(ROLE_GROUPS[name])
+            out.extend(expand_role(ROLE_GROUPS[name]))
+        elif name == "visual":
+            out.extend(VISUAL_PARTS)
         elif name in ROLES and name != "pad":
             out.append(name)
         else:

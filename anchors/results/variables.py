@@ -128,6 +128,14 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
     "image": ("image file", "the sample's image: relative to the result file's folder when inside it", ""),
     "compliant_forms": ("compliant dictionary", "the compliant answer's surface forms, a JSON list", ""),
     "competing_forms": ("competing dictionary", "the competing answer's surface forms, a JSON list", ""),
+    "token_box": ("image token's rectangle", "the original image's pixels that reach this image token [x0, y0, x1, y1) "
+                  "(NaN: not an image token, or one that sees no pixel)", "pixels"),
+    "token_view": ("image token's view", "the view the image token belongs to (image, base, tiles, tile R,C, global, "
+                   "thumbnail); empty for other tokens", ""),
+    "image_height": ("image height", "the original image's height (-1 without an image)", "pixels"),
+    "image_width": ("image width", "the original image's width (-1 without an image)", "pixels"),
+    "region": ("region box", "the box the question is about [x0, y0, x1, y1) in the image's pixels (NaN: none)",
+               "pixels"),
     "shared": ("modality-shared head", "in the top shared_top of both the text- and the vision-following ranking", ""),
 }
 
@@ -162,6 +170,7 @@ COORDINATES: dict[str, tuple[str, str, str]] = {
     "setting": ("setting", "index of the intervention setting (see kind, pathway, layer, k, draw)", ""),
     "target": ("control target", "the instruction part a position control cuts from the cues", ""),
     "position": ("prompt position", "0-based token position in the prompt, without padding", ""),
+    "corner": ("box corner", "x0, y0 (top left, inclusive) and x1, y1 (bottom right, exclusive), in pixels", ""),
     "variant": ("prompt variant", "the prompt layout (default, swapped, system_before, system_between)", ""),
 }
 

@@ -33,6 +33,8 @@ from ..results.variables import describe
 from ..tracer.batching import check_unique
 from ..tracer.encode import check_context
 from ..tracer.token_table import samples_group
+from .merge import merge_parts
+from .regions import mentions_region, region_items
 
 Progress = Callable[[str, int, str], AbstractContextManager[Advance]]
 
@@ -62,21 +64,6 @@ class Retry:
 @contextmanager
 def no_progress(description: str, total: int, unit: str) -> Iterator[Advance]:
     yield lambda n: None
-
-
-def _variable_width_strings(part: xr.Dataset) -> xr.Dataset:
-    """Fixed-width strings as objects: concatenating ``<U3`` ids with ``<U4`` ones would otherwise
-    truncate the longer ids to the first part's width."""
-    wide = {name: part[name].astype(object) for name in part.variables if part[name].dtype.kind == "U"}
-    coords = {name: value for name, value in wide.items() if name in part.coords}
-    return part.assign_coords(coords).assign({name: value for name, value in wide.items() if name not in coords})
-
-
-def _merge(parts: Sequence[xr.Dataset]) -> xr.Dataset:
-    parts = [_variable_width_strings(part) for part in parts]
-    with_sample = [name for name in parts[0].data_vars if "sample" in parts[0][name].dims]
-    return xr.concat(parts, dim="sample", data_vars=with_sample, coords="minimal", compat="override",
-                     combine_attrs="override")
 
 
 def _fingerprint(analysis: Analysis, config: dict, items: Sequence[Any], batch_size: int) -> str:
@@ -115,6 +102,7 @@ class Plan:
     out: Path | None
     parts: Path | None
     done: xr.Dataset | None = None
+    excluded: tuple[tuple[str, str], ...] = ()  # (sample id, why) left out of a region analysis
 
     def steps(self, index: int) -> int:
         """How many times batch ``index`` advances the progress bar."""
@@ -145,9 +133,13 @@ def plan(analysis: Analysis, model: ModelSpec | LoadedModel | str, samples: Any,
     if model.remote:
         analysis.check_remote()
     adapter = adapter_of(model)
-    items = analysis.items(samples)
+    items, excluded = analysis.items(samples), []
+    if items and mentions_region(analysis.config):
+        items, excluded = region_items(analysis, adapter, items)
+        for sample_id, why in excluded:
+            log(f"left out of the region analysis: sample {sample_id}: {why}")
     if not items:
-        raise InputError("no samples to run")
+        raise InputError("no samples to run" + (f": all {len(excluded)} left out of the region analysis" if excluded else ""))
     resolved = analysis.resolve(adapter, items)
     config = resolved.as_config()
     for note in resolved.notes:
@@ -155,7 +147,7 @@ def plan(analysis: Analysis, model: ModelSpec | LoadedModel | str, samples: Any,
     check_unique(items)
     stamp = _fingerprint(analysis, config, items, batch_size)
     parts_dir = out.with_name(out.name + ".parts") if out is not None else None
-    sweep = Plan(analysis, resolved, model, items, config, stamp, batch_size, out, parts_dir)
+    sweep = Plan(analysis, resolved, model, items, config, stamp, batch_size, out, parts_dir, excluded=tuple(excluded))
     if out is not None and not overwrite:
         done = _finished(out, parts_dir, stamp)
         if done is not None:
@@ -205,11 +197,13 @@ def finish(sweep: Plan, parts: Sequence[xr.Dataset], *, cli_config: dict | None 
     recorded in the first part) and save the result once; the parts folder is then removed."""
     analysis, items = sweep.analysis, sweep.items
     model = json.loads(parts[0].attrs["model_provenance"])
-    merged = _merge([part.assign_attrs(model_provenance=None) for part in parts])
+    merged = merge_parts([part.assign_attrs(model_provenance=None) for part in parts])
     merged.attrs.pop("model_provenance", None)
     result = describe(analysis.finalise(sweep.resolved, merged))
     traced = [s for item in items for s in analysis.samples_of(item)]
     extra = {"sweep_fingerprint": sweep.stamp, **(attrs or {})}
+    if sweep.excluded:
+        extra["excluded_samples"] = json.dumps(dict(sweep.excluded))
     if cli_config is not None:
         extra["cli_config"] = dumps(cli_config)
     result = write_result(result, sweep.out, model, analysis.experiment, sweep.config, n_samples=len(items),

@@ -154,6 +154,7 @@ def encode_batch(adapter: Adapter, prompts: Sequence[Prompt], *, allow_text_only
         raise PromptError("the processor did not left-pad the batch; the last position must be real in every row")
     roles[:, -1] = ROLE_CODE["generated"]
     geometry, unplaced = _geometry(adapter, inputs, roles, images)
+    _mark_regions(prompts, roles, geometry, unplaced)
     return EncodedBatch(inputs=inputs, roles=roles, sample_ids=[p.sample_id for p in prompts], geometry=geometry,
                         unplaced=unplaced)
 
@@ -168,6 +169,21 @@ def _geometry(adapter: Adapter, inputs: Any, roles: torch.Tensor, images: list |
                      in enumerate(zip(images, counts))), ""
     except AdapterError as error:
         return (), str(error)
+
+
+def _mark_regions(prompts: Sequence[Prompt], roles: torch.Tensor, geometry: tuple, unplaced: str) -> None:
+    """Relabel the visual positions of each prompt with a region box: ``region`` where the token's
+    rectangle overlaps the box (:meth:`~anchors.models.adapters.geometry.ImageGeometry.overlapping`),
+    ``off_region`` elsewhere."""
+    for row, prompt in enumerate(prompts):
+        if prompt.region is None:
+            continue
+        if not geometry:
+            raise PromptError(f"sample {prompt.sample_id}: field 'region' needs to know where the image tokens sit: "
+                              f"{unplaced}")
+        visual = torch.nonzero(roles[row] == ROLE_CODE["visual"]).flatten()
+        inside = torch.from_numpy(geometry[row].overlapping(prompt.region))
+        roles[row, visual] = torch.where(inside, ROLE_CODE["region"], ROLE_CODE["off_region"]).to(roles.dtype)
 
 
 def describe_row(adapter: Adapter, batch: EncodedBatch, index: int) -> list[tuple[str, str]]:

@@ -274,3 +274,20 @@ class ModelView(RoleEdits):
         mask = args[4] if len(args) > 4 else kwargs.get("attention_mask")
         scaling = kwargs.get("scaling") or args[0].scaling
         return attention_probabilities(args[1], args[2], mask, scaling, kwargs.get("softcap"))
+
+    def image_attention(self, batch: EncodedBatch, layer: int, query_role: str | tuple[str, ...] = "instruction",
+                        key_role: str | tuple[str, ...] = "visual") -> torch.Tensor:
+        """Attention (B, heads, V) from each row's ``query_role`` positions (averaged) to each of its
+        image tokens in order (``key_role``: ``visual``, or ``region``/``off_region``), as
+        :meth:`attention` computes it. V is the most image tokens of a row; a row with fewer
+        repeats its last one (``view.positions(batch, key_role)[1]`` marks the real ones), so
+        ``[..., k]`` is the k-th entry of the row's image geometry.
+
+        >>> with view.trace(batch):
+        ...     to_image = view.image_attention(batch, 1).save()
+        >>> tuple(to_image.shape) == (2, view.n_heads, len(batch.image_geometry(0)))
+        True"""
+        probs = self.attention(layer).transpose(1, 2)  # (B, Q, heads, K)
+        averaged = mean(probs, batch, query_role)  # (B, heads, K)
+        keys = positions(batch, key_role)[0].to(averaged.device)
+        return averaged.gather(2, keys[:, None, :].expand(-1, averaged.shape[1], -1))

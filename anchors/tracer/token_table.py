@@ -13,12 +13,13 @@ import xarray as xr
 
 from ..models.adapters import Adapter
 from ..prompts.prompt import Prompt, TracedSample
-from ..prompts.roles import ROLE_CODE, ROLES
+from ..prompts.roles import ROLE_CODE, ROLES, VISUAL_PARTS
 from ..results.provenance import portable_path
 from ..results.variables import describe
 from .encode import encode_batch
 
-ENCODE_CHUNK = 32  # prompts encoded together: the processor's per-call cost dominates single prompts
+ENCODE_CHUNK = 32
+CORNERS = ("x0", "y0", "x1", "y1")  # prompts encoded together: the processor's per-call cost dominates single prompts
 
 
 def readable_tokens(tokenizer: Any, ids: Sequence[int]) -> list[str]:
@@ -35,27 +36,56 @@ def prompt_tokens(adapter: Adapter, prompts: Sequence[Prompt]) -> list[list[tupl
     no padding); needs the processor only.
 
     >>> rows = prompt_tokens(view.adapter, [samples[0].prompt])
-    >>> {role for _, role in rows[0]} >= {"visual", "context", "question", "generated"}, rows[0][-1]
+    >>> {role for _, role in rows[0]} >= {"region", "context", "question", "generated"}, rows[0][-1]
     (True, ('\n', 'generated'))"""
+    return [pairs for pairs, _ in _encoded(adapter, prompts)]
+
+
+def _encoded(adapter: Adapter, prompts: Sequence[Prompt]) -> list[tuple[list[tuple[str, str]], Any]]:
+    """Each prompt's (token, role) pairs and its image geometry (None without one)."""
     out = []
     for start in range(0, len(prompts), ENCODE_CHUNK):
         batch = encode_batch(adapter, prompts[start:start + ENCODE_CHUNK], allow_text_only=True)
-        for ids, codes in zip(batch.inputs["input_ids"].tolist(), batch.roles.tolist()):
+        for row, (ids, codes) in enumerate(zip(batch.inputs["input_ids"].tolist(), batch.roles.tolist())):
             kept = [(i, c) for i, c in zip(ids, codes) if c != ROLE_CODE["pad"]]
-            out.append(list(zip(readable_tokens(adapter.tokenizer, [i for i, _ in kept]), [ROLES[c] for _, c in kept])))
+            pairs = list(zip(readable_tokens(adapter.tokenizer, [i for i, _ in kept]), [ROLES[c] for _, c in kept]))
+            out.append((pairs, batch.geometry[row] if row < len(batch.geometry) else None))
     return out
+
+
+def _token_boxes(rows: list[tuple[list[tuple[str, str]], Any]], width: int) -> dict[str, tuple]:
+    """Per sample and position, the image token's rectangle in original pixels and its view (NaN
+    and "" elsewhere); per sample, the image's size."""
+    boxes = np.full((len(rows), width, 4), np.nan)
+    views = np.full((len(rows), width), "", dtype=object)
+    size = np.full((len(rows), 2), -1, dtype=int)
+    for index, (pairs, geometry) in enumerate(rows):
+        if geometry is None:
+            continue
+        visual = [p for p, (_, role) in enumerate(pairs) if role in VISUAL_PARTS]
+        boxes[index, visual] = geometry.rects
+        views[index, visual] = [geometry.views[v] for v in geometry.view]
+        size[index] = geometry.size
+    return {"token_box": (("sample", "position", "corner"), boxes), "token_view": (("sample", "position"), views),
+            "image_height": ("sample", size[:, 0]), "image_width": ("sample", size[:, 1])}
 
 
 def token_table(adapter: Adapter, samples: Sequence[TracedSample], base: Path | None = None) -> xr.Dataset:
     """The ``samples`` group of a result: per sample (``sample``) and prompt position (``token``),
     the readable ``token`` and its ``token_role`` (both ``""`` past the prompt's ``n_tokens``), the
     ``image`` it showed (relative to ``base``, the result's folder, when inside it), its ``variant``,
-    and both answer dictionaries' surface forms (``compliant_forms``, ``competing_forms``, JSON lists).
+    and both answer dictionaries' surface forms (``compliant_forms``, ``competing_forms``, JSON lists);
+    where the image's tokens sit: ``token_box`` (sample, position, ``corner`` x0 y0 x1 y1: the
+    token's rectangle in the original image's pixels, NaN for a token that is not an image token or
+    sees no pixel), ``token_view`` (its view: ``image``, ``tile 1,2``, ``global``, …), the image's
+    ``image_height`` and ``image_width`` (-1 without one), and the sample's ``region`` box (NaN
+    without one).
 
     >>> table = token_table(view.adapter, samples[:2])
     >>> dict(table.sizes)["sample"], str(table.token_role.sel(sample=samples[0].sample_id)[-1].item())
     (2, 'generated')"""
-    rows = prompt_tokens(adapter, [s.prompt for s in samples])
+    encoded = _encoded(adapter, [s.prompt for s in samples])
+    rows = [pairs for pairs, _ in encoded]
     width = max(len(row) for row in rows)
 
     def padded(column: int) -> np.ndarray:
@@ -68,11 +98,13 @@ def token_table(adapter: Adapter, samples: Sequence[TracedSample], base: Path | 
         "compliant_forms": [json.dumps(list(s.compliant_forms), ensure_ascii=False) for s in samples],
         "competing_forms": [json.dumps(list(s.competing_forms), ensure_ascii=False) for s in samples],
     }
+    regions = np.array([s.prompt.region if s.prompt.region is not None else (np.nan,) * 4 for s in samples], dtype=float)
     return xr.Dataset(
         {"token": (("sample", "position"), padded(0)), "token_role": (("sample", "position"), padded(1)),
          **{name: ("sample", np.array(values, dtype=object if name != "n_tokens" else int))
-            for name, values in per_sample.items()}},
-        coords={"sample": [s.sample_id for s in samples]},
+            for name, values in per_sample.items()},
+         **_token_boxes(encoded, width), "region": (("sample", "corner"), regions.reshape(len(samples), 4))},
+        coords={"sample": [s.sample_id for s in samples], "corner": list(CORNERS)},
     )
 
 
