@@ -108,6 +108,15 @@ def test_demo_explorer_in_chromium(demo_run, browser, tmp_path):
     _open(browser, page)
     timings = browser.execute_script("return ANCHORS.state.timings")
     before = _shown(browser)
+    # the region box over the image; hovering the image tokens draws each one's rectangle
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    overlay = "return [...document.querySelectorAll('#overlay rect')].map(r => r.getAttribute('class'))"
+    assert browser.execute_script(overlay) == ["region-box"]
+    ActionChains(browser).move_to_element(browser.find_element("css selector", "#tokens .image-tokens")).perform()
+    drawn = _wait(browser, lambda: browser.execute_script(overlay) if len(browser.execute_script(overlay)) > 1 else None)
+    assert sum(c.startswith("token-box") for c in drawn) == 4 and drawn[-1] == "region-box"
+    assert "image tokens overlap it" in browser.find_element("id", "picture-caption").text
     browser.save_screenshot(str(tmp_path / "explorer-demo-first.png"))
 
     Select(browser.find_element("id", "filter-followed")).select_by_visible_text("failed")
@@ -197,7 +206,10 @@ def test_results_carry_each_samples_tokens_roles_and_image(demo_run):
     first = samples.isel(sample=0)
     n = int(first.n_tokens)
     roles = [str(r) for r in first.token_role.values[:n]]
-    assert {"visual", "context", "question", "instruction_semantic", "generated"} <= set(roles)
+    assert {"context", "question", "instruction_semantic", "generated"} <= set(roles)
+    assert {"region", "off_region"} & set(roles)  # the organism's images carry the shape's box
+    visual = np.isin(first.token_role.values[:n], ["region", "off_region"])
+    assert np.isfinite(first.token_box.values[:n][visual]).all() and np.isnan(first.token_box.values[:n][~visual]).all()
     assert str(first.image.values) == f"data/images/{first.sample.item()}.png"  # relative to the result's folder
     assert (demo_run / str(first.image.values)).is_file()
     text = "".join(str(t) for t, r in zip(first.token.values[:n], roles) if r == "context")

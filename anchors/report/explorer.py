@@ -152,6 +152,7 @@ def collect(sources: Sources) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         samples.append({"tokens": extra.get("tokens", []),
                         "compliant_forms": extra.get("compliant_forms", []),
                         "competing_forms": extra.get("competing_forms", []), "image_source": extra.get("image", ""),
+                        **{k: extra[k] for k in ("image_size", "region", "boxes", "in_region") if k in extra},
                         **{name: values[i] for name, values in detail.items() if not name.startswith("change:")}})
     return {"meta": meta, "rows": rows, "chunk_size": CHUNK}, samples
 

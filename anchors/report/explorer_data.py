@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import xarray as xr
 
-from ..prompts.roles import ROLE_CODE
+from ..prompts.roles import ROLE_CODE, VISUAL_PARTS
 from ..results.netcdf import SAMPLES_GROUP, has_group
 from ..results.schema import MODALITIES, config_of
 from .run_dir import readable_results
@@ -67,7 +67,20 @@ def _samples_of(path: Path, seen: dict[str, dict[str, Any]]) -> None:
             "image": str((path.parent / image).resolve()) if image else "", "variant": str(group.variant.values[i]),
             "compliant_forms": json.loads(str(group.compliant_forms.values[i])),
             "competing_forms": json.loads(str(group.competing_forms.values[i])),
+            **_image_tokens(group, i, n),
         }
+
+
+def _image_tokens(group: xr.Dataset, i: int, n: int) -> dict[str, Any]:
+    """Sample ``i``'s image size, region box and image tokens' rectangles (in order, with whether
+    each is in the region), where its results carry them."""
+    if "token_box" not in group:
+        return {}
+    roles = group.token_role.values[i, :n]
+    image = np.isin(roles, VISUAL_PARTS)
+    return {"image_size": [int(group.image_height.values[i]), int(group.image_width.values[i])],
+            "region": group.region.values[i], "boxes": group.token_box.values[i, :n][image],
+            "in_region": (roles[image] == "region").astype(int).tolist()}
 
 
 def find_sources(run_dir: Path, log: Callable[[str], None]) -> Sources:

@@ -4,6 +4,7 @@
 "use strict";
 
 const ANCHORS = (() => {
+  const IMAGE = new Set(["visual", "region", "off_region"]);
   const state = { index: null, chunks: {}, pending: {}, visible: [], current: null, layer: 0, pathway: 0,
                   head: null, plotly: false, tableGeneration: 0, timings: { start: performance.now() } };
   const $ = (id) => document.getElementById(id);
@@ -130,6 +131,31 @@ const ANCHORS = (() => {
     const image = $("image");
     image.classList.toggle("missing", !s.image);
     if (s.image) image.src = `explore/${s.image}`; else image.removeAttribute("src");
+    renderOverlay(s, false);
+  }
+
+  // the region box (orange) over the image and, while the image tokens' chip is hovered, each image
+  // token's rectangle in the original image's pixels (those in the region shaded)
+  function renderOverlay(s, tokens) {
+    const svg = $("overlay"), caption = $("picture-caption");
+    svg.replaceChildren();
+    const size = s.image_size;
+    if (!s.image || !size || size[0] < 0) { caption.textContent = ""; return; }
+    svg.setAttribute("viewBox", `0 0 ${size[1]} ${size[0]}`);
+    svg.style.height = `${240 * size[0] / size[1]}px`;
+    const draw = (box, cls) => {
+      const node = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+      [["x", box[0]], ["y", box[1]], ["width", box[2] - box[0]], ["height", box[3] - box[1]]].forEach(([k, v]) => node.setAttribute(k, v));
+      node.setAttribute("class", cls);
+      svg.appendChild(node);
+    };
+    const boxes = s.boxes || [];
+    if (tokens) boxes.forEach((box, k) => { if (box[0] !== null) draw(box, s.in_region[k] ? "token-box in-region" : "token-box"); });
+    const region = s.region && s.region[0] !== null ? s.region : null;
+    if (region) draw(region, "region-box");
+    const inside = (s.in_region || []).filter(Boolean).length;
+    caption.textContent = (region ? `region box (orange): ${inside} of ${boxes.length} image tokens overlap it. ` : "") +
+      (boxes.length ? "Hover the image tokens in the prompt to see each one's rectangle." : "");
   }
 
   function renderTokens(s) {
@@ -141,14 +167,24 @@ const ANCHORS = (() => {
     for (let r = 0; r < s.tokens.length; r++) {
       const [text, code] = s.tokens[r], role = roles[code];
       let count = s.tokens[r][2], last = r;
-      if (role === "visual") while (last + 1 < s.tokens.length && s.tokens[last + 1][1] === code) count += s.tokens[++last][2];
+      // the image's tokens (visual, or region and off_region where the sample has a region box) make one chip
+      let inRegion = role === "region" ? count : 0;
+      if (IMAGE.has(role)) while (last + 1 < s.tokens.length && IMAGE.has(roles[s.tokens[last + 1][1]])) {
+        last++;
+        count += s.tokens[last][2];
+        if (roles[s.tokens[last][1]] === "region") inRegion += s.tokens[last][2];
+      }
       const shown = text.replace(/\n/g, "⏎");
-      if (role !== "visual") {
+      if (!IMAGE.has(role)) {
         for (let k = 0; k < count; k++) strip.appendChild(chip(shown, role, `position ${position + k}: ${role}`));
       } else {
-        const end = position + count - 1;
-        strip.appendChild(chip(count > 1 ? `${shown} × ${count}` : shown, role,
-                               count > 1 ? `positions ${position}–${end}: ${count} ${role} tokens` : `position ${position}: ${role}`));
+        const end = position + count - 1, regionNote = inRegion ? `, ${inRegion} in the region` : "";
+        const node = chip(count > 1 ? `${shown} × ${count}` : shown, inRegion ? "region" : "visual",
+                          count > 1 ? `positions ${position}–${end}: ${count} image tokens${regionNote}` : `position ${position}: ${role}`);
+        node.classList.add("image-tokens");
+        node.addEventListener("mouseenter", () => renderOverlay(s, true));
+        node.addEventListener("mouseleave", () => renderOverlay(s, false));
+        strip.appendChild(node);
       }
       position += count;
       r = last;
