@@ -21,6 +21,7 @@ from anchors.models.tiny import tiny_model
 from anchors.prompts import ROLES, Prompt, PromptError
 from anchors.prompts.roles import expand_role
 from anchors.readouts import Subspaces
+from anchors.runner.resumable import ResumeConflict
 from anchors.tracer import encode_batch, trace_batch
 
 from .helpers import image, prompts
@@ -129,6 +130,9 @@ def test_samples_whose_region_splits_nothing_are_left_out_and_listed(tmp_path):
     assert sum(m.startswith("left out of the region analysis") for m in logged) == 3
     with pytest.raises(InputError, match="all 3 left out of the region analysis"):
         anchors.run(profile, "organism", samples[1:])
+    moved = [dataclasses.replace(samples[0], prompt=dataclasses.replace(samples[0].prompt, region=(0, 0, 12, 12)))]
+    with pytest.raises(ResumeConflict):  # the same samples with another box: another computation
+        anchors.run(profile, "organism", moved, out=tmp_path / "ko.nc")
 
 
 def _coco_fixture(root):

@@ -116,10 +116,8 @@ class TracedSample:
         return self.prompt.sample_id
 
     def key(self) -> list:
-        """What identifies this sample's computation: its id and both dictionaries (and its region
-        box, where it has one)."""
-        region = [list(self.prompt.region)] if self.prompt.region is not None else []
-        return [self.sample_id, list(self.compliant_ids), list(self.competing_ids)] + region
+        """What identifies this sample's computation: its id and both dictionaries."""
+        return [self.sample_id, list(self.compliant_ids), list(self.competing_ids)]
 
 
 def dictionary_hash(samples: Iterable[TracedSample]) -> str:

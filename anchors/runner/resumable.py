@@ -69,6 +69,8 @@ def no_progress(description: str, total: int, unit: str) -> Iterator[Advance]:
 def _fingerprint(analysis: Analysis, config: dict, items: Sequence[Any], batch_size: int) -> str:
     identity = {"experiment": analysis.experiment, "config": config, "identity": analysis.identity(),
                 "batch_size": batch_size, "items": [item.key() for item in items]}
+    if mentions_region(config):  # only a region analysis depends on the boxes
+        identity["regions"] = [p.region for item in items for p in analysis.prompts(item)]
     return hashlib.sha256(dumps(identity).encode()).hexdigest()[:20]
 
 
