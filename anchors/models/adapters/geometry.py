@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Sequence, Union
 
 import numpy as np
@@ -109,20 +109,25 @@ class View:
 
     def rect(self, row: int, col: int) -> tuple[int, int, int, int] | None:
         """The original pixels ``(x0, y0, x1, y1)`` that reach token (``row``, ``col``), or None."""
-        spans: list[Interval] = []
-        for axis, index in ((0, row), (1, col)):
-            span: Interval | None = (index, index + 1)
-            for step in reversed(self.grid_steps):
-                span = step.back(axis, span) if span else None
-            if span is not None:
-                span = (span[0] * self.cell[axis], span[1] * self.cell[axis])
-            for step in reversed(self.steps):
-                span = step.back(axis, span) if span else None
-            if span is None:
-                return None
-            spans.append(span)
-        (y0, y1), (x0, x1) = spans
-        return x0, y0, x1, y1
+        rows, cols = _axis_span(self, 0, row), _axis_span(self, 1, col)
+        if rows is None or cols is None:
+            return None
+        return cols[0], rows[0], cols[1], rows[1]
+
+
+@lru_cache(maxsize=65536)
+def _axis_span(view: View, axis: int, index: int) -> Interval | None:
+    """The original pixels along ``axis`` that reach the ``index``-th token row (axis 0) or column
+    (axis 1) of ``view``: back through the grid steps, the cell, then the pixel steps. Cached: a
+    view's R×C tokens need only R + C walks."""
+    span: Interval | None = (index, index + 1)
+    for step in reversed(view.grid_steps):
+        span = step.back(axis, span) if span else None
+    if span is not None:
+        span = (span[0] * view.cell[axis], span[1] * view.cell[axis])
+    for step in reversed(view.steps):
+        span = step.back(axis, span) if span else None
+    return span
 
 
 @dataclass(frozen=True)
