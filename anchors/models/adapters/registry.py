@@ -59,10 +59,11 @@ REFUSED: dict[str, str] = {
 
 
 # What a VERIFIED type passed (tests/test_adapters.py, test_interventions.py, test_sweeps.py,
-# test_batching.py, all parametrised over the tiny instances).
+# test_batching.py, test_geometry.py, test_regions.py, all parametrised over the tiny instances).
 CHECKS = ("tiny instance: accessors, roles, lens = logits, heads sum to o_proj; knockout, head scaling, lens, "
           "head attributions = plain-hook references (eager, sdpa, 1e-5); padded batch = single runs; "
-          "reuse sweep = naive")
+          "reuse sweep = naive; image-token rectangles = what a perturbed box changes with the vision tower made "
+          "local, token counts = the processor's at the released settings")
 
 
 def model_table() -> list[dict[str, str]]:
