@@ -115,8 +115,12 @@ LAYOUTS: dict[str, Layout] = {
 
 
 def pixel_size(image: Any) -> Size:
-    """(height, width) of a PIL image, or of an array or tensor laid out (C, H, W) or (H, W, C)."""
-    if hasattr(image, "size") and not callable(image.size) and len(image.size) == 2:
+    """(height, width) of a PIL image, or of an array or tensor laid out (C, H, W) or (H, W, C).
+
+    >>> import numpy as np
+    >>> pixel_size(np.zeros((30, 40, 3))), pixel_size(np.zeros((3, 30, 40)))
+    ((30, 40), (30, 40))"""
+    if isinstance(getattr(image, "size", None), tuple):  # PIL: (width, height); numpy's size is a count
         return int(image.size[1]), int(image.size[0])
     shape = tuple(image.shape)
     return (int(shape[-2]), int(shape[-1])) if shape[0] in (1, 3, 4) and len(shape) == 3 else (int(shape[0]), int(shape[1]))
