@@ -43,7 +43,10 @@ def coco_regions(instances: str | Path, records: Sequence[Record]) -> tuple[dict
     try:
         images = {img["file_name"]: img["id"] for img in data["images"]}
         names = {c["id"]: c["name"] for c in data["categories"]}
-        annotations = [(a["image_id"], a["category_id"], a["bbox"]) for a in data["annotations"] if not a.get("iscrowd")]
+        annotated: dict[tuple[int, str], list] = {}  # (image id, category) -> its instances' boxes, indexed once
+        for a in data["annotations"]:
+            if not a.get("iscrowd"):
+                annotated.setdefault((a["image_id"], names[a["category_id"]]), []).append(a["bbox"])
     except (KeyError, TypeError) as error:
         raise DatasetError(f"{instances}: not a COCO instances file (missing {error})") from None
     by_number = {_number(name): image_id for name, image_id in images.items()}
@@ -58,7 +61,7 @@ def coco_regions(instances: str | Path, records: Sequence[Record]) -> tuple[dict
             unmatched.append((record.record_id, "the question names no COCO category" if not named else
                               f"the question names several COCO categories ({', '.join(named)})"))
         else:
-            found = [bbox for img, cat, bbox in annotations if img == image_id and names[cat] == named[0]]
+            found = annotated.get((image_id, named[0]), [])
             if found:
                 boxes[record.record_id] = (min(b[0] for b in found), min(b[1] for b in found),
                                            max(b[0] + b[2] for b in found), max(b[1] + b[3] for b in found))
