@@ -97,6 +97,12 @@ def resolve_coco_image(image_root: Path, image_id: str) -> Path | None:
     return None
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file, from its header."""
+    with Image.open(path) as opened:
+        return opened.size[1], opened.size[0]
+
+
 def _check_image(path: Path) -> str | None:
     try:
         with Image.open(path) as image:
@@ -161,11 +167,10 @@ class _Validator:
         if raw.get("region") is None:
             return True, None
         try:
-            with Image.open(image) as opened:
-                width, height = opened.size
+            size = image_size(image)
         except (UnidentifiedImageError, OSError):
             return True, None  # accept() names the unreadable image
-        problem = box_problem(raw["region"], (height, width))
+        problem = box_problem(raw["region"], size)
         if problem:
             self.fail(index, record_id, "region", problem)
             return False, None

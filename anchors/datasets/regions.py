@@ -9,10 +9,8 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from PIL import Image
-
 from ..prompts.prompt import box_problem
-from .records import DatasetError, Record, read_json_object
+from .records import DatasetError, Record, image_size, read_json_object
 
 Box = tuple[float, float, float, float]
 
@@ -28,7 +26,7 @@ def side_file_regions(path: str | Path, records: Sequence[Record]) -> tuple[dict
         raise DatasetError(f"{path}: record {unknown[0]!r}: no such record in the data ({len(unknown)} unknown ids)")
     boxes: dict[str, Box] = {}
     for record_id, box in data.items():
-        problem = box_problem(box, _size(known[record_id].image))
+        problem = box_problem(box, image_size(known[record_id].image))
         if problem:
             raise DatasetError(f"{path}: record {record_id!r}: field 'region': {problem}")
         boxes[record_id] = tuple(float(v) for v in box)
@@ -84,8 +82,3 @@ def _number(file_name: str) -> int | None:
     """The COCO image id in a file name (its last 12 digits): ``COCO_val2014_000000000042.jpg`` -> 42."""
     digits = re.sub(r"\D", "", Path(file_name).stem)[-12:]
     return int(digits) if digits else None
-
-
-def _size(image: str) -> tuple[int, int]:
-    with Image.open(image) as opened:
-        return opened.size[1], opened.size[0]
