@@ -18,8 +18,8 @@ from ..results.provenance import portable_path
 from ..results.variables import describe
 from .encode import encode_batch
 
-ENCODE_CHUNK = 32
-CORNERS = ("x0", "y0", "x1", "y1")  # prompts encoded together: the processor's per-call cost dominates single prompts
+ENCODE_CHUNK = 32  # prompts encoded together: the processor's per-call cost dominates single prompts
+CORNERS = ("x0", "y0", "x1", "y1")  # a box's corners, the ``corner`` axis of token_box and region
 
 
 def readable_tokens(tokenizer: Any, ids: Sequence[int]) -> list[str]:

@@ -190,7 +190,6 @@ def one_view(name: str, steps: tuple, cell: tuple[int, int], grid: tuple[int, in
     return [View(name, steps, cell, grid)], grid_tokens(0, grid)
 
 
-
 def image_geometry(size: tuple[int, int], views: Sequence[View], tokens: Sequence[Token]) -> ImageGeometry:
     """The geometry of an image's visual tokens from its views and the tokens' order."""
     rects = np.full((len(tokens), 4), np.nan)
