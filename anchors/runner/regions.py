@@ -11,6 +11,7 @@ from typing import Any
 from ..experiments.base import Analysis
 from ..prompts.roles import ROLE_CODE
 from ..tracer.encode import encode_batch
+from ..tracer.token_table import ENCODE_CHUNK
 
 REGION_ROLES = frozenset({"region", "off_region"})
 
@@ -30,24 +31,30 @@ def mentions_region(config: Any) -> bool:
 
 def region_items(analysis: Analysis, adapter: Any, items: list[Any]) -> tuple[list[Any], list[tuple[str, str]]]:
     """``items`` whose every prompt has a region covering some but not all of its image tokens, and
-    (sample id, why) for each left out."""
-    kept, excluded = [], []
-    for item in items:
-        reasons = [why for prompt in analysis.prompts(item) if (why := _problem(adapter, prompt))]
-        if reasons:
-            excluded.append((analysis.prompts(item)[0].sample_id, reasons[0]))
-        else:
-            kept.append(item)
-    return kept, excluded
+    (sample id, why) for each left out (the first of its prompts' reasons). Prompts with a box are
+    encoded :data:`~anchors.tracer.token_table.ENCODE_CHUNK` at a time, as the processor's per-call
+    cost dominates single prompts."""
+    prompts = [(n, prompt) for n, item in enumerate(items) for prompt in analysis.prompts(item)]
+    reasons: list[str | None] = ["it has no region box" if p.region is None else None for _, p in prompts]
+    boxed = [k for k, (_, p) in enumerate(prompts) if p.region is not None]
+    for start in range(0, len(boxed), ENCODE_CHUNK):
+        chunk = boxed[start:start + ENCODE_CHUNK]
+        roles = encode_batch(adapter, [prompts[k][1] for k in chunk]).roles
+        for k, row in zip(chunk, roles):
+            reasons[k] = _coverage(prompts[k][1].region, row)
+    first: dict[int, str] = {}
+    for (n, _), why in zip(prompts, reasons):
+        if why is not None:
+            first.setdefault(n, why)
+    excluded = [(analysis.prompts(items[n])[0].sample_id, why) for n, why in first.items()]
+    return [item for n, item in enumerate(items) if n not in first], excluded
 
 
-def _problem(adapter: Any, prompt: Any) -> str | None:
-    if prompt.region is None:
-        return "it has no region box"
-    roles = encode_batch(adapter, [prompt]).roles[0]
+def _coverage(region: Any, roles: Any) -> str | None:
+    """Why a box splits none of a row's image tokens (from its role codes), or None when it does."""
     inside, outside = int((roles == ROLE_CODE["region"]).sum()), int((roles == ROLE_CODE["off_region"]).sum())
     if inside == 0:
-        return f"its region {list(prompt.region)} overlaps none of its {outside} image tokens"
+        return f"its region {list(region)} overlaps none of its {outside} image tokens"
     if outside == 0:
-        return f"its region {list(prompt.region)} overlaps all {inside} of its image tokens"
+        return f"its region {list(region)} overlaps all {inside} of its image tokens"
     return None
