@@ -164,11 +164,34 @@ class ImageGeometry:
 
     def overlapping(self, box: Sequence[float]) -> np.ndarray:
         """(n_visual,) bool: tokens whose rectangle shares a positive area with ``box``
-        ``(x0, y0, x1, y1)`` in original pixels (the rule that makes a box a ``region``)."""
-        x0, y0, x1, y1 = box
-        r = self.rects
+        ``(x0, y0, x1, y1)`` in original pixels (the rule that makes a box a ``region``); for boxes
+        (k, 4), (k, n_visual)."""
+        b, r = np.asarray(box, dtype=float)[..., None, :], self.rects
         with np.errstate(invalid="ignore"):
-            return (np.minimum(r[:, 2], x1) > np.maximum(r[:, 0], x0)) & (np.minimum(r[:, 3], y1) > np.maximum(r[:, 1], y0))
+            return ((np.minimum(r[:, 2], b[..., 2]) > np.maximum(r[:, 0], b[..., 0]))
+                    & (np.minimum(r[:, 3], b[..., 3]) > np.maximum(r[:, 1], b[..., 1])))
+
+    def matched_boxes(self, box: Sequence[float], n: int, rng: np.random.Generator,
+                      candidates: int = 1024) -> np.ndarray:
+        """(≤ n, 4) control boxes for ``box``: its width and height, moved to random integer places
+        inside the image, that overlap as many tokens as ``box`` does but not the same ones (so a
+        region effect is compared with the same token count elsewhere). ``candidates`` places are
+        drawn; fewer than ``n`` come back when fewer qualify (none for a box covering every token).
+
+        >>> geometry = image_geometry((56, 56), (View("image", (), (14, 14), (4, 4)),), grid_tokens(0, (4, 4)))
+        >>> boxes = geometry.matched_boxes((0, 0, 20, 20), 3, np.random.default_rng(0))
+        >>> [int(geometry.overlapping(b).sum()) for b in boxes]
+        [4, 4, 4]"""
+        height, width = self.size
+        x0, y0, x1, y1 = (float(v) for v in box)
+        w, h = min(x1, width) - max(x0, 0), min(y1, height) - max(y0, 0)
+        places = rng.integers(0, [int(width - w) + 1, int(height - h) + 1], size=(candidates, 2))
+        boxes = np.concatenate([places, places + [w, h]], axis=1).astype(float)
+        target = self.overlapping(box)
+        hits = self.overlapping(boxes)
+        keep = (hits.sum(1) == target.sum()) & (hits != target).any(1)
+        found = boxes[keep]
+        return found[rng.permutation(len(found))[:n]]
 
 
 #: A token of a layout: (view index, row, col); col -1 marks an image-newline feature of that row.
