@@ -20,5 +20,5 @@ def merge_parts(parts: Sequence[xr.Dataset]) -> xr.Dataset:
     rest taken from the first part."""
     parts = [_variable_width_strings(part) for part in parts]
     with_sample = [name for name in parts[0].data_vars if "sample" in parts[0][name].dims]
-    return xr.concat(parts, dim="sample", data_vars=with_sample, coords="minimal", compat="override",
+    return xr.concat(parts, dim="sample", data_vars=with_sample, coords="minimal", compat="override", join="outer",
                      combine_attrs="override")
