@@ -19,8 +19,8 @@ from typing import Any
 
 from .command_options import (add_build_options, add_experiment_options, add_model_options, apply_config, model_spec,
                               positive_int)
-from .commands import (cmd_data_build, cmd_demo, cmd_explore, cmd_heads, cmd_models, cmd_ndif, cmd_organism_train, cmd_plot,
-                       cmd_ray, cmd_report, cmd_roles)
+from .commands import (cmd_data_build, cmd_demo, cmd_explore, cmd_heads, cmd_models, cmd_ndif, cmd_organism_data,
+                       cmd_organism_train, cmd_plot, cmd_ray, cmd_report, cmd_roles)
 from .errors import AnchorsError, InputError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--architecture", default=ARCHITECTURES[0], choices=ARCHITECTURES, help="transformers architecture")
     train.add_argument("--recipe", default="plain", help="'plain', or 'anchored' (the paper's route planted by "
                        "attention constraints in training; 8 layers)")
+    data = command("data", cmd_organism_data, "write an organism data folder (held-in and held-out conflicting "
+                   "examples, with each shape's box as its region)", organism)
+    data.add_argument("--out", type=Path, required=True, help="data folder to write")
+    data.add_argument("--samples", type=positive_int, default=128, help="samples per wording split (default: 128)")
+    data.add_argument("--image-size", type=positive_int, default=56, help="pixels a side, a multiple of 56: 112 gives "
+                      "Qwen2.5-VL organisms 16 image tokens instead of 4 (default: 56)")
     roles = command("roles", cmd_roles, "a prompt's tokens by role: a data folder's sample, or an example prompt")
     add_model_options(roles)
     roles.add_argument("--data", help="a folder made by 'anchors data build' (with --sample)")

@@ -85,6 +85,15 @@ def cmd_demo(args: argparse.Namespace, console: Any) -> int:
     return EXIT_OK
 
 
+def cmd_organism_data(args: argparse.Namespace, console: Any) -> int:
+    from .organism.task import IMAGE_SIZE, write_data
+
+    if args.image_size % IMAGE_SIZE:
+        raise InputError(f"--image-size {args.image_size} is not a multiple of the organism's {IMAGE_SIZE} pixels")
+    print(write_data(args.out, args.samples, image_size=args.image_size))
+    return EXIT_OK
+
+
 def cmd_organism_train(args: argparse.Namespace, console: Any) -> int:
     from .organism.train import recipe, train_and_save
 

@@ -19,6 +19,7 @@ from ..datasets.build import save_samples
 from ..datasets.dictionaries import AnswerDictionary, save_dictionaries
 from ..datasets.folder import DICTIONARIES_FILE, SAMPLES_FILE
 from ..datasets.instructions import FORMAT_SENTENCE, STYLES, ModalitySample, rearranged
+from ..errors import InputError
 from ..prompts.prompt import Prompt
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -149,12 +150,29 @@ def evaluation_set(n: int, seed: int, *, held_out: bool, prefix: str) -> list[Ex
             for i in range(n)]
 
 
-def to_modality_samples(examples: list[Example], image_folder: str | Path) -> list[ModalitySample]:
-    """Write the images and return samples in the datasets' format (for persistence and the CLI)."""
+def enlarged(example: Example, size: int) -> Example:
+    """``example`` with its image scaled to ``size`` pixels a side by whole pixels (nearest: the
+    same picture, more image tokens) and its region box scaled with it; ``size`` must be a multiple
+    of :data:`IMAGE_SIZE`.
+
+    >>> e = enlarged(evaluation_set(1, 0, held_out=False, prefix="x")[0], 112)
+    >>> e.image.size, all(v % 2 == 0 for v in e.region)
+    ((112, 112), True)"""
+    if size % IMAGE_SIZE:
+        raise InputError(f"image size {size} is not a multiple of the organism's {IMAGE_SIZE} pixels")
+    factor = size // IMAGE_SIZE
+    region = tuple(v * factor for v in example.region) if example.region else None
+    return dataclasses.replace(example, image=example.image.resize((size, size), Image.NEAREST), region=region)
+
+
+def to_modality_samples(examples: list[Example], image_folder: str | Path,
+                        image_size: int = IMAGE_SIZE) -> list[ModalitySample]:
+    """Write the images (at ``image_size`` pixels a side: :func:`enlarged`) and return samples in
+    the datasets' format (for persistence and the CLI)."""
     folder = Path(image_folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for e in examples:
+    for e in (enlarged(e, image_size) for e in examples):
         path = folder / f"{e.example_id}.png"
         e.image.save(path)
         question = dict(e.segments)["question"]
@@ -167,13 +185,17 @@ def to_modality_samples(examples: list[Example], image_folder: str | Path) -> li
 
 
 def write_data(folder: str | Path, n_samples: int, *, control_variants: tuple[str, ...] = (),
-               n_controls: int = 0) -> Path:
+               n_controls: int = 0, image_size: int = IMAGE_SIZE) -> Path:
     """A data folder (as ``anchors data build`` makes) of ``n_samples`` held-in and ``n_samples``
     held-out conflicting examples; the first ``n_controls`` held-in ones also in each of
-    ``control_variants`` (ids suffixed ``:VARIANT``) for the position controls."""
+    ``control_variants`` (ids suffixed ``:VARIANT``) for the position controls. Images are
+    ``image_size`` pixels a side (:func:`enlarged`): 112 gives Qwen2.5-VL organisms 16 image
+    tokens instead of 4, for region analyses."""
     folder = Path(folder)
-    held_in = to_modality_samples(evaluation_set(n_samples, 1001, held_out=False, prefix="in"), folder / "images")
-    held_out = to_modality_samples(evaluation_set(n_samples, 2002, held_out=True, prefix="out"), folder / "images")
+    held_in = to_modality_samples(evaluation_set(n_samples, 1001, held_out=False, prefix="in"), folder / "images",
+                                  image_size)
+    held_out = to_modality_samples(evaluation_set(n_samples, 2002, held_out=True, prefix="out"), folder / "images",
+                                   image_size)
     extra = [dataclasses.replace(rearranged(s, v), sample_id=f"{s.sample_id}:{v}")
              for v in control_variants if v != "default" for s in held_in[:n_controls]]
     save_samples(folder / SAMPLES_FILE, held_in + held_out + extra)
