@@ -245,3 +245,30 @@ class CaptionConflictConfig:
             parse_pathway(name)
         positive(self.window, "window")
         positive(self.max_new_tokens, "max_new_tokens")
+
+
+@dataclass(frozen=True)
+class ImageAttentionConfig:
+    """The options of :class:`~anchors.experiments.image_attention.ImageAttention` (``anchors image-attention``).
+
+    >>> anchors.ImageAttentionConfig().query_role, anchors.ImageAttentionConfig().top_k
+    ('instruction', 8)
+    """
+
+    top_k: int = option(8, "heads read: the top K of --modality's ranking (Eq 9)")
+    modality: str = option("vision", "whose ranking gives the top heads: samples instructed to follow 'vision' or "
+                                     "'text'", choices=("vision", "text"))
+    n_random: int = option(2, "random heads read per top head, drawn from the same layer (never a top head)")
+    query_role: str = option("instruction", "role or group whose positions attend (their attention is averaged)",
+                             choices=tuple(ROLE_GROUPS) + ROLES[1:])
+    n_boxes: int = option(8, "control boxes per sample: the region box moved to random places covering as many "
+                             "image tokens, not the same ones")
+    sink_factor: float = option(10.0, "a position is flagged as an attention sink where it takes at least this "
+                                      "many times a uniform share of the attention")
+    seed: int = option(0, "seed of the random heads and boxes")
+
+    def check(self) -> None:
+        positive(self.top_k, "top_k")
+        if self.n_random < 0 or self.n_boxes < 0 or self.sink_factor <= 0:
+            raise InputError("n_random and n_boxes must be ≥ 0 and sink_factor > 0")
+        expand_role(self.query_role)

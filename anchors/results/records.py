@@ -79,6 +79,11 @@ RECORDS: tuple[Experiment, ...] = (
                "CaptionConflictConfig", "caption-conflict", "captions under misleading text with knockouts and "
                "amplified top vision heads vs random heads (App. D, Tables 2-3)", ("file", "lens"),
                (("table2_3_caption_conflict", "caption_conflict_bars"),), "caption_conflict_numbers"),
+    Experiment("image_attention", "attention to the image", ("image_attention", "ImageAttention"),
+               "ImageAttentionConfig", "image-attention", "attention from the instruction to each image token for the "
+               "top heads vs random heads of their layers, region mass vs matched random boxes", ("data", "lens"),
+               (("image_overlays", "image_overlays"), ("region_mass_by_layer", "region_mass_by_layer")),
+               "image_attention_numbers"),
     Experiment("head_ranking", "head ranking (Eq 9)", figures=(("fig5b_head_heatmap", "head_heatmap"),),
                key_numbers="ranking_numbers"),
     Experiment("organism_agreement", "organism: agreeing examples with heads blocked",

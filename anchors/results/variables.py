@@ -136,6 +136,29 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
     "image_width": ("image width", "the original image's width (-1 without an image)", "pixels"),
     "region": ("region box", "the box the question is about [x0, y0, x1, y1) in the image's pixels (NaN: none)",
                "pixels"),
+    # image attention (anchors image-attention)
+    "attention": ("attention to each prompt position", "softmax attention (as eager attention computes it, same mask) "
+                  "from the query role's positions, averaged over them, to this position, for the head read; NaN past "
+                  "the prompt", PROBABILITY),
+    "visual_mass": ("attention on the image", "attention summed over every image token (visual, region, off_region)",
+                    PROBABILITY),
+    "region_mass": ("attention on the region", "attention summed over the image tokens whose rectangle overlaps the "
+                    "sample's region box (NaN: no box, or one over none or all of the image tokens)", PROBABILITY),
+    "image_tokens": ("image tokens", "the prompt's image tokens (visual, region and off_region)", "tokens"),
+    "region_tokens": ("region tokens", "image tokens whose rectangle overlaps the region box (-1: no box)", "tokens"),
+    "matched_box_mass": ("attention on a matched box", "attention summed over the image tokens of a control box: the "
+                         "region box moved to a random place covering as many tokens, not the same ones (NaN: none "
+                         "found)", PROBABILITY),
+    "matched_box": ("matched control box", "the control box [x0, y0, x1, y1) in the image's pixels (NaN: none)",
+                    "pixels"),
+    "sink": ("attention sink", "1 where the position takes at least sink_factor times a uniform share (1 / prompt "
+                               "length) of the head's attention, 0 elsewhere, NaN past the prompt", ""),
+    "mass_by_layer": ("attention mass by layer", "mean over samples with a region and over the selection's heads at the "
+                      "layer of the attention on the region, on the other image tokens and on the matched boxes (mean "
+                      "over draws)", PROBABILITY),
+    "region_excess": ("region mass over matched boxes", "region_mass minus the mean of matched_box_mass over draws",
+                      PROBABILITY),
+    "sink_rate": ("share of samples where the position is a sink", "mean of sink over samples", FRACTION),
     "shared": ("modality-shared head", "in the top shared_top of both the text- and the vision-following ranking", ""),
 }
 
@@ -171,6 +194,13 @@ COORDINATES: dict[str, tuple[str, str, str]] = {
     "target": ("control target", "the instruction part a position control cuts from the cues", ""),
     "position": ("prompt position", "0-based token position in the prompt, without padding", ""),
     "corner": ("box corner", "x0, y0 (top left, inclusive) and x1, y1 (bottom right, exclusive), in pixels", ""),
+    "head_read": ("head read", "L<layer>.H<head>: a head whose attention to the image is recorded", ""),
+    "head_layer": ("layer of the head read", "0-based decoder layer", ""),
+    "head_index": ("head read within its layer", "0-based head", ""),
+    "head_selection": ("why the head is read", "targeted: in the top_k of the modality's ranking (Eq 9); random: drawn "
+                                               "from the same layer as a targeted one", ""),
+    "box_draw": ("matched box draw", "index of the control box", ""),
+    "part": ("where the attention goes", "region, off_region (the other image tokens) or matched_box", ""),
     "variant": ("prompt variant", "the prompt layout (default, swapped, system_before, system_between)", ""),
 }
 

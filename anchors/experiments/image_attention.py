@@ -1,0 +1,194 @@
+"""Attention to the image: where the heads that arbitrate (Eq 9's top heads) look in the picture.
+
+Per sample and head read (the ranking's top-k, and random heads of the same layers), the
+attention from the query role's positions (averaged) to every prompt position, as eager attention
+computes it with the model's own mask (:meth:`~anchors.tracer.model_view.ModelView.attention`);
+the mass on the sample's ``region`` against the same box moved to random places that cover as
+many image tokens (:meth:`~anchors.models.adapters.geometry.ImageGeometry.matched_boxes`); and
+positions that take far more than a uniform share flagged as attention sinks, not hidden. A
+position's rectangle in the image is the result's ``samples`` group's ``token_box``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+import zlib
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..models.adapters import Adapter
+from ..models.loading import LoadedModel
+from ..prompts.prompt import TracedSample
+from ..prompts.roles import ROLE_CODE, VISUAL_PARTS
+from ..readouts.metrics import decide
+from ..results.schema import sample_coords
+from ..tracer.batching import encode_samples
+from ..tracer.model_view import ModelView
+from .base import Advance, RankedHeadsAnalysis, Resolved
+from .configs import ImageAttentionConfig
+
+SELECTIONS: tuple[str, ...] = ("targeted", "random")  # a head read is one of the ranking's top heads or a random one
+PARTS: tuple[str, ...] = ("region", "off_region", "matched_box")  # where a head's image attention goes
+
+
+@dataclass(frozen=True)
+class ImageAttentionPlan(Resolved):
+    """The heads read, as (layer, head, kind) in layer order, and the options."""
+
+    picks: tuple[tuple[int, int, str], ...]
+    config: dict[str, Any]
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        return tuple(sorted({layer for layer, _, _ in self.picks}))
+
+    def as_config(self) -> dict[str, Any]:
+        return dict(self.config)
+
+
+class ImageAttention(RankedHeadsAnalysis[TracedSample]):
+    """Needs a head ranking: pass the lens result (``lens``) the top heads come from.
+
+    >>> lens = anchors.run(anchors.LensProfile(top_k=3), "organism", samples)
+    >>> seen = anchors.run(anchors.ImageAttention(lens, top_k=2, n_random=1), "organism", samples)
+    >>> seen.attention.dims, seen.head_selection.values.tolist()
+    (('sample', 'head_read', 'position'), ['targeted', 'targeted', 'random', 'random'])"""
+
+    experiment = "image_attention"
+    Config = ImageAttentionConfig
+
+    def resolve(self, adapter: Adapter, items: Sequence[TracedSample] = ()) -> ImageAttentionPlan:
+        self.check_ranking(adapter)
+        config = self.config
+        config.check()
+        n_heads = adapter.shape.n_heads
+        ranked, pool = self.softmax_heads(adapter, config.modality)
+        top = ranked[:config.top_k]
+        random = matched_random_heads(top, [h for h in pool if h not in top], n_heads, config.n_random,
+                                      np.random.default_rng(config.seed))
+        picks = [(h // n_heads, h % n_heads, "targeted") for h in top] + [(h // n_heads, h % n_heads, "random") for h in random]
+        settings = {f: getattr(config, f) for f in ("top_k", "modality", "n_random", "query_role", "n_boxes",
+                                                    "sink_factor", "seed")}
+        return ImageAttentionPlan(tuple(sorted(picks, key=lambda p: (SELECTIONS.index(p[2]), p[0], p[1]))), settings)
+
+    def run_batch(self, plan: ImageAttentionPlan, loaded: LoadedModel, chunk: Sequence[TracedSample],
+                  advance: Advance) -> xr.Dataset:
+        encoded, space = encode_samples(loaded.adapter, chunk)
+        view, query = ModelView(loaded), plan.config["query_role"]
+        saved: dict[int, Any] = {}
+        with view.trace(encoded):
+            for layer in plan.layers:
+                heads = [h for l, h, _ in plan.picks if l == layer]
+                saved[layer] = view.mean(view.attention(layer).transpose(1, 2), encoded, query)[:, heads].save()
+            top_token = view.model.output.logits[:, -1].argmax(-1).save()
+        per_layer = {layer: value.detach().float().cpu() for layer, value in saved.items()}
+        column = {layer: 0 for layer in per_layer}
+        reads = []
+        for layer, _, _ in plan.picks:
+            reads.append(per_layer[layer][:, column[layer]])
+            column[layer] += 1
+        attention = _unpadded(torch.stack(reads, 1), encoded.roles)  # (B, reads, T)
+        advance(1)
+        return xr.Dataset(self._variables(plan, encoded, chunk, attention),
+                          coords={**sample_coords(chunk, decide(top_token.cpu(), space)), **_head_coords(plan),
+                                  "position": np.arange(attention.shape[2])})
+
+    def _variables(self, plan: ImageAttentionPlan, encoded: Any, chunk: Sequence[TracedSample],
+                   attention: np.ndarray) -> dict[str, Any]:
+        n_boxes = plan.config["n_boxes"]
+        region, visual = np.full(attention.shape[:2], np.nan), np.full(attention.shape[:2], np.nan)
+        counts, n_image = np.full(len(chunk), -1), np.zeros(len(chunk), dtype=int)
+        boxes, box_mass = np.full((len(chunk), n_boxes, 4), np.nan), np.full((len(chunk), attention.shape[1], n_boxes), np.nan)
+        for row, sample in enumerate(chunk):
+            codes = encoded.roles[row][encoded.roles[row] != ROLE_CODE["pad"]].numpy()
+            image = np.flatnonzero(np.isin(codes, [ROLE_CODE[r] for r in VISUAL_PARTS]))
+            visual[row], n_image[row] = attention[row][:, image].sum(-1), len(image)
+            if sample.prompt.region is None or not len(encoded.geometry):
+                continue
+            geometry = encoded.image_geometry(row)
+            inside = geometry.overlapping(sample.prompt.region)
+            counts[row] = inside.sum()
+            if not 0 < counts[row] < len(inside):
+                continue  # a box over none or all of the image is no region: left NaN, its count says why
+            region[row] = attention[row][:, image[inside]].sum(-1)
+            rng = np.random.default_rng([plan.config["seed"], zlib.crc32(sample.sample_id.encode())])
+            found = geometry.matched_boxes(sample.prompt.region, n_boxes, rng)
+            boxes[row, :len(found)] = found
+            for draw, box in enumerate(found):
+                box_mass[row, :, draw] = attention[row][:, image[geometry.overlapping(box)]].sum(-1)
+        real = ~np.isnan(attention)
+        uniform = 1.0 / real.sum(-1, keepdims=True)
+        return {
+            "attention": (("sample", "head_read", "position"), attention),
+            "visual_mass": (("sample", "head_read"), visual),
+            "region_mass": (("sample", "head_read"), region),
+            "image_tokens": ("sample", n_image),
+            "region_tokens": ("sample", counts),
+            "matched_box_mass": (("sample", "head_read", "box_draw"), box_mass),
+            "matched_box": (("sample", "box_draw", "corner"), boxes),
+            "sink": (("sample", "head_read", "position"),
+                     np.where(real, attention >= plan.config["sink_factor"] * uniform, np.nan)),
+        }
+
+    def finalise(self, plan: ImageAttentionPlan, merged: xr.Dataset) -> xr.Dataset:
+        return with_image_attention_aggregates(merged)
+
+
+def matched_random_heads(top: Sequence[int], others: Sequence[int], n_heads: int, per_head: int,
+                         rng: np.random.Generator) -> list[int]:
+    """``per_head`` random heads (flat indices) for each of ``top``: from its own layer while that
+    layer has heads of ``others`` left, then from all of ``others`` (the top heads of a small model
+    can fill a layer).
+
+    >>> matched_random_heads([0, 1], [2, 3, 4, 5], n_heads=4, per_head=1, rng=np.random.default_rng(0))
+    [3, 2]"""
+    left, drawn = list(others), []
+    for head in top:
+        for _ in range(per_head):
+            if not left:
+                return drawn
+            same = [h for h in left if h // n_heads == head // n_heads]
+            pick = int(rng.choice(same or left))
+            drawn.append(pick)
+            left.remove(pick)
+    return drawn
+
+
+def _unpadded(values: torch.Tensor, roles: torch.Tensor) -> np.ndarray:
+    """(B, reads, T) attention over the padded batch's keys → each row's prompt positions only (as
+    the ``samples`` group numbers them), right-padded with NaN."""
+    rows = [values[b][:, roles[b] != ROLE_CODE["pad"]].numpy() for b in range(len(values))]
+    width = max(r.shape[1] for r in rows)
+    return np.stack([np.pad(r, ((0, 0), (0, width - r.shape[1])), constant_values=np.nan) for r in rows])
+
+
+def _head_coords(plan: ImageAttentionPlan) -> dict[str, Any]:
+    names = [f"L{layer}.H{head}" for layer, head, _ in plan.picks]
+    return {"head_read": names, "head_layer": ("head_read", [p[0] for p in plan.picks]),
+            "head_index": ("head_read", [p[1] for p in plan.picks]), "head_selection": ("head_read", [p[2] for p in plan.picks])}
+
+
+def with_image_attention_aggregates(ds: xr.Dataset) -> xr.Dataset:
+    """``mass_by_layer`` (selection, layer, part): the mean over samples with a region and over that
+    selection's heads at each layer of the attention mass on the ``region``, on ``off_region`` and on the
+    matched boxes (mean over draws); ``region_excess`` (sample, head_read): region mass minus its
+    matched boxes' mean; ``sink_rate`` (head_read, position): how often each position is a sink."""
+    matched = ds.matched_box_mass.mean("box_draw", skipna=True)
+    parts = xr.concat([ds.region_mass, ds.visual_mass - ds.region_mass, matched],
+                      dim=xr.DataArray(list(PARTS), dims="part", name="part"))
+    layers = sorted(set(ds.head_layer.values.tolist()))
+    table = np.full((len(SELECTIONS), len(layers), len(PARTS)), np.nan)
+    for k, selection in enumerate(SELECTIONS):
+        for j, layer in enumerate(layers):
+            chosen = (ds.head_selection == selection) & (ds.head_layer == layer)
+            if bool(chosen.any()):
+                table[k, j] = parts.isel(head_read=chosen.values).mean(("sample", "head_read"), skipna=True).values
+    out = ds.drop_vars(["mass_by_layer", "region_excess", "sink_rate"], errors="ignore")
+    out = out.assign_coords(selection=list(SELECTIONS), layer=layers, part=list(PARTS))
+    out["mass_by_layer"] = (("selection", "layer", "part"), table)
+    out["region_excess"] = ds.region_mass - matched
+    out["sink_rate"] = ds.sink.mean("sample", skipna=True)
+    return out
