@@ -32,9 +32,17 @@ FIXTURES = Path(__file__).parent / "fixtures"
 RESULT_FILES = {"knockout_profile": "knockout.nc", "lens_profile": "lens.nc", "head_intervention": "heads.nc",
                 "position_controls": "controls.nc", "capability": "capability.nc",
                 "caption_conflict": "caption_conflict.nc", "organism_agreement": "agreement.nc",
-                "head_ranking": "organism-main/ranking.nc"}
+                "head_ranking": "organism-main/ranking.nc", "image_attention": "image_attention/image_attention.nc"}
 PROVENANCE = {*MODEL_KEYS, "experiment", "config", "dictionary_hash", "n_samples", "batch_size", "versions", "command",
               "schema_version"}
+
+
+def _copy_result(name: str, to: Path) -> None:
+    """A fixture result copied to ``to``, with the data folder its overlays read images from, if any."""
+    shutil.copy(FIXTURES / RESULT_FILES[name], to)
+    data = (FIXTURES / RESULT_FILES[name]).parent / "data"
+    if data.is_dir():
+        shutil.copytree(data, to.parent / "data", dirs_exist_ok=True)
 
 
 def _subcommands(parser) -> dict:
@@ -57,7 +65,7 @@ def test_every_record_is_known_everywhere_and_its_result_plots(experiment, tmp_p
     assert callable(getattr(key_number_module, experiment.key_numbers))
     assert all(callable(getattr(figure_module, function)) for _, function in experiment.figures)
     result = tmp_path / "result.nc"
-    shutil.copy(FIXTURES / RESULT_FILES[experiment.name], result)
+    _copy_result(experiment.name, result)
     assert load_result(result, NAMES).attrs["experiment"] == experiment.name
     assert key_numbers(load_result(result, NAMES))
     assert main(["plot", str(result), "--out", str(tmp_path / "figures"), "--quiet"]) == 0
@@ -67,7 +75,7 @@ def test_every_record_is_known_everywhere_and_its_result_plots(experiment, tmp_p
 
 def test_a_result_of_every_record_reports_in_the_records_order(tmp_path):
     for name, file in RESULT_FILES.items():
-        shutil.copy(FIXTURES / file, tmp_path / f"{name}.nc")
+        _copy_result(name, tmp_path / f"{name}.nc")
     assert main(["report", str(tmp_path), "--quiet"]) == 0
     page = (tmp_path / "report.html").read_text()
     assert "could not be drawn" not in page and "Skipped files" not in page

@@ -18,14 +18,16 @@ import xarray as xr
 
 from ..errors import InputError
 from ..results.records import RECORDS, record
+from .figures_image import image_overlays, region_mass_by_layer
 from .figures_heads import agreement_bars, alpha_sweep, capability_bars, caption_conflict_bars, mfr_curves
 from .figures_knockout import generated_necessity, knockout_nssd, semantic_vs_format, window_sensitivity
 from .figures_lens import attention_subspaces, head_heatmap, ldar_profile, subspace_evolution
 from .style import main_window, place
 
 __all__ = ["FIGURES", "Drawn", "agreement_bars", "alpha_sweep", "attention_subspaces", "capability_bars",
-           "caption_conflict_bars", "generated_necessity", "head_heatmap", "knockout_nssd", "ldar_profile",
-           "main_window", "mfr_curves", "place", "render", "semantic_vs_format", "subspace_evolution",
+           "caption_conflict_bars", "generated_necessity", "head_heatmap", "image_overlays", "knockout_nssd",
+           "ldar_profile", "main_window", "mfr_curves", "place", "region_mass_by_layer", "render",
+           "semantic_vs_format", "subspace_evolution",
            "window_sensitivity"]
 Draw = Callable[[xr.Dataset], plt.Figure]
 FIGURES: dict[str, dict[str, Draw]] = {r.name: {name: globals()[function] for name, function in r.figures}

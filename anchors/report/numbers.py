@@ -99,6 +99,29 @@ def caption_conflict_numbers(ds: xr.Dataset) -> Rows:
     return rows
 
 
+def _mean_ci(values: np.ndarray) -> str:
+    """Mean ± half a 95% confidence interval (1.96 standard errors) and n, NaN left out."""
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return "no samples"
+    half = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return f"{values.mean():.4f} ± {half:.4f} (n={len(values)})"
+
+
+def image_attention_numbers(ds: xr.Dataset) -> Rows:
+    """Per head selection: region mass minus its matched boxes' (per sample, mean over the heads),
+    the image's share of the attention, and how often the first position is a sink."""
+    rows = []
+    for selection in ("targeted", "random"):
+        chosen = ds.isel(head_read=(ds.head_selection == selection).values)
+        if not chosen.sizes["head_read"]:
+            continue
+        rows += [(f"{selection} heads: region minus matched boxes", _mean_ci(chosen.region_excess.mean("head_read").values)),
+                 (f"{selection} heads: attention on the image", _mean_ci(chosen.visual_mass.mean("head_read").values)),
+                 (f"{selection} heads: first position a sink", f"{float(chosen.sink.isel(position=0).mean()):.3f}")]
+    return rows
+
+
 def ranking_numbers(ds: xr.Dataset) -> Rows:
     """The top three heads of each modality's ranking (Eq 9)."""
     rows = []
