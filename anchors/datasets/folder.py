@@ -63,7 +63,7 @@ class DataFolder:
             raise DatasetError(f"--data {self.path}: no sample {sample_id!r}; "
                                + (f"close matches: {', '.join(close)}" if close else f"the first ids: {', '.join(ids[:3])}")
                                + f" (ids as in {SAMPLES_FILE})")
-        return Prompt(found.sample_id, found.segments, image=open_rgb(found), separator=found.separator)
+        return Prompt(found.sample_id, found.segments, image=open_rgb(found), separator=found.separator, region=found.region)
 
     def _tokenised(self, samples: Sequence[ModalitySample], tokenizer: Any,
                    log: Callable[[str], None]) -> list[TracedSample]:
