@@ -19,8 +19,8 @@ from typing import Any
 
 from .command_options import (add_build_options, add_experiment_options, add_model_options, apply_config, model_spec,
                               positive_int)
-from .commands import (cmd_data_build, cmd_demo, cmd_explore, cmd_heads, cmd_models, cmd_ndif, cmd_organism_data,
-                       cmd_organism_train, cmd_plot, cmd_ray, cmd_report, cmd_roles)
+from .commands import (cmd_data_build, cmd_demo, cmd_explore, cmd_heads, cmd_matched_regions, cmd_models, cmd_ndif,
+                       cmd_organism_data, cmd_organism_train, cmd_plot, cmd_ray, cmd_report, cmd_roles)
 from .errors import AnchorsError, InputError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
@@ -101,9 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    build = command("build", cmd_data_build, "MC2 or JSONL records -> samples.jsonl + dictionaries.jsonl",
-                    group("data", "build analysis data"))
-    add_build_options(build)
+    data_group = group("data", "build analysis data")
+    add_build_options(command("build", cmd_data_build, "MC2 or JSONL records -> samples.jsonl + dictionaries.jsonl",
+                              data_group))
+    matched = command("matched-regions", cmd_matched_regions, "a data folder whose region boxes are replaced by random "
+                      "boxes covering as many image tokens elsewhere (the control of a region analysis)", data_group)
+    add_model_options(matched)
+    matched.add_argument("--data", required=True, help="a data folder whose samples have region boxes")
+    matched.add_argument("--out", type=Path, required=True, help="data folder to write")
+    matched.add_argument("--draws", type=positive_int, default=4, help="control boxes per sample (default: 4)")
+    matched.add_argument("--seed", type=int, default=0, help="seed of the boxes' places (default: 0)")
     for record in commands_of_records():
         add_experiment_options(command(record.command, cmd_experiment, record.help), record)
     heads = command("heads", cmd_heads, "rank heads per instructed modality from a lens result")

@@ -38,6 +38,14 @@ def cmd_data_build(args: argparse.Namespace, console: Any) -> int:
     return EXIT_OK
 
 
+def cmd_matched_regions(args: argparse.Namespace, console: Any) -> int:
+    from .datasets.matched_regions import write_matched_regions
+
+    print(write_matched_regions(args.data, model_spec(args).adapter(), args.out, draws=args.draws, seed=args.seed,
+                                log=console.log))
+    return EXIT_OK
+
+
 def cmd_heads(args: argparse.Namespace, console: Any) -> int:
     from .experiments.ranking import rank_heads, ranking_result, top_heads
     from .results import check_writable, load_result

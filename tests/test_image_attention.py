@@ -17,7 +17,9 @@ import torch
 from transformers import AutoModelForImageTextToText
 
 import anchors
+from anchors.cli import main
 from anchors.datasets.folder import DataFolder
+from anchors.datasets.matched_regions import original_id
 from anchors.errors import InputError
 from anchors.experiments.image_attention import matched_random_heads
 from anchors.models.organisms import organism_path
@@ -145,3 +147,26 @@ def test_an_overlay_of_a_result_kept_in_memory_says_what_it_needs_and_the_other_
     with pytest.raises(InputError, match="samples group"):
         from anchors.report.figures_image import samples_of
         samples_of(in_memory)
+
+
+def test_matched_region_data_moves_each_box_elsewhere_over_as_many_tokens(tmp_path, capsys):
+    """``anchors data matched-regions``: ids ``ID@boxK``, same box size, same token count, other
+    tokens; a sample whose box covers every token gets none and is named."""
+    big = write_data(tmp_path / "big", 2, image_size=112)
+    assert main(["organism", "data", "--out", str(tmp_path / "small"), "--samples", "2"]) == 0
+    assert main(["data", "matched-regions", "--data", str(big), "--out", str(tmp_path / "m"), "--draws", "3"]) == 0
+    original, control = DataFolder.open(big), DataFolder.open(tmp_path / "m")
+    assert len(control.samples) == 3 * len(original.samples)
+    view = anchors.view("organism")
+    for sample in control.samples:
+        source = original.prompt(original_id(sample.sample_id))
+        geometry = view.encode([source]).image_geometry(0)
+        mine, theirs = geometry.overlapping(sample.region), geometry.overlapping(source.region)
+        assert mine.sum() == theirs.sum() and (mine != theirs).any()
+        assert sample.region[2] - sample.region[0] == source.region[2] - source.region[0]
+    capsys.readouterr()
+    assert main(["data", "matched-regions", "--data", str(tmp_path / "small"), "--out", str(tmp_path / "m2")]) == 0
+    logged = capsys.readouterr().err
+    whole = [s for s in DataFolder.open(tmp_path / "small").samples if s.sample_id not in
+             {original_id(c.sample_id) for c in DataFolder.open(tmp_path / "m2").samples}]
+    assert whole and all(f"sample {s.sample_id}: no matched boxes" in logged for s in whole)
