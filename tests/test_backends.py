@@ -25,7 +25,7 @@ from anchors.backends.services import ServiceGroup, session_pids
 from anchors.cli import main
 from anchors.datasets import DataFolder
 from anchors.errors import InputError
-from anchors.experiments import HeadIntervention, KnockoutProfile, LensProfile, PositionControls
+from anchors.experiments import HeadIntervention, ImageAttention, KnockoutProfile, LensProfile, PositionControls
 from anchors.models import ModelSpec
 from anchors.organism.task import write_data
 from anchors.runner import RemoteBatchError, Retry, run
@@ -55,7 +55,8 @@ def assert_close(local: xr.Dataset, remote: xr.Dataset) -> None:
 
 def _analyses(lens: xr.Dataset) -> dict:
     return {"lens": LensProfile(top_k=3), "knockout": KnockoutProfile(**KNOCKOUT),
-            "intervene": HeadIntervention(lens, ks=(1, 2), alphas=(2.0,), n_random=2)}
+            "intervene": HeadIntervention(lens, ks=(1, 2), alphas=(2.0,), n_random=2),
+            "image-attention": ImageAttention(lens, top_k=2, n_random=1, n_boxes=2)}
 
 
 @pytest.mark.parametrize("spec", ["organism", "tiny:qwen2_5_vl"])

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 import zlib
 
+import nnsight
 import numpy as np
 import torch
 import xarray as xr
@@ -27,6 +28,7 @@ from ..readouts.metrics import decide
 from ..results.schema import sample_coords
 from ..tracer.batching import encode_samples
 from ..tracer.model_view import ModelView
+from ..tracer.trace import to_host
 from .base import Advance, RankedHeadsAnalysis, Resolved
 from .configs import ImageAttentionConfig
 
@@ -78,22 +80,19 @@ class ImageAttention(RankedHeadsAnalysis[TracedSample]):
                   advance: Advance) -> xr.Dataset:
         encoded, space = encode_samples(loaded.adapter, chunk)
         view, query = ModelView(loaded), plan.config["query_role"]
-        saved: dict[int, Any] = {}
-        with view.trace(encoded):
-            for layer in plan.layers:
-                heads = [h for l, h, _ in plan.picks if l == layer]
-                saved[layer] = view.mean(view.attention(layer).transpose(1, 2), encoded, query)[:, heads].save()
-            top_token = view.model.output.logits[:, -1].argmax(-1).save()
-        per_layer = {layer: value.detach().float().cpu() for layer, value in saved.items()}
-        column = {layer: 0 for layer in per_layer}
-        reads = []
-        for layer, _, _ in plan.picks:
-            reads.append(per_layer[layer][:, column[layer]])
-            column[layer] += 1
-        attention = _unpadded(torch.stack(reads, 1), encoded.roles)  # (B, reads, T)
+        by_layer = [(layer, [h for l, h, _ in plan.picks if l == layer]) for layer in plan.layers]
+        with torch.no_grad(), view.trace(encoded, logits_to_keep=1):
+            columns = [view.mean(view.attention(layer).transpose(1, 2), encoded, query)[:, heads]
+                       for layer, heads in by_layer]  # layer by layer, in forward order
+            result = nnsight.save({"reads": torch.cat(columns, dim=1),
+                                   "top_token": view.model.output.logits[:, -1].argmax(-1)})
+        read = [(layer, head) for layer, heads in by_layer for head in heads]
+        order = [read.index((layer, head)) for layer, head, _ in plan.picks]
+        reads, top_token = to_host(result["reads"])[:, order], to_host(result["top_token"])
+        attention = _unpadded(reads, encoded.roles)  # (B, reads, T)
         advance(1)
         return xr.Dataset(self._variables(plan, encoded, chunk, attention),
-                          coords={**sample_coords(chunk, decide(top_token.cpu(), space)), **_head_coords(plan),
+                          coords={**sample_coords(chunk, decide(top_token, space)), **_head_coords(plan),
                                   "position": np.arange(attention.shape[2])})
 
     def _variables(self, plan: ImageAttentionPlan, encoded: Any, chunk: Sequence[TracedSample],

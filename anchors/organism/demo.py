@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..datasets.folder import DataFolder
-from ..experiments import HeadIntervention, KnockoutProfile, LensProfile, PositionControls
+from ..experiments import HeadIntervention, ImageAttention, KnockoutProfile, LensProfile, PositionControls
 from ..models.organisms import ORGANISMS
 from ..models.spec import ModelSpec
 from ..presets import command_options
@@ -23,6 +23,9 @@ CONTROL_VARIANTS = ("default", "swapped", "system_before", "system_between")
 # The paper reads and intervenes at instruction tokens; the organism's knockout profile puts its
 # arbitration at the answer position, so both are run and reported.
 READOUT_SITES = {"": "instruction", "_answer": "generated"}
+# Where the top heads look in the picture needs more than the organism's 4 image tokens: the same
+# kind of data at twice the size (16 tokens), in its own folder beside the main one.
+REGION_IMAGE_SIZE = 112
 
 
 def run_demo(out: str | Path, *, n_samples: int = 128, batch_size: int = 32, organism: str = ORGANISMS[0],
@@ -55,6 +58,8 @@ def run_demo(out: str | Path, *, n_samples: int = 128, batch_size: int = 32, org
         if not agreement.exists():
             agreement_capability(model.load(), lenses[suffix], ks, n=n_samples, n_random=intervene["n_random"],
                                  role=role, out=agreement)
+    regions = DataFolder.open(write_data(out / "data_regions", n_samples // 2, image_size=REGION_IMAGE_SIZE))
+    run(ImageAttention(lenses[""]), model, regions.traced(tokenizer, log=log), out=out / "image_attention.nc", **common)
     (out / "demo.json").write_text(json.dumps({"organism": organism, "n_samples": n_samples, "batch_size": batch_size,
                                                "preset": PRESET, "windows": knockout["windows"], "ks": ks}, indent=1))
     write_explorer(out, log=log)

@@ -53,8 +53,9 @@ def _overlay(ax: plt.Axes, ds: xr.Dataset, table: xr.Dataset, base: Path, sample
     image_tokens = np.flatnonzero(np.isfinite(row.token_box.sel(corner="x0").values))
     height, width = int(row.image_height), int(row.image_width)
     density = attention_density(row.token_box.values[image_tokens], targeted.values[image_tokens], (height, width))
-    ax.imshow(Image.open(base / str(row.image.item())).convert("L"), cmap="gray", vmin=0, vmax=255)
-    ax.imshow(density, cmap="inferno", alpha=0.6, extent=(0, width, height, 0))
+    # the picture in light greys only, so that its own brightness barely tints the heat over it
+    ax.imshow(Image.open(base / str(row.image.item())).convert("L"), cmap="gray", vmin=-2 * 255, vmax=255)
+    ax.imshow(density, cmap="inferno", alpha=0.7, extent=(0, width, height, 0))
     region = row.region.values
     if np.isfinite(region).all():
         ax.add_patch(Rectangle(region[:2], region[2] - region[0], region[3] - region[1], fill=False,
@@ -71,7 +72,7 @@ def _overlay(ax: plt.Axes, ds: xr.Dataset, table: xr.Dataset, base: Path, sample
 
 def image_overlays(ds: xr.Dataset) -> plt.Figure:
     """The first :data:`OVERLAID` samples with a region: each image with the targeted heads' mean
-    attention (from the query role) per pixel as a heat map over the image in grey, the region box
+    attention (from the query role) per pixel as a heat map over the image in light grey, the region box
     and one matched random box."""
     table, base = samples_of(ds)
     with_region = [str(s) for s in ds.sample.values if np.isfinite(ds.region_mass.sel(sample=s)).any()]
@@ -80,7 +81,7 @@ def image_overlays(ds: xr.Dataset) -> plt.Figure:
     fig, axes = panels(columns, "Where the top heads look: attention per pixel over the image", width=3.0, height=3.3,
                        nrows=-(-len(chosen) // columns),
                        caption="heat (bright: more): the targeted heads' mean attention from the query role, each "
-                               "image token's share spread over its pixels, on the image in grey")
+                               "image token's share spread over its pixels, over the image in light grey")
     for ax, sample in zip(axes, chosen):
         _overlay(ax, ds, table, base, sample)
     for ax in axes[len(chosen):]:
