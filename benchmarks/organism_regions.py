@@ -1,4 +1,4 @@
-"""Issue 24's findings on the organisms (docs/explanation/organism.md, "Where in the picture"):
+"""Issue 24's findings on the organisms (docs/explanation/regions.md):
 
 1. Does cutting ``region -> instruction`` (and ``region -> off_region``, since the language model
    mixes image tokens among themselves), or the region's attention from every later token, move
