@@ -57,14 +57,18 @@ def test_plot_and_report_load_neither_torch_nor_nnsight(tmp_path):
     run_dir.mkdir()
     for name in ("knockout.nc", "lens.nc"):
         shutil.copy(FIXTURES / name, run_dir / name)
+    shutil.copytree(FIXTURES / "image_attention", run_dir, dirs_exist_ok=True)  # overlays read its data folder's images
     code = (f"import sys; from anchors.cli import main; "
             f"assert main(['plot', {str(run_dir / 'lens.nc')!r}, '--quiet']) == 0; "
+            f"assert main(['plot', {str(run_dir / 'image_attention.nc')!r}, '--quiet']) == 0; "
             f"assert main(['report', {str(run_dir)!r}, '--quiet']) == 0; "
             "print(sorted(m for m in ('torch', 'nnsight', 'transformers') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
-    assert (run_dir / "report.html").is_file()
+    assert "could not be drawn" not in (run_dir / "report.html").read_text()
+    assert {p.name for p in (run_dir / "figures").glob("image_attention-*.png")} == {
+        "image_attention-image_overlays.png", "image_attention-region_mass_by_layer.png"}
 
 
 @pytest.fixture(scope="module")

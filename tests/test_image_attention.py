@@ -2,13 +2,11 @@
 instruction tokens equals the eager model's own ``output_attentions`` per sample, unpadded (1e-5),
 though the batch is padded and the model runs sdpa; region and matched-box masses are sums of it
 over the tokens the geometry names; control boxes cover as many tokens elsewhere; the overlays and
-the population figure draw from the saved file and the data folder alone."""
+the population figure draw from the saved file and the data folder alone (without torch:
+``tests/test_architecture.py``)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,22 +116,6 @@ def test_a_control_box_covers_as_many_image_tokens_elsewhere(tmp_path):
         assert hits.sum() == target.sum() and (hits != target).any()
         assert box[2] - box[0] == prompt.region[2] - prompt.region[0] and 0 <= box[0] and box[3] <= 112
     assert len(geometry.matched_boxes((0, 0, 112, 112), 6, np.random.default_rng(3))) == 0
-
-
-def test_overlays_draw_from_the_file_and_the_data_folder_without_torch(saved, tmp_path):
-    path, _ = saved
-    run_dir = tmp_path / "run"
-    shutil.copytree(path.parent, run_dir)
-    code = (f"import sys; from anchors.cli import main; "
-            f"assert main(['plot', {str(run_dir / path.name)!r}, '--quiet']) == 0; "
-            f"assert main(['report', {str(run_dir)!r}, '--quiet']) == 0; "
-            "print(sorted(m for m in ('torch', 'nnsight', 'transformers') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "[]"
-    figures = sorted(p.name for p in (run_dir / "figures").glob("image_attention-*.png"))
-    assert figures == ["image_attention-image_overlays.png", "image_attention-region_mass_by_layer.png"]
-    assert "attention to the image" in (run_dir / "report.html").read_text()
 
 
 def test_an_overlay_of_a_result_kept_in_memory_says_what_it_needs_and_the_other_figure_is_drawn(saved, tmp_path):

@@ -198,7 +198,8 @@ COORDINATES: dict[str, tuple[str, str, str]] = {
     "head_layer": ("layer of the head read", "0-based decoder layer", ""),
     "head_index": ("head read within its layer", "0-based head", ""),
     "head_selection": ("why the head is read", "targeted: in the top_k of the modality's ranking (Eq 9); random: drawn "
-                                               "from the same layer as a targeted one", ""),
+                                               "from a targeted head's layer while it has heads left, else from any "
+                                               "softmax layer", ""),
     "box_draw": ("matched box draw", "index of the control box", ""),
     "part": ("where the attention goes", "region, off_region (the other image tokens) or matched_box", ""),
     "variant": ("prompt variant", "the prompt layout (default, swapped, system_before, system_between)", ""),
