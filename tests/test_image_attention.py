@@ -152,3 +152,14 @@ def test_matched_region_data_moves_each_box_elsewhere_over_as_many_tokens(tmp_pa
     whole = [s for s in DataFolder.open(tmp_path / "small").samples if s.sample_id not in
              {original_id(c.sample_id) for c in DataFolder.open(tmp_path / "m2").samples}]
     assert whole and all(f"sample {s.sample_id}: no matched boxes" in logged for s in whole)
+
+
+def test_overlays_draw_the_samples_chosen(saved):
+    path, _ = saved
+    from anchors.report.figures import image_overlays
+
+    ds = load_result(path)
+    chosen = [str(s) for s in ds.sample.values[-2:]]
+    figure = image_overlays(ds.sel(sample=chosen))
+    titles = [ax.get_title().split(" ")[0] for ax in figure.axes if ax.get_title()]
+    assert titles == chosen
