@@ -19,8 +19,15 @@ $(STAMP): pyproject.toml
 system-packages:
 	@bash .ci/system-packages
 
+# The engines' tests (tests/test_backends.py: a real NDIF stack and Ray cluster) spend most of their
+# time waiting for services to start and stop, so they run in a second pytest process beside the
+# rest; their output follows the rest's, and either failing fails the target.
 test: $(STAMP) system-packages
-	$(VENV)/bin/python -m pytest -q --durations=10
+	@$(VENV)/bin/python -m pytest -q --durations=10 -p no:cacheprovider tests/test_backends.py > .engines.log 2>&1 & \
+	engines=$$!; \
+	$(VENV)/bin/python -m pytest -q --durations=10 --ignore=tests/test_backends.py; rest=$$?; \
+	wait $$engines; status=$$?; echo "--- tests/test_backends.py (run beside the rest) ---"; cat .engines.log; \
+	rm -f .engines.log; exit $$(( rest || status ))
 
 # The manual, strictly: any warning (a broken link or reference, a tutorial that fails) fails the build.
 docs: $(STAMP)
