@@ -27,7 +27,8 @@ test: $(STAMP) system-packages
 	engines=$$!; \
 	$(VENV)/bin/python -m pytest -q --durations=10 --ignore=tests/test_backends.py; rest=$$?; \
 	wait $$engines; status=$$?; echo "--- tests/test_backends.py (run beside the rest) ---"; cat .engines.log; \
-	rm -f .engines.log; exit $$(( rest || status ))
+	rm -f .engines.log; echo "pytest exit codes: the rest $$rest, tests/test_backends.py $$status"; \
+	exit $$(( rest || status ))
 
 # The manual, strictly: any warning (a broken link or reference, a tutorial that fails) fails the build.
 docs: $(STAMP)
