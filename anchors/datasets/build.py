@@ -121,14 +121,18 @@ def open_rgb(sample: ModalitySample) -> Any:
                            f"({getattr(error, 'strerror', None) or error})") from error
 
 
+def sample_prompt(sample: ModalitySample, open_image: Callable[[ModalitySample], Any] = open_rgb) -> Prompt:
+    """The prompt a sample is run as: its segments, image, separator and region box."""
+    return Prompt(sample.sample_id, sample.segments, image=open_image(sample), separator=sample.separator,
+                  region=sample.region)
+
+
 def to_traced(items: Sequence[TokenisedSample], open_image: Callable[[ModalitySample], Any] = open_rgb) -> list[TracedSample]:
     """Traced samples for the analyses (images opened as RGB; a missing one names the sample)."""
     return [
         TracedSample(
-            Prompt(t.sample.sample_id, t.sample.segments, image=open_image(t.sample), separator=t.sample.separator,
-                   region=t.sample.region),
-            t.compliant_ids, t.competing_ids, task=t.sample.task, instructed=t.sample.instructed, style=t.sample.style,
-            compliant_forms=t.compliant_forms, competing_forms=t.competing_forms, image_ref=t.sample.image,
+            sample_prompt(t.sample, open_image), t.compliant_ids, t.competing_ids, task=t.sample.task,
+            instructed=t.sample.instructed, style=t.sample.style, compliant_forms=t.compliant_forms, competing_forms=t.competing_forms, image_ref=t.sample.image,
             variant=t.sample.variant,
         )
         for t in items

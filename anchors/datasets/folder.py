@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..prompts.prompt import Prompt, TracedSample
-from .build import dictionaries_for, load_samples, open_rgb, save_samples, to_traced, tokenise
+from .build import dictionaries_for, load_samples, sample_prompt, save_samples, to_traced, tokenise
 from .dictionaries import AnswerDictionary, Verifier, load_dictionaries, load_extra_forms, save_dictionaries
 from .instructions import ModalitySample, build_samples, rearranged
 from .modality_following import load_modality_following
@@ -63,7 +63,7 @@ class DataFolder:
             raise DatasetError(f"--data {self.path}: no sample {sample_id!r}; "
                                + (f"close matches: {', '.join(close)}" if close else f"the first ids: {', '.join(ids[:3])}")
                                + f" (ids as in {SAMPLES_FILE})")
-        return Prompt(found.sample_id, found.segments, image=open_rgb(found), separator=found.separator, region=found.region)
+        return sample_prompt(found)
 
     def _tokenised(self, samples: Sequence[ModalitySample], tokenizer: Any,
                    log: Callable[[str], None]) -> list[TracedSample]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..tracer.encode import encode_batch
 from ..tracer.token_table import ENCODE_CHUNK
-from .build import save_samples
+from .build import sample_prompt, save_samples
 from .folder import DICTIONARIES_FILE, SAMPLES_FILE, DataFolder
 from .instructions import ModalitySample
 
@@ -31,21 +31,28 @@ def original_id(sample_id: str) -> str:
     return sample_id.split(SEPARATOR)[0]
 
 
+def sample_matched_boxes(geometry: Any, region: Any, n: int, seed: int, sample_id: str) -> np.ndarray:
+    """Up to ``n`` matched boxes of one sample's ``region``
+    (:meth:`~anchors.models.adapters.geometry.ImageGeometry.matched_boxes`), drawn by a generator
+    seeded by ``seed`` and the sample's id: the same boxes whatever the batch, here and in
+    ``image-attention``."""
+    return geometry.matched_boxes(region, n, np.random.default_rng([seed, zlib.crc32(sample_id.encode())]))
+
+
 def matched_region_samples(folder: DataFolder, adapter: Any, draws: int, seed: int = 0
                            ) -> tuple[list[ModalitySample], list[tuple[str, str]]]:
     """Up to ``draws`` control samples per sample of ``folder`` (ids ``ID@boxK``), each with a
-    matched box as its region, drawn by a generator seeded by ``seed`` and the sample's id; and
+    matched box as its region (:func:`sample_matched_boxes`); and
     (sample id, why) for each sample that gets none."""
     boxed = [s for s in folder.samples if s.region is not None]
     skipped = [(s.sample_id, "it has no region box") for s in folder.samples if s.region is None]
     out: list[ModalitySample] = []
     for start in range(0, len(boxed), ENCODE_CHUNK):
         chunk = boxed[start:start + ENCODE_CHUNK]
-        batch = encode_batch(adapter, [folder.prompt(s.sample_id) for s in chunk])
+        batch = encode_batch(adapter, [sample_prompt(s) for s in chunk])
         for row, sample in enumerate(chunk):
             geometry = batch.image_geometry(row)
-            rng = np.random.default_rng([seed, zlib.crc32(sample.sample_id.encode())])
-            boxes = geometry.matched_boxes(sample.region, draws, rng)
+            boxes = sample_matched_boxes(geometry, sample.region, draws, seed, sample.sample_id)
             if not len(boxes):
                 covered = int(geometry.overlapping(sample.region).sum())
                 skipped.append((sample.sample_id, f"no other place for its box covers {covered} of its "

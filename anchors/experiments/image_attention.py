@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Sequence
-import zlib
 
 import nnsight
 import numpy as np
 import torch
 import xarray as xr
 
+from ..datasets.matched_regions import sample_matched_boxes
 from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
 from ..prompts.prompt import TracedSample
@@ -108,13 +108,12 @@ class ImageAttention(RankedHeadsAnalysis[TracedSample]):
             if sample.prompt.region is None or not len(encoded.geometry):
                 continue
             geometry = encoded.image_geometry(row)
-            inside = geometry.overlapping(sample.prompt.region)
+            inside = codes[image] == ROLE_CODE["region"]  # as the encoding labelled the box's tokens
             counts[row] = inside.sum()
             if not 0 < counts[row] < len(inside):
                 continue  # a box over none or all of the image is no region: left NaN, its count says why
             region[row] = attention[row][:, image[inside]].sum(-1)
-            rng = np.random.default_rng([plan.config["seed"], zlib.crc32(sample.sample_id.encode())])
-            found = geometry.matched_boxes(sample.prompt.region, n_boxes, rng)
+            found = sample_matched_boxes(geometry, sample.prompt.region, n_boxes, plan.config["seed"], sample.sample_id)
             boxes[row, :len(found)] = found
             for draw, box in enumerate(found):
                 box_mass[row, :, draw] = attention[row][:, image[geometry.overlapping(box)]].sum(-1)
