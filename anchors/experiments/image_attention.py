@@ -25,6 +25,7 @@ from ..models.loading import LoadedModel
 from ..prompts.prompt import TracedSample
 from ..prompts.roles import ROLE_CODE, VISUAL_PARTS
 from ..readouts.metrics import decide
+from ..results.attention_parts import PARTS, attention_parts
 from ..results.schema import sample_coords
 from ..tracer.batching import encode_samples
 from ..tracer.model_view import ModelView
@@ -33,7 +34,6 @@ from .base import Advance, RankedHeadsAnalysis, Resolved
 from .configs import ImageAttentionConfig
 
 SELECTIONS: tuple[str, ...] = ("targeted", "random")  # a head read is one of the ranking's top heads or a random one
-PARTS: tuple[str, ...] = ("region", "off_region", "matched_box")  # where a head's image attention goes
 
 
 @dataclass(frozen=True)
@@ -174,9 +174,7 @@ def with_image_attention_aggregates(ds: xr.Dataset) -> xr.Dataset:
     selection's heads at each layer of the attention mass on the ``region``, on ``off_region`` and on the
     matched boxes (mean over draws); ``region_excess`` (sample, head_read): region mass minus its
     matched boxes' mean; ``sink_rate`` (head_read, position): how often each position is a sink."""
-    matched = ds.matched_box_mass.mean("box_draw", skipna=True)
-    parts = xr.concat([ds.region_mass, ds.visual_mass - ds.region_mass, matched],
-                      dim=xr.DataArray(list(PARTS), dims="part", name="part"))
+    parts = attention_parts(ds)
     layers = sorted(set(ds.head_layer.values.tolist()))
     table = np.full((len(SELECTIONS), len(layers), len(PARTS)), np.nan)
     for k, selection in enumerate(SELECTIONS):
@@ -187,6 +185,6 @@ def with_image_attention_aggregates(ds: xr.Dataset) -> xr.Dataset:
     out = ds.drop_vars(["mass_by_layer", "region_excess", "sink_rate"], errors="ignore")
     out = out.assign_coords(selection=list(SELECTIONS), layer=layers, part=list(PARTS))
     out["mass_by_layer"] = (("selection", "layer", "part"), table)
-    out["region_excess"] = ds.region_mass - matched
+    out["region_excess"] = ds.region_mass - parts.sel(part="matched_box", drop=True)
     out["sink_rate"] = ds.sink.mean("sample", skipna=True)
     return out

@@ -16,12 +16,13 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from ..errors import InputError
+from ..results.attention_parts import PARTS, attention_parts
 from ..results.netcdf import SAMPLES_GROUP, load_group
 from .style import BAND, PALETTE, legend_outside, panels
 
 OVERLAID = 8  # samples drawn by image_overlays
-PART_STYLE = {"region": ("-", "on the region"), "off_region": (":", "on the rest of the image"),
-              "matched_box": ("--", "on matched random boxes")}
+PART_STYLE = dict(zip(PARTS, (("-", "on the region"), (":", "on the rest of the image"),
+                              ("--", "on matched random boxes"))))
 
 
 def samples_of(ds: xr.Dataset) -> tuple[xr.Dataset, Path]:
@@ -98,14 +99,14 @@ def region_mass_by_layer(ds: xr.Dataset) -> plt.Figure:
         raise InputError("no sample has a region box: nothing to compare")
     fig, axes = panels(2, "Attention on the region, by layer", sharey=True, caption=BAND)
     every_layer = sorted(set(with_region.head_layer.values.tolist()))
+    parts = attention_parts(with_region)
     for ax, selection in zip(axes, ("targeted", "random")):
         ax.set(title=f"{selection} heads (n={with_region.sizes['sample']} samples)", xlabel="layer of the head",
                ylabel="attention mass", xlim=(every_layer[0] - 0.5, every_layer[-1] + 0.5))
         chosen = with_region.head_selection == selection
         layers = sorted(set(with_region.head_layer.values[chosen.values].tolist()))
         for colour, (part, (line, label)) in zip(PALETTE, PART_STYLE.items()):
-            values = {"region": with_region.region_mass, "off_region": with_region.visual_mass - with_region.region_mass,
-                      "matched_box": with_region.matched_box_mass.mean("box_draw")}[part]
+            values = parts.sel(part=part)
             per_layer = [values.isel(head_read=(chosen & (with_region.head_layer == l)).values).mean("head_read")
                          for l in layers]
             mean = np.array([float(v.mean()) for v in per_layer])
