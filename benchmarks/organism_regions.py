@@ -78,12 +78,13 @@ def mixing_rows(model: str, data: Path) -> list[str]:
     from PIL import Image
 
     from anchors import view as bind
+    from anchors.datasets.build import sample_prompt
     from anchors.datasets.folder import DataFolder
 
     view, folder = bind(model), DataFolder.open(data)
     change: dict[str, list[float]] = {"region": [], "off_region": []}
     for sample in folder.samples:
-        prompt = folder.prompt(sample.sample_id)
+        prompt = sample_prompt(sample)
         pixels = np.asarray(prompt.image).copy()
         x0, y0, x1, y1 = (int(v) for v in prompt.region)
         outside = np.ones(pixels.shape[:2], dtype=bool)
