@@ -63,3 +63,30 @@ def test_naive_knockout_sweep_of_a_remote_model_is_one_request_with_identical_re
     for name in ("logits", "top_token", "subspace_mass", "full_kl", "exact"):
         assert torch.equal(getattr(local, name), getattr(remote, name)), name
     assert (remote.full_kl > 0).all() and remote.clean.log_probs is None
+
+
+@pytest.mark.parametrize("model_type", ["qwen2_5_vl", "gemma3", "aya_vision"])
+def test_weightless_readouts_equal_the_weight_reading_ones(model_type):
+    """A sandboxed request sees a weightless copy of the model: a remote model's norms are measured
+    by calling them (RMS, Gemma's 1 + w, Cohere's centred LayerNorm), and the lens, per-head and
+    frozen-norm readouts call the unembedding, output projection and attention-output norm instead
+    of reading weights. Both routes agree within 1e-5, and the gains equal ``offset + w``."""
+    import copy
+
+    from anchors.models.adapters import hf_module
+    from anchors.models.remote import measure_norms
+
+    tiny = tiny_model(model_type)
+    adapter = copy.copy(tiny.adapter)
+    measure_norms(tiny.model, adapter, "local")
+    norms, exact = adapter.norms(tiny.model), tiny.adapter.norms(tiny.model)
+    assert norms.weightless and not exact.weightless and norms.final.centred == exact.final.centred
+    final = hf_module(adapter.final_norm(tiny.model))
+    torch.testing.assert_close(norms.final.gain, exact.final.offset + final.weight.float(), rtol=0, atol=1e-6)
+    batch = encode_batch(tiny.adapter, prompts(2, True, seed=5))
+    space = Subspaces.from_ids(batch.sample_ids, [[10, 11, 12]] * 2, [[20, 21]] * 2)
+    local = trace_batch(tiny, batch, space, SPEC, lens=True, heads=True)
+    weightless = trace_batch(dataclasses.replace(tiny, adapter=adapter), batch, space, SPEC, lens=True, heads=True,
+                             remote="local")
+    for field in ("answer_logits", "readout", "readout_generated", "head_readout", "head_linear", "attn_linear"):
+        torch.testing.assert_close(getattr(weightless, field), getattr(local, field), rtol=0, atol=1e-5, msg=field)

@@ -43,10 +43,11 @@ def prepare(model: Any) -> None:
 
 
 def measure_norms(model: Any, adapter: Adapter, remote: bool | str) -> None:
-    """Measure the norms' forms (:func:`~.adapters.structure.norm_form`) on the server's weights:
-    one short trace calls the final norm (and the first attention layer's output norm, if any) on
-    the probe vector and brings back its output and weight."""
-    from .adapters.structure import norm_eps, probe_vector
+    """Measure the norms' forms and gains (:func:`~.adapters.structure.classify_gain`) on the
+    server's weights without reading them, which a sandboxed request cannot: one short trace calls
+    the final norm (and the first attention layer's output norm, if any) on the gain probes, placed
+    on the device and dtype of the hidden state the norm reads, and brings back the outputs."""
+    from .adapters.structure import gain_probes, norm_eps
 
     module = hf_module(model)
     paths = adapter.paths(model)
@@ -54,15 +55,12 @@ def measure_norms(model: Any, adapter: Adapter, remote: bool | str) -> None:
     names = {"final": paths.final_norm}
     if paths.attn_out_norm:
         names["attn_out"] = f"{paths.layers}.{first}.{paths.attn_out_norm}"
-    width = module.get_submodule(paths.final_norm).weight.shape[-1]
-    probe = probe_vector(width)
+    probes = gain_probes(adapter.shape.hidden_size)
     tokens = adapter.tokenizer(["a"], return_tensors="pt")["input_ids"]
     envoys = {key: resolve(model, name) for key, name in names.items()}
     with torch.no_grad(), model.trace({"input_ids": tokens}, remote=remote):
-        measured = {}
-        for key, envoy in envoys.items():
-            weight = envoy.weight
-            measured[key] = (envoy(probe.to(weight.device, weight.dtype)[None]).float()[0].cpu(), weight.float().cpu())
-        measured = nnsight.save(measured)
+        hidden = resolve(model, paths.final_norm).input
+        measured = nnsight.save({key: envoy(probes.to(hidden.device, hidden.dtype)).float().cpu()
+                                 for key, envoy in envoys.items()})
     eps = {key: norm_eps(module.get_submodule(name)) for key, name in names.items()}
-    adapter.measured_norms({key: (out, weight, eps[key]) for key, (out, weight) in measured.items()})
+    adapter.measured_norms({key: (out, eps[key]) for key, out in measured.items()})

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from .structure import AdapterError, DecoderPaths, NormForm, classify_norm, derive_paths, norm_form
+from .structure import AdapterError, DecoderPaths, NormForm, classify_gain, derive_paths, norm_form
 
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
 # Config attributes that hold the image placeholder token id, in the families' various spellings.
@@ -48,6 +48,9 @@ class Shape:
     head_dim: int
     hidden_size: int
     vocab_size: int
+    #: the MLP's width; the whole model's parameters, vision encoder included (0 until bound)
+    intermediate_size: int = 0
+    n_parameters: int = 0
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,12 @@ class Norms:
 
     final: NormForm
     attn_out: NormForm | None
+
+    @property
+    def weightless(self) -> bool:
+        """Measured through calls (a remote model): readouts then call modules instead of reading
+        weights, which a sandboxed request cannot (:mod:`anchors.readouts.lens`)."""
+        return self.final.gain is not None
 
 
 class Adapter:
@@ -90,6 +99,7 @@ class Adapter:
             head_dim=getattr(text, "v_head_dim", None) or getattr(text, "head_dim", None) or text.hidden_size // n_heads,
             hidden_size=text.hidden_size,
             vocab_size=text.vocab_size,
+            intermediate_size=getattr(text, "intermediate_size", None) or 4 * text.hidden_size,
         )
         self.multimodal: bool = getattr(config, "vision_config", None) is not None
         self.max_context: int | None = getattr(text, "max_position_embeddings", None)
@@ -115,7 +125,8 @@ class Adapter:
             raise AdapterError(f"{self.model_type}: {paths.out_proj} takes {o_proj.in_features} features, expected "
                                f"heads×head_dim={self.shape.n_heads}×{self.shape.head_dim}={expected_in}")
         # the unembedding's rows are the vocabulary the logits range over (a config may count more)
-        self.shape = replace(self.shape, vocab_size=model.get_submodule(paths.unembed).out_features)
+        self.shape = replace(self.shape, vocab_size=model.get_submodule(paths.unembed).out_features,
+                             n_parameters=sum(p.numel() for p in model.parameters()))
         self._paths = paths
         # The lens caps or scales logits only where the model's own forward does (Gemma3's VLM does
         # not cap; Cohere's causal LM scales, its VLMs do not).
@@ -131,11 +142,12 @@ class Adapter:
         except AdapterError as error:
             raise AdapterError(f"{self.model_type}: {error}") from None
 
-    def measured_norms(self, outputs: dict[str, tuple[torch.Tensor, torch.Tensor, float]]) -> None:
-        """Set the norms from probe outputs measured elsewhere (a remote model's weights live on the
-        server): ``{"final": (out, weight, eps), "attn_out": ...}``, as :func:`classify_norm` takes."""
+    def measured_norms(self, outputs: dict[str, tuple[torch.Tensor, float]]) -> None:
+        """Set the norms from outputs on :func:`~.structure.gain_probes` measured elsewhere (a remote
+        model's weights live on the server): ``{"final": (out, eps), "attn_out": ...}``, as
+        :func:`~.structure.classify_gain` takes."""
         try:
-            forms = {key: classify_norm(key, *values) for key, values in outputs.items()}
+            forms = {key: classify_gain(key, *values) for key, values in outputs.items()}
         except AdapterError as error:
             raise AdapterError(f"{self.model_type}: {error}") from None
         self._norms = Norms(forms["final"], forms.get("attn_out"))

@@ -169,13 +169,16 @@ def norm_eps(norm: Any) -> float:
     raise AdapterError(f"{type(norm).__name__} has no epsilon attribute (variance_epsilon, eps or epsilon)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class NormForm:
     """What a norm computes, measured: ``c(x)/rms(c(x))·(offset + w)`` where ``c`` subtracts the
-    mean if ``centred`` (a bias-free LayerNorm, Cohere) and is the identity otherwise (RMSNorm)."""
+    mean if ``centred`` (a bias-free LayerNorm, Cohere) and is the identity otherwise (RMSNorm).
+    ``gain`` is ``offset + w`` itself (hidden,), float32, where it was measured through calls of the
+    norm because its weight cannot be read (a remote model: :func:`classify_gain`)."""
 
     offset: float
     centred: bool
+    gain: torch.Tensor | None = None
 
     def scale(self, x: torch.Tensor, eps: float) -> torch.Tensor:
         """``1/rms(c(x))`` over the last axis, in float32."""
@@ -183,6 +186,11 @@ class NormForm:
 
     def centre(self, x: torch.Tensor) -> torch.Tensor:
         return x - x.mean(-1, keepdim=True) if self.centred else x
+
+    def multiplier(self, norm: Any, like: torch.Tensor) -> torch.Tensor:
+        """``offset + w`` in float32 on ``like``'s device: the measured gain, else from ``norm``'s weight."""
+        gain = self.gain if self.gain is not None else self.offset + norm.weight.float()
+        return gain.to(like.device)
 
 
 def probe_vector(width: int) -> torch.Tensor:
@@ -199,6 +207,29 @@ def norm_form(norm: torch.nn.Module) -> NormForm:
     with torch.no_grad():
         out = norm(probe.to(weight.dtype)[None]).float()[0]
     return classify_norm(type(norm).__name__, out, weight, norm_eps(norm))
+
+
+def gain_probes(width: int) -> torch.Tensor:
+    """Three float32 vectors (3, width) a norm is called on to measure it without its weight:
+    alternating ±1 (centred and RMS-normalised alike, so ``out / normalised`` is the gain, exact
+    even in bfloat16), all ones (zero once centred) and :func:`probe_vector`."""
+    alternating = torch.where(torch.arange(width) % 2 == 0, 1.0, -1.0)
+    return torch.stack([alternating, torch.ones(width), probe_vector(width)])
+
+
+def classify_gain(name: str, out: torch.Tensor, eps: float) -> NormForm:
+    """The form and gain that map :func:`gain_probes` to ``out`` (3, width): the gain from the
+    alternating probe, the form from which of plain RMS or centred then reproduces the other two.
+    A remote model's norms are measured so, since a sandboxed request cannot read weights."""
+    probes = gain_probes(out.shape[-1]).to(out.device)
+    out = out.float()
+    for form in (NormForm(0.0, False), NormForm(0.0, True)):
+        gain = out[0] / (form.centre(probes[0]) * form.scale(probes[0], eps))
+        expected = form.centre(probes[1:]) * form.scale(probes[1:], eps) * gain
+        if torch.allclose(out[1:], expected, rtol=2e-2, atol=2e-2):
+            return NormForm(0.0, form.centred, gain.cpu())
+    raise AdapterError(f"{name} is neither an RMS norm (x/rms(x)·w or ·(1+w)) nor a bias-free "
+                       "LayerNorm on probe vectors")
 
 
 def classify_norm(name: str, out: torch.Tensor, weight: torch.Tensor, eps: float) -> NormForm:
