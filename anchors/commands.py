@@ -158,7 +158,8 @@ def cmd_ndif(args: argparse.Namespace, console: Any) -> int:
 
     if args.ndif_command == "up":
         stack = ndif.up(args.folder)
-        print(f"export NDIF_HOST={stack.host}\n# stop it with: anchors ndif down {stack.folder}")
+        print(f"export NDIF_HOST={stack.host}\n# requests run in ndif's sandbox, as an ordinary API key's; for the "
+              f"trusted path: export NDIF_API_KEY={stack.trusted_key}\n# stop it with: anchors ndif down {stack.folder}")
     else:
         ndif.down(args.folder)
         console.log(f"stopped the local NDIF recorded in {args.folder}")

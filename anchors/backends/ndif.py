@@ -9,7 +9,9 @@ The real stack, each piece started as its own process session (:mod:`.services`)
   ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, every port fixed outside Ray's worker range;
 - the controller, launched with :mod:`.ndif_server`'s CPU model actor and folder-aware evaluator;
 - the API: gunicorn bound to 127.0.0.1 with ``--no-control-socket`` (else every instance shares
-  one control socket in ``$HOME``).
+  one control socket in ``$HOME``), serving ndif's app through :mod:`.ndif_api`: a request with the
+  stack's trusted key (``LocalNdif.trusted_key``) runs trusted, in the model actor's process; any
+  other runs in ndif's process sandbox, as every ordinary API key's request does on NDIF.
 
 Models are loaded in float32 (``NDIF_DEFAULT_DTYPE``) with the Hub offline; a local checkpoint is
 addressed by its absolute path. ``up`` returns once the API answers; ``down`` stops the recorded
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +42,11 @@ LOGICAL_GPU_BYTES = 64 << 30
 
 @dataclass
 class LocalNdif(Running):
-    """A running local stack: its folder (record, logs, Ray's temp dir) and the API's address."""
+    """A running local stack: its folder (record, logs, Ray's temp dir), the API's address and the
+    key whose requests run trusted (any other key's run in the sandbox)."""
 
     host: str
+    trusted_key: str
 
 
 def required_programs() -> dict[str, str | None]:
@@ -60,7 +65,7 @@ def check_requirements() -> None:
                          "pip install 'instruction-anchors[remote]'")
 
 
-def _environment(folder: Path, ports: dict[str, int]) -> dict[str, str]:
+def _environment(folder: Path, ports: dict[str, int], trusted_key: str) -> dict[str, str]:
     env = {k: v for k, v in ray_environment(folder).items() if not k.startswith("NDIF_")}
     env.update({
         "NDIF_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}",
@@ -73,6 +78,8 @@ def _environment(folder: Path, ports: dict[str, int]) -> dict[str, str]:
         "NDIF_MODEL_IMPORT_PATH": "anchors.backends.ndif_server.CpuModelActor",
         "NDIF_CONTROLLER_IMPORT_PATH": "anchors.backends.ndif_server.ControllerActor",
         "NDIF_DEFAULT_DTYPE": "float32",
+        "NDIF_SANDBOX_POOL_SIZE": "1",
+        "ANCHORS_NDIF_TRUSTED_KEY": trusted_key,
         "NDIF_HOME": str(folder),
         "AWS_ACCESS_KEY_ID": "anchors",
         "AWS_SECRET_ACCESS_KEY": "anchors",
@@ -92,19 +99,21 @@ def _ray_head_command(ray: str, folder: Path, ports: dict[str, int], num_cpus: i
             f"--resources={json.dumps(resources)}", f"--temp-dir={folder / 'ray'}", "--disable-usage-stats"]
 
 
-def up(folder: str | Path | None = None, *, num_cpus: int = 4, timeout: float = 180.0) -> LocalNdif:
+def up(folder: str | Path | None = None, *, num_cpus: int = 8, timeout: float = 180.0) -> LocalNdif:
     """Start the stack in ``folder`` (a new temporary one by default) and wait until the API answers
-    and reaches the Ray cluster.
+    and reaches the Ray cluster. ``num_cpus`` are Ray's logical CPUs: the controller takes one and
+    each deployed model one, so 8 serves up to 7 models at once on any machine.
 
     On any failure everything already started is stopped and the error carries the failing
     service's log tail."""
     check_requirements()
     folder, temporary, group = claim_folder(folder, "andif-", "a local NDIF", "anchors ndif down")
     ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES))))
-    env = _environment(folder, ports)
+    trusted_key = str(uuid.uuid4())
+    env = _environment(folder, ports, trusted_key)
     programs = required_programs()
     host = f"http://127.0.0.1:{ports['api']}"
-    group.record(ports=ports, host=host)
+    group.record(ports=ports, host=host, trusted_key=trusted_key)
     try:
         redis = group.start("redis", [programs["redis-server"], "--port", str(ports["redis"]), "--bind", "127.0.0.1",
                                       "--save", "", "--appendonly", "no", "--dir", str(folder)], env)
@@ -115,13 +124,13 @@ def up(folder: str | Path | None = None, *, num_cpus: int = 4, timeout: float = 
         _launch_controller(folder, {**env, "RAY_ADDRESS": f"127.0.0.1:{ports['gcs']}"}, timeout)
         api = group.start("api", [programs["gunicorn"], "--config", "python:ndif.services.api.gunicorn_conf",
                                   "--bind", f"127.0.0.1:{ports['api']}", "--no-control-socket",
-                                  "ndif.services.api.app:app"], env)
+                                  "anchors.backends.ndif_api:app"], env)
         wait_for_port(ports["api"], api, timeout)
         _wait_until_ready(host, api.log, timeout)
     except BaseException:
         stop_recorded(folder, remove=temporary)
         raise
-    return LocalNdif(folder, host, temporary=temporary)
+    return LocalNdif(folder, host, trusted_key, temporary=temporary)
 
 
 def _launch_controller(folder: Path, env: dict[str, str], timeout: float, attempts: int = 3) -> None:
@@ -162,3 +171,8 @@ def down(folder: str | Path) -> None:
 def host_of(folder: str | Path) -> str:
     """The API address of the stack recorded in ``folder``."""
     return require_folder(folder).info()["host"]
+
+
+def trusted_key_of(folder: str | Path) -> str:
+    """The key whose requests the stack recorded in ``folder`` runs trusted."""
+    return require_folder(folder).info()["trusted_key"]

@@ -2,7 +2,18 @@
 of the stack :mod:`.ndif` starts, never by the client.
 
 - :class:`CpuModelActor`: the stock model actor loads onto CUDA and frees CUDA memory after each
-  request; this one loads onto the CPU and never parks on a GPU (``CACHEABLE = False``).
+  request; this one loads onto the CPU and never parks on a GPU (``CACHEABLE = False``). Like
+  ndif's own ``SandboxModelActor`` it serves a trusted request in-process and an untrusted one (an
+  ordinary API key's) through ndif's process sandbox: a fresh runner process per request executes
+  the block against a weightless model and drives this actor's forward over a socket. The pool
+  keeps ``NDIF_SANDBOX_POOL_SIZE`` runners warm (1 here: each holds a torch import, and a 2-core
+  machine has no room for ndif's 7), and a runner may take up to :data:`RUNNER_START_S` to start.
+  A checkpoint folder named in the stack folder's ``deployments.json`` (``{folder: {option: value}}``)
+  is loaded with those ``from_pretrained`` options; ``"pin_attention": true`` keeps its attention
+  implementation although nnsight ≥0.8 asks the server to switch to the client's with every
+  request. ``{"attn_implementation": "causal-only", "pin_attention": true}`` is a deployment that
+  ignores mask edits: :func:`causal_only_attention`, registered here, stands in for flash attention
+  on a CPU (it never receives the 4-D mask).
 - :class:`ControllerActor`: ndif 0.1.2's evaluator calls nnsight 0.8.1's ``describe_checkpoint``
   with a ``trust_remote_code=`` argument it does not take, so every auto-deploy fails with "Could
   not deploy this model"; and it sizes a checkpoint from the Hub, which a local folder is not on.
@@ -17,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +36,52 @@ import ray
 from ndif.services.ray.deployments.controller import controller as ndif_controller
 from ndif.services.ray.deployments.controller.cluster.evaluator import CacheEntry, ModelEvaluator, _dtype_name
 from ndif.services.ray.deployments.modeling.base import BaseModelDeployment
+from ndif.services.ray.sandbox import host as sandbox_host
+from ndif.services.ray.sandbox.model import SandboxHost
 from nnsight.modeling.huggingface import HuggingFaceModel
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from nnsight.modeling.mixins.remotable import Remotable, bytes_per_element
 
 logger = logging.getLogger("anchors.ndif")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+#: seconds a sandbox runner may take to import torch and build its meta model (ndif waits 30 s, too
+#: little on a loaded 2-core machine)
+RUNNER_START_S = 180.0
+
+
+def causal_only_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any) -> Any:
+    """Scaled dot-product attention that drops the 4-D mask and is only causal, as flash attention
+    receives no 4-D mask: a deployment that silently ignores knockouts, for tests."""
+    return sdpa_attention_forward(module, query, key, value, None, **kwargs)
+
+
+AttentionInterface.register("causal-only", causal_only_attention)
+AttentionMaskInterface.register("causal-only", sdpa_mask)
+
+
+def deployment_options(model_key: str) -> dict[str, Any]:
+    """The ``from_pretrained`` options the stack folder's ``deployments.json`` gives a checkpoint folder."""
+    folder, listing = _local_folder(model_key), Path(os.environ.get("NDIF_HOME", ".")) / "deployments.json"
+    if folder is None or not listing.is_file():
+        return {}
+    return json.loads(listing.read_text()).get(str(folder), {})
 
 
 class _CpuModelDeployment(BaseModelDeployment):
     CACHEABLE = False
 
     def load_from_disk(self) -> HuggingFaceModel:
-        model = HuggingFaceModel.from_model_key(self.model_key, dispatch=True, dtype=self.dtype_name, **self.kwargs)
+        options = {**self.kwargs, **deployment_options(self.model_key)}
+        pinned = options.pop("pin_attention", False)
+        model = HuggingFaceModel.from_model_key(self.model_key, dispatch=True, dtype=self.dtype_name, **options)
         model._module.requires_grad_(False)
-        logger.info(f"Loaded {self.model_key} on the CPU")
+        if pinned:  # keep the deployment's attention whatever implementation the request asks for
+            set_env = model._remoteable_set_env
+            model._remoteable_set_env = lambda env: set_env({k: v for k, v in (env or {}).items()
+                                                             if k != "attn_implementation"})
+        logger.info(f"Loaded {self.model_key} on the CPU with {options}")
         return model
 
     def cleanup(self) -> None:
@@ -50,7 +94,35 @@ class _CpuModelDeployment(BaseModelDeployment):
         gc.collect()
 
 
-CpuModelActor = ray.remote(num_cpus=1, max_restarts=-1)(_CpuModelDeployment)
+class _PatientPool(sandbox_host.Pool):
+    def _spawn(self) -> sandbox_host.Sandbox:
+        return sandbox_host.spawn(python=self.python, quiet=self.quiet, peers=self.peers, model_key=self.model_key,
+                                  trust_remote_code=self.trust_remote_code, timeout=RUNNER_START_S)
+
+    def acquire(self, timeout: float = RUNNER_START_S) -> sandbox_host.Sandbox:
+        return super().acquire(timeout)
+
+
+class _CpuSandboxDeployment(SandboxHost, _CpuModelDeployment):
+    """A trusted request runs in-process (the base); any other in a fresh sandbox runner."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pool = _PatientPool(size=int(os.environ.get("NDIF_SANDBOX_POOL_SIZE", "1")), model_key=self.model_key,
+                                 trust_remote_code=self.kwargs.get("trust_remote_code", False))
+        self.execution_sandbox = None
+
+    def interrupt(self) -> None:
+        self.discard_sandbox()
+        super().interrupt()
+
+    def execute(self, request: Any) -> Any:
+        if request.trusted:
+            return super().execute(request)
+        return self.run_in_runner(request, None)
+
+
+CpuModelActor = ray.remote(num_cpus=1, max_restarts=-1)(_CpuSandboxDeployment)
 
 
 def _local_folder(model_key: str) -> Path | None:
@@ -97,7 +169,5 @@ ControllerActor = ray.remote(num_cpus=1, num_gpus=0, max_restarts=-1, resources=
 
 
 if __name__ == "__main__":
-    import os
-
     ray.init(address=os.environ["RAY_ADDRESS"], namespace="NDIF", logging_level="error")
     ndif_controller.app()
