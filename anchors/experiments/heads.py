@@ -20,6 +20,7 @@ from ..results.heads import Heads, split_heads
 from ..results.schema import by_instructed_modality, sample_coords
 from ..tracer.batching import encode_samples
 from ..tracer.generate import generate_batch
+from ..tracer.remote import in_one_request
 from ..tracer.trace import trace_batch
 from .base import Advance, RankedHeadsAnalysis, Resolved, draw_heads, head_count
 from .configs import InterventionConfig
@@ -101,15 +102,29 @@ class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
     def answers(self, loaded: LoadedModel, samples: Sequence[TracedSample], encoded: Any, space: Any,
                 spec: Sequence[HeadScale] = ()) -> list[str]:
         """Each sample's answer class under ``spec``, read as ``answer_from`` says."""
+        return self.classes(loaded, samples, space, self.outcome(loaded, encoded, space, spec)())
+
+    def outcome(self, loaded: LoadedModel, encoded: Any, space: Any, spec: Sequence[HeadScale],
+                remote: bool | None = None) -> Any:
+        """A call running the batch under ``spec`` that returns the tensor its answers are read
+        from: the top next token, or the generated tokens."""
         if self.config.answer_from == "first-token":
-            return decide(trace_batch(loaded, encoded, space, spec).top_token, space)
-        tokens = generate_batch(loaded, encoded, space, spec, max_new_tokens=self.config.max_new_tokens).tokens.tolist()
+            return lambda: trace_batch(loaded, encoded, space, spec, remote=remote).top_token
+        return lambda: generate_batch(loaded, encoded, space, spec, max_new_tokens=self.config.max_new_tokens,
+                                      remote=remote).tokens
+
+    def classes(self, loaded: LoadedModel, samples: Sequence[TracedSample], space: Any, outcome: Any) -> list[str]:
+        """The answer classes an :meth:`outcome` tensor gives."""
+        if self.config.answer_from == "first-token":
+            return decide(outcome, space)
         tokenizer = loaded.adapter.tokenizer
         return [answer_from_generation(tokenizer.decode(row, skip_special_tokens=True), row, list(s.compliant_forms),
-                                       list(s.competing_forms)) for row, s in zip(tokens, samples)]
+                                       list(s.competing_forms)) for row, s in zip(outcome.tolist(), samples)]
 
     def run_batch(self, plan: InterventionPlan, loaded: LoadedModel, chunk: Sequence[TracedSample],
                   advance: Advance) -> xr.Dataset:
+        """Two requests on a remote model: the unedited batch (which samples followed decides who is
+        blocked and who amplified), then every setting's traces in one session."""
         config, ks = self.config, plan.ks
         encoded, space = encode_samples(loaded.adapter, chunk)
         answers = self.answers(loaded, chunk, encoded, space)
@@ -119,45 +134,54 @@ class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
         groups = {(mode, m): np.flatnonzero(evaluated(mode, followed) & (instructed == m)).tolist()
                   for mode in MODES for m in MODALITIES}
         prepared = {key: encode_samples(loaded.adapter, [chunk[i] for i in rows]) for key, rows in groups.items() if rows}
-        classes = np.full((len(chunk), len(plan.alphas)), "", dtype=object)
+        jobs: list[tuple[tuple[str, str], list[HeadScale]]] = []
+        settings: dict[tuple, tuple[str, int | None, range]] = {}  # cell -> mode, alpha column, its jobs
 
-        def follows(mode: str, heads: dict[str, Heads], alpha: float, column: int | None = None) -> np.ndarray:
-            """1/0 per sample of the batch (NaN outside the mode's samples) under the scaling; the
-            answer classes go to ``classes[:, column]`` when a column is given (the alpha sweep)."""
-            out = np.full(len(chunk), np.nan)
-            for (group_mode, modality), (enc, sp) in prepared.items():
-                if group_mode == mode:
-                    spec = [HeadScale(heads[modality], alpha, config.role)] if heads[modality] else []
-                    rows = groups[mode, modality]
-                    got = self.answers(loaded, [chunk[i] for i in rows], enc, sp, spec)
-                    out[rows] = [a == "compliant" for a in got]
-                    if column is not None:
-                        classes[rows, column] = got
-            return out
+        def queue(cell: tuple, mode: str, heads: dict[str, Heads], alpha: float, column: int | None = None) -> None:
+            """One setting: a trace per group of the mode's samples (text- and vision-instructed)."""
+            first = len(jobs)
+            jobs.extend((key, [HeadScale(heads[key[1]], alpha, config.role)] if heads[key[1]] else [])
+                        for key in prepared if key[0] == mode)
+            settings[cell] = (mode, column, range(first, len(jobs)))
 
         def same(flat: Sequence[int]) -> dict[str, Heads]:
             return {m: plan.heads(flat) for m in MODALITIES}
 
-        column = {name: n for n, name in enumerate(SELECTIONS)}
-        under = np.full((len(chunk), len(MODES), len(SELECTIONS), len(ks)), np.nan)
-        draws = np.full((len(chunk), len(MODES), config.n_random, len(ks)), np.nan)
         for m, mode in enumerate(MODES):
             alpha = 0.0 if mode == "block" else config.amplify_alpha
             for i, k in enumerate(ks):
-                targeted = {mod: plan.top(mod, k) for mod in MODALITIES}
-                under[:, m, column["targeted"], i] = follows(mode, targeted, alpha)
+                queue(("targeted", m, i), mode, {mod: plan.top(mod, k) for mod in MODALITIES}, alpha)
                 for d in range(config.n_random):
-                    draws[:, m, d, i] = follows(mode, same(plan.random[d][i]), alpha)
-                if config.n_random:
-                    under[:, m, column["random"], i] = draws[:, m, :, i].mean(1)
+                    queue(("draw", m, d, i), mode, same(plan.random[d][i]), alpha)
                 if plan.shared:
-                    under[:, m, column["shared"], i] = follows(mode, same(plan.shared[:k]), alpha)
-                advance(2 + config.n_random)
+                    queue(("shared", m, i), mode, same(plan.shared[:k]), alpha)
         top = {mod: plan.top(mod, plan.alpha_k) for mod in MODALITIES}
-        swept = np.full((len(chunk), len(plan.alphas)), np.nan)
         for a, alpha in enumerate(plan.alphas):
-            swept[:, a] = follows("amplify", top, alpha, column=a)
-            advance(1)
+            queue(("alpha", a), "amplify", top, alpha, column=a)
+        remote = False if loaded.remote else None
+        outcomes = in_one_request(loaded, [self.outcome(loaded, *prepared[key], spec, remote) for key, spec in jobs])
+        advance(self.steps(plan, chunk) - 1)
+        column = {name: n for n, name in enumerate(SELECTIONS)}
+        under = np.full((len(chunk), len(MODES), len(SELECTIONS), len(ks)), np.nan)
+        draws = np.full((len(chunk), len(MODES), config.n_random, len(ks)), np.nan)
+        swept = np.full((len(chunk), len(plan.alphas)), np.nan)
+        classes = np.full((len(chunk), len(plan.alphas)), "", dtype=object)
+        for cell, (mode, alpha_column, indices) in settings.items():
+            out = np.full(len(chunk), np.nan)
+            for j in indices:
+                rows = groups[jobs[j][0]]
+                got = self.classes(loaded, [chunk[r] for r in rows], prepared[jobs[j][0]][1], outcomes[j])
+                out[rows] = [a == "compliant" for a in got]
+                if alpha_column is not None:
+                    classes[rows, alpha_column] = got
+            if cell[0] == "draw":
+                draws[:, cell[1], cell[2], cell[3]] = out
+            elif cell[0] == "alpha":
+                swept[:, cell[1]] = out
+            else:
+                under[:, cell[1], column[cell[0]], cell[2]] = out
+        if config.n_random:
+            under[:, :, column["random"]] = draws.mean(2)
         coords = sample_coords(chunk, answers)
         return xr.Dataset(
             {"follows": (("sample", "mode", "selection", "k"), under),

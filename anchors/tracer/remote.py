@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Callable, Sequence, TypeVar
+
 from ..models.loading import LoadedModel
+
+T = TypeVar("T")
 
 
 def remote_kwargs(loaded: LoadedModel, remote: bool | str | None = None) -> dict:
@@ -18,3 +22,26 @@ def remote_kwargs(loaded: LoadedModel, remote: bool | str | None = None) -> dict
 
     nnsight.register(anchors)
     return {"remote": remote}
+
+
+def in_one_request(loaded: LoadedModel, calls: Sequence[Callable[[], T]]) -> list[T]:
+    """Each call's result, the calls run in order. On a remote model they go as **one** request
+    (an nnsight session, whose body the server runs): each call runs its own traces with
+    ``remote=False`` there and returns plain tensors, which come back together. Locally it is a loop.
+
+    >>> from anchors.readouts import Subspaces
+    >>> space = Subspaces.from_ids(batch.sample_ids, [[5]] * 2, [[6]] * 2)
+    >>> top = lambda: anchors.trace_batch(view.loaded, batch, space, remote=False).top_token
+    >>> [tuple(t.shape) for t in anchors.tracer.in_one_request(view.loaded, [top, top])]
+    [(2,), (2,)]
+    """
+    if not loaded.remote:
+        return [call() for call in calls]
+    import nnsight
+
+    import anchors
+
+    nnsight.register(anchors)
+    with loaded.model.session(remote=loaded.remote):
+        results = nnsight.save([call() for call in calls])
+    return list(results)
