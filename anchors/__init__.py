@@ -24,7 +24,7 @@ _HOMES = {
     "ModelView": "tracer", "view": "tracer", "POINTS": "tracer", "token_table": "tracer",
     "write_explorer": "report.explorer", "data_folder_of": "results.provenance",
     "Knockout": "interventions", "HeadScale": "interventions",
-    "run": "runner", "run_folder": "runner",
+    "run": "runner", "run_folder": "runner", "dry_run": "runner", "DryRun": "runner",
 }
 
 

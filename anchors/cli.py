@@ -27,7 +27,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 #: commands that work with the light install (no torch): they read result files only
 READS_RESULTS_ONLY = {cmd_heads, cmd_plot, cmd_report, cmd_explore, cmd_ray, cmd_ndif}
 CLI_ONLY = {"handler", "config", "quiet", "out", "overwrite", "command", "ray", "ray_workers", "ray_gpus_per_worker",
-            "retries"}
+            "retries", "dry_run"}
 
 
 def _cli_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -59,24 +59,28 @@ def cmd_experiment(args: argparse.Namespace, console: Any) -> int:
         raise InputError("--ray and --remote do not mix: Ray workers load the model themselves")
     cli_config = _cli_config(args)
     inputs = check_inputs(record, args, cli_config)
-    if not args.overwrite and already_complete(args.out, inputs):
+    if not args.overwrite and not args.dry_run and already_complete(args.out, inputs):
         console.log(f"{args.out} is already complete (same command and inputs); --overwrite recomputes it")
         print(args.out)
         return EXIT_OK
     from . import experiments
     from .report import key_numbers
-    from .runner import run_folder
+    from .runner import dry_run, run_folder
 
     console.quiet_transformers()
     analysis_class = getattr(experiments, record.analysis[1])
     analysis = analysis_class(inputs.lens, inputs.config) if inputs.lens is not None else analysis_class(inputs.config)
     options = dict(out=args.out, batch_size=args.batch_size, overwrite=args.overwrite, progress=console.progress,
                    log=console.log, cli_config=cli_config, attrs={"inputs_digest": inputs.digest})
+    engine = dry_run if args.dry_run else _engine(args)
     if inputs.folder is not None:
         result = run_folder(analysis, model_spec(args), inputs.folder, limit=args.limit, fraction=args.fraction,
-                            seed=args.fraction_seed, engine=_engine(args), **options)
+                            seed=args.fraction_seed, engine=engine, **options)
     else:
-        result = _engine(args)(analysis, model_spec(args), inputs.items, **options)
+        result = engine(analysis, model_spec(args), inputs.items, **options)
+    if args.dry_run:
+        console.table(f"dry run of {record.command}: nothing loaded, nothing written", result.rows())
+        return EXIT_OK
     console.table(f"{record.name} — {args.out}", key_numbers(result))
     print(args.out)
     return EXIT_OK

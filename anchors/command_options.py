@@ -90,6 +90,9 @@ def add_experiment_options(parser: argparse.ArgumentParser, record: Any) -> None
     parser.add_argument("--overwrite", action="store_true", help="replace an output made with other options "
                         "(without it, re-running the same command resumes an interrupted run)")
     add_engine_options(parser)
+    parser.add_argument("--dry-run", action="store_true", help="print the plan (settings, forwards, requests and bytes "
+                        "for --remote, the largest tensors, estimated peak memory) from the config, processor and data "
+                        "alone, load no weights, write nothing, and exit")
     add_config_options(parser, getattr(configs, record.config))
 
 

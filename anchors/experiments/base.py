@@ -25,6 +25,7 @@ from ..interventions.specs import check_remote_method
 from ..models.adapters import Adapter, Shape
 from ..models.loading import LoadedModel
 from ..prompts.prompt import Prompt, TracedSample
+from ..tracer.encode import encode_batch
 from .ranking import rank_heads
 
 Advance = Callable[[int], None]
@@ -42,6 +43,28 @@ class Resolved:
 
     def as_config(self) -> dict[str, Any]:
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one batch costs, counted without a model (the dry run): ``forwards`` (traces, ``atp``'s
+    with its backward pass, and stacked reruns) for the chosen method and ``naive`` for one trace
+    per setting; ``requests`` on a remote model; ``bound``: whether the counts are upper bounds,
+    reached only when the outcomes the batch meets make every trace necessary (which samples
+    followed; which settings get verified); ``length``: the batch's tokens per row (padded);
+    ``returned``: bytes a remote batch brings back (0: not estimated); under ``reuse``, the start
+    layers whose inputs the clean run keeps and the rows of the largest stacked rerun; ``settings``:
+    the edits it compares with the unedited batch (knockouts, head scalings)."""
+
+    forwards: int
+    naive: int
+    requests: int
+    bound: bool = False
+    length: int = 0
+    returned: int = 0
+    starts: int = 0
+    rerun_rows: int = 0
+    settings: int = 0
 
 
 def head_count(value: int | str, total: int) -> int:
@@ -91,6 +114,9 @@ class Analysis(Generic[Item]):
     experiment: ClassVar[str]
     Config: ClassVar[type]
     unit: ClassVar[str] = "traces"
+    #: whether it edits the forward (knockouts, head scaling): a remote run first checks that the
+    #: deployment's edits take effect (:func:`~anchors.tracer.canary.check_edits_reach`)
+    edits: ClassVar[bool] = True
 
     def __init__(self, config: Any = None, **options: Any) -> None:
         self.config = config if config is not None else self.Config(**options)
@@ -130,6 +156,13 @@ class Analysis(Generic[Item]):
     def steps(self, plan: Any, chunk: Sequence[Item]) -> int:
         """How many times :meth:`run_batch` calls ``advance(1)`` for ``chunk``."""
         return 1
+
+    def cost(self, plan: Any, adapter: Adapter, chunk: Sequence[Item]) -> Cost:
+        """What :meth:`run_batch` costs on ``chunk``, counted without a model (the dry run): by
+        default one trace, and one request, per step, as an upper bound."""
+        steps = self.steps(plan, chunk)
+        prompts = [prompt for item in chunk for prompt in self.prompts(item)]
+        return Cost(steps, steps, steps, bound=True, settings=steps, length=int(encode_batch(adapter, prompts, allow_text_only=True).roles.shape[1]))
 
     def run_batch(self, plan: Any, loaded: LoadedModel, chunk: Sequence[Item], advance: Advance) -> xr.Dataset:
         """One batch's per-sample results under the resolved ``plan``."""

@@ -17,9 +17,9 @@ from ..models.adapters import Adapter
 from ..models.loading import LoadedModel
 from ..prompts.prompt import Prompt, TracedSample
 from ..prompts.roles import role_label
-from .base import Advance, Analysis, Resolved, check_layers, check_window
+from .base import Advance, Analysis, Cost, Resolved, check_layers, check_window
 from .configs import ControlsConfig
-from .knockout import Pathway, knockout_batch, knockout_dataset
+from .knockout import Pathway, knockout_batch, knockout_cost, knockout_dataset
 
 CUES: tuple[str, ...] = ("visual", "context")
 CONTROL_TARGETS: dict[str, tuple[str, ...]] = {
@@ -95,6 +95,13 @@ class PositionControls(Analysis[VariantGroup]):
 
     def steps(self, plan: ControlsPlan, chunk: Sequence[VariantGroup]) -> int:
         return len(plan.variants) * (1 + len(self.pathways) * len(plan.layers))
+
+    def cost(self, plan: ControlsPlan, adapter: Adapter, chunk: Sequence[VariantGroup]) -> Cost:
+        each = [knockout_cost(adapter, [group.variants[name] for group in chunk], self.pathways, (plan.window,),
+                              plan.layers, plan.method, plan.max_batch_rows) for name in plan.variants]
+        return Cost(sum(c.forwards for c in each), sum(c.naive for c in each), len(each), length=max(c.length for c in each),
+                    returned=sum(c.returned for c in each), starts=max(c.starts for c in each),
+                    rerun_rows=max(c.rerun_rows for c in each), settings=sum(c.settings for c in each))
 
     def run_batch(self, plan: ControlsPlan, loaded: LoadedModel, chunk: Sequence[VariantGroup],
                   advance: Advance) -> xr.Dataset:

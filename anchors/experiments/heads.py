@@ -21,8 +21,8 @@ from ..results.schema import by_instructed_modality, sample_coords
 from ..tracer.batching import encode_samples
 from ..tracer.generate import generate_batch
 from ..tracer.remote import in_one_request
-from ..tracer.trace import trace_batch
-from .base import Advance, RankedHeadsAnalysis, Resolved, draw_heads, head_count
+from ..tracer.trace import SAVED_TENSOR_OVERHEAD, trace_batch
+from .base import Advance, Cost, RankedHeadsAnalysis, Resolved, draw_heads, head_count
 from .configs import InterventionConfig
 
 MODES: dict[str, bool] = {"block": True, "amplify": False}  # mode -> evaluated on followed (True) or failed samples
@@ -98,6 +98,17 @@ class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
 
     def steps(self, plan: InterventionPlan, chunk: Sequence[TracedSample]) -> int:
         return 1 + len(MODES) * len(plan.ks) * (2 + self.config.n_random) + len(plan.alphas)
+
+    def cost(self, plan: InterventionPlan, adapter: Adapter, chunk: Sequence[TracedSample]) -> Cost:
+        """The unedited trace, then per setting one trace per instructed modality in the batch whose
+        samples the setting is evaluated on (blocking: followed; amplifying: failed); two requests.
+        An upper bound, reached when each modality has followed and failed samples."""
+        settings = len(MODES) * len(plan.ks) * (1 + self.config.n_random + bool(plan.shared)) + len(plan.alphas)
+        traces = 1 + settings * len({s.instructed for s in chunk})
+        per_trace = (8 * len(chunk) if self.config.answer_from == "first-token"
+                     else 8 * len(chunk) * self.config.max_new_tokens) + SAVED_TENSOR_OVERHEAD
+        return Cost(traces, traces, 2, bound=True, length=int(encode_samples(adapter, chunk)[0].roles.shape[1]),
+                    returned=traces * per_trace, settings=settings)
 
     def answers(self, loaded: LoadedModel, samples: Sequence[TracedSample], encoded: Any, space: Any,
                 spec: Sequence[HeadScale] = ()) -> list[str]:

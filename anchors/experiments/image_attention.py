@@ -29,8 +29,8 @@ from ..results.attention_parts import PARTS, attention_parts
 from ..results.schema import sample_coords
 from ..tracer.batching import encode_samples
 from ..tracer.model_view import ModelView
-from ..tracer.trace import to_host
-from .base import Advance, RankedHeadsAnalysis, Resolved
+from ..tracer.trace import SAVED_TENSOR_OVERHEAD, to_host
+from .base import Advance, Cost, RankedHeadsAnalysis, Resolved
 from .configs import ImageAttentionConfig
 
 SELECTIONS: tuple[str, ...] = ("targeted", "random")  # a head read is one of the ranking's top heads or a random one
@@ -60,6 +60,7 @@ class ImageAttention(RankedHeadsAnalysis[TracedSample]):
     (('sample', 'head_read', 'position'), ['targeted', 'targeted', 'random', 'random'])"""
 
     experiment = "image_attention"
+    edits = False
     Config = ImageAttentionConfig
 
     def resolve(self, adapter: Adapter, items: Sequence[TracedSample] = ()) -> ImageAttentionPlan:
@@ -75,6 +76,11 @@ class ImageAttention(RankedHeadsAnalysis[TracedSample]):
         settings = {f: getattr(config, f) for f in ("top_k", "modality", "n_random", "query_role", "n_boxes",
                                                     "sink_factor", "seed")}
         return ImageAttentionPlan(tuple(sorted(picks, key=lambda p: (SELECTIONS.index(p[2]), p[0], p[1]))), settings)
+
+    def cost(self, plan: ImageAttentionPlan, adapter: Adapter, chunk: Sequence[TracedSample]) -> Cost:
+        length = int(encode_samples(adapter, chunk)[0].roles.shape[1])
+        returned = 4 * len(chunk) * len(plan.picks) * length + 8 * len(chunk) + 2 * SAVED_TENSOR_OVERHEAD
+        return Cost(1, 1, 1, length=length, returned=returned)
 
     def run_batch(self, plan: ImageAttentionPlan, loaded: LoadedModel, chunk: Sequence[TracedSample],
                   advance: Advance) -> xr.Dataset:

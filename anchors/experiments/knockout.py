@@ -19,8 +19,9 @@ from ..prompts.roles import role_label
 from ..readouts.metrics import compliant_probability, decide, nssd, nssd_full
 from ..results.schema import by_instructed_modality, sample_coords
 from ..tracer.batching import encode_samples
-from ..tracer.sweep import Method, sweep_knockouts, sweep_steps
-from .base import Advance, Analysis, Resolved, check_layers, check_window
+from ..tracer.sweep import Method, per_rerun, sweep_forwards, sweep_knockouts, sweep_steps
+from ..tracer.trace import saved_bytes
+from .base import Advance, Analysis, Cost, Resolved, check_layers, check_window
 from .configs import KnockoutConfig, Pathway, parse_pathway
 
 
@@ -50,6 +51,22 @@ def knockout_batch(loaded: LoadedModel, chunk: Sequence[TracedSample], pathways:
             "answers": decide(base.top_token, space),
             "p_compliant_base": compliant_probability(base.answer_logits, space).numpy(),
             "p_subspace_base": base.subspace_mass.numpy()}
+
+
+def knockout_cost(adapter: Adapter, chunk: Sequence[TracedSample], pathways: Mapping[str, Pathway],
+                  windows: Sequence[int], layers: Sequence[int], method: str, max_rows: int | None,
+                  verify_top: int = 0) -> Cost:
+    """:func:`knockout_batch`'s forwards, counted from the batch's roles (:func:`sweep_forwards`);
+    one request on a remote model (the other methods cannot run there)."""
+    encoded, space = encode_samples(adapter, chunk)
+    settings = [Knockout(source, target, layer, window) for source, target in pathways.values()
+                for window in windows for layer in layers]
+    shape, rows = adapter.shape, len(chunk)
+    forwards, bound = sweep_forwards(encoded.roles, settings, method, shape.n_layers, max_rows, verify_top)
+    starts = len({min(k.layers(shape.n_layers)) for k in settings})
+    returned = (1 + len(settings)) * saved_bytes(rows, len(space.union), 0, shape.n_layers, shape.n_heads, full_kl=True)
+    return Cost(forwards, 1 + len(settings), 1, bound, int(encoded.roles.shape[1]), returned, starts,
+                min(len(settings), per_rerun(rows, len(settings), max_rows)) * rows, len(settings))
 
 
 def _samples_first(values: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
@@ -140,6 +157,10 @@ class KnockoutProfile(Analysis[TracedSample]):
     def steps(self, plan: KnockoutPlan, chunk: Sequence[TracedSample]) -> int:
         return sweep_steps(len(plan.pathways) * len(plan.windows) * len(plan.layers), len(plan.pathways), plan.method,
                            plan.verify_top)
+
+    def cost(self, plan: KnockoutPlan, adapter: Adapter, chunk: Sequence[TracedSample]) -> Cost:
+        return knockout_cost(adapter, chunk, plan.named, plan.windows, plan.layers, plan.method, plan.max_batch_rows,
+                             plan.verify_top)
 
     def run_batch(self, plan: KnockoutPlan, loaded: LoadedModel, chunk: Sequence[TracedSample],
                   advance: Advance) -> xr.Dataset:

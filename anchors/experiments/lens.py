@@ -19,8 +19,9 @@ from ..readouts.metrics import decide, ldar, margin, synchronisation_rate, topk_
 from ..readouts.subspaces import SUBSPACES, Subspaces, subspace_logits
 from ..results.schema import OUTCOMES, sample_coords
 from ..tracer.batching import encode_samples
-from ..tracer.trace import SITES, trace_batch
-from .base import Advance, Analysis, Resolved
+from ..tracer.positions import positions
+from ..tracer.trace import SITES, saved_bytes, trace_batch
+from .base import Advance, Analysis, Cost, Resolved
 from .configs import LensConfig
 
 
@@ -84,6 +85,7 @@ class LensProfile(Analysis[TracedSample]):
     (('outcome', 'layer'), 8)"""
 
     experiment = "lens_profile"
+    edits = False
     Config = LensConfig
 
     def resolve(self, adapter: Adapter, items: Sequence[TracedSample] = ()) -> LensPlan:
@@ -91,6 +93,13 @@ class LensProfile(Analysis[TracedSample]):
         config.check()
         return LensPlan(config.top_k, config.heads, config.readout_role, config.subspace_score, adapter.shape.n_layers,
                         adapter.shape.n_heads)
+
+    def cost(self, plan: LensPlan, adapter: Adapter, chunk: Sequence[TracedSample]) -> Cost:
+        encoded, space = encode_samples(adapter, chunk)
+        read = positions(encoded, plan.readout_role)[0].shape[1]
+        returned = saved_bytes(len(chunk), len(space.union), read, plan.n_layers, plan.n_heads, lens=True,
+                               heads=plan.heads)
+        return Cost(1, 1, 1, length=int(encoded.roles.shape[1]), returned=returned)
 
     def run_batch(self, plan: LensPlan, loaded: LoadedModel, chunk: Sequence[TracedSample],
                   advance: Advance) -> xr.Dataset:

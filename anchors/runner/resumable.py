@@ -31,6 +31,7 @@ from ..results.netcdf import check_writable, load, save
 from ..results.provenance import dumps, portable_path, write_result
 from ..results.variables import describe
 from ..tracer.batching import check_unique
+from ..tracer.canary import check_edits_reach
 from ..tracer.encode import check_context
 from ..tracer.token_table import samples_group
 from .merge import merge_parts
@@ -250,6 +251,8 @@ def run(
     if sweep.done is not None:
         return sweep.done
     loaded = loaded_of(sweep.model)
+    if loaded.remote and analysis.edits:
+        check_edits_reach(loaded, next(s for item in sweep.items for s in analysis.samples_of(item)))
     chunks = sweep.chunks
     parts: list[xr.Dataset] = []
     with progress(analysis.experiment, sum(sweep.steps(i) for i in range(len(chunks))), analysis.unit) as advance:

@@ -122,18 +122,41 @@ def _naive_in_one_request(loaded: LoadedModel, batch: EncodedBatch, subspaces: S
     return result
 
 
+def rerun_groups(masks: Sequence[torch.Tensor | None], roles: torch.Tensor, knockouts: Sequence[Knockout],
+                 chosen: Sequence[int], n_layers: int) -> dict[tuple[int, int], list[int]]:
+    """The ``chosen`` knockouts grouped by (start layer, first position to recompute): each group's
+    reruns are stacked. ``masks`` are the clean run's per layer (None: causal, as a dry run assumes)."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for s in chosen:
+        groups.setdefault((min(knockouts[s].layers(n_layers)), suffix_start(masks, roles, knockouts[s], n_layers)),
+                          []).append(s)
+    return groups
+
+
+def suffix_start(masks: Sequence[torch.Tensor | None], roles: torch.Tensor, knockout: Knockout, n_layers: int) -> int:
+    """The first position a knockout's rerun must recompute, given the clean run's masks per layer."""
+    return causal_prefix(masks[min(knockout.layers(n_layers)):], first_query(roles, knockout))
+
+
+def per_rerun(rows: int, n_settings: int, max_rows: int | None) -> int:
+    """Settings stacked into one rerun: as many as ``max_rows`` (settings × samples) allows, at least one."""
+    return max(1, (max_rows or rows * n_settings) // rows)
+
+
+def count_reruns(groups: dict[tuple[int, int], list[int]], length: int, per_forward: int) -> int:
+    """The stacked reruns :func:`rerun_exact` runs for ``groups`` (none where no query is edited)."""
+    return sum(-(-len(members) // per_forward) for (_, t0), members in groups.items() if t0 < length)
+
+
 def rerun_exact(loaded: LoadedModel, run: CleanRun, batch: EncodedBatch, subspaces: Subspaces,
                 knockouts: Sequence[Knockout], chosen: Sequence[int], sweep: Sweep, max_rows: int | None,
                 advance: Advance) -> None:
     """Fill in the exact results of the ``chosen`` knockouts, grouping those that share a start layer
     and a first edited position into stacked reruns."""
     n_layers, (rows, length) = loaded.adapter.shape.n_layers, batch.roles.shape
-    groups: dict[tuple[int, int], list[int]] = {}
-    for s in chosen:
-        start = min(knockouts[s].layers(n_layers))
-        groups.setdefault((start, suffix_start(run, batch, knockouts[s], n_layers)), []).append(s)
+    groups = rerun_groups(run.masks, batch.roles, knockouts, chosen, n_layers)
     space, roles = subspaces.to(loaded.device), batch.roles.to(loaded.device)
-    per_forward = max(1, (max_rows or rows * len(knockouts)) // rows)
+    per_forward = per_rerun(rows, len(knockouts), max_rows)
     clean = run.outputs
     for (start, t0), members in groups.items():
         if t0 >= length:  # the knockout edits no query: the clean run's results
@@ -148,10 +171,28 @@ def rerun_exact(loaded: LoadedModel, run: CleanRun, batch: EncodedBatch, subspac
             advance(len(chunk))
 
 
-def suffix_start(run: CleanRun, batch: EncodedBatch, knockout: Knockout, n_layers: int) -> int:
-    """The first position a knockout's rerun must recompute."""
-    start = min(knockout.layers(n_layers))
-    return causal_prefix(run.masks[start:], first_query(batch.roles, knockout))
+def sweep_forwards(roles: torch.Tensor, knockouts: Sequence[Knockout], method: str, n_layers: int,
+                   max_rows: int | None = None, verify_top: int = 5) -> tuple[int, bool]:
+    """The forwards :func:`sweep_knockouts` runs on a batch with these ``roles`` (B, T), counted
+    without a model: traces (``atp``'s with its backward pass) and stacked reruns; and whether the
+    count is an upper bound (``atp+verify``: which settings get verified is known only after the
+    estimate). Reruns are grouped as if every layer's mask were causal; a family whose image
+    tokens attend to each other both ways (Gemma 3) can start some reruns earlier."""
+    if method == "naive":
+        return 1 + len(knockouts), False
+    rows, length = roles.shape
+    masks = [None] * n_layers
+    per_forward = per_rerun(rows, len(knockouts), max_rows)
+    if method == "reuse":
+        return 1 + count_reruns(rerun_groups(masks, roles, knockouts, range(len(knockouts)), n_layers), length,
+                                per_forward), False
+    single = [s for s, k in enumerate(knockouts) if suffix_start(masks, roles, k, n_layers) >= length - 1]
+    forwards = 1 + count_reruns(rerun_groups(masks, roles, knockouts, single, n_layers), length, per_forward)
+    if method == "atp+verify":
+        pathways = {(k.source, k.target) for k in knockouts}
+        open_settings = len(knockouts) - len(single)
+        return forwards + min(open_settings, verify_top * len(pathways)), True
+    return forwards, False
 
 
 def _attribution(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces, knockouts: Sequence[Knockout],
@@ -164,7 +205,7 @@ def _attribution(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces,
     shift = torch.stack([effects[pathways.index((k.source, k.target)), list(k.layers(n_layers))].sum(0)
                          for k in knockouts])  # (S, B): estimated change of the log-odds
     sweep = Sweep.estimated(run.outputs, base[None] + shift[..., None] * subspaces.compliant[None].to(base.dtype))
-    single = [s for s, k in enumerate(knockouts) if suffix_start(run, batch, k, n_layers) >= length - 1]
+    single = [s for s, k in enumerate(knockouts) if suffix_start(run.masks, batch.roles, k, n_layers) >= length - 1]
     rerun_exact(loaded, run, batch, subspaces, knockouts, single, sweep, max_rows, lambda n: None)
     if method == "atp+verify":
         strength = torch.stack([nssd(base, after, subspaces).abs().mean() for after in sweep.logits])

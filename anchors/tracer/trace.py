@@ -9,6 +9,7 @@ after it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 from typing import Sequence
 
 import nnsight
@@ -67,6 +68,23 @@ class TraceOutputs:
     subspace_mass: torch.Tensor | None = None
     full_kl: torch.Tensor | None = None
     log_probs: torch.Tensor | None = None
+
+
+#: bytes a saved tensor costs on the wire beyond its values (torch.save's record), measured on the
+#: local NDIF stack's replies
+SAVED_TENSOR_OVERHEAD = 1200
+
+
+def saved_bytes(batch: int, union: int, positions: int, n_layers: int, n_heads: int, *, lens: bool = False,
+                heads: bool = False, full_kl: bool = False) -> int:
+    """Bytes a remote :func:`trace_batch` brings back: the :class:`TraceOutputs` fields it saves
+    (float32; ``top_token`` int64), each with :data:`SAVED_TENSOR_OVERHEAD`."""
+    shapes = [(batch, union), (batch, 2), (batch,)] + ([(batch,)] if full_kl else [])
+    if lens:
+        shapes += [(batch, n_layers, 3, positions, 2), (batch, n_layers, 3, 2)]
+    if heads:
+        shapes += [(batch, n_layers, positions, n_heads, 2), (batch, n_layers, n_heads, union), (batch, n_layers, union)]
+    return sum(4 * prod(shape) + SAVED_TENSOR_OVERHEAD for shape in shapes)
 
 
 def to_host(tensor: torch.Tensor) -> torch.Tensor:
