@@ -6,10 +6,12 @@ loopback and nothing is left running."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +29,13 @@ from anchors.datasets import DataFolder
 from anchors.errors import InputError
 from anchors.experiments import HeadIntervention, ImageAttention, KnockoutProfile, LensProfile, PositionControls
 from anchors.models import ModelSpec
+from anchors.models.organisms import organism_path
+from anchors.models.tiny import tiny_model
+from anchors.tracer import EditsIgnoredError, check_edits_reach
 from anchors.organism.task import write_data
 from anchors.runner import RemoteBatchError, Retry, run
 
-from .test_experiments import loaded, samples  # noqa: F401  (tiny-model fixtures)
+from .test_experiments import followed_and_failed
 
 pytestmark = pytest.mark.slow
 TOLERANCE = 1e-5
@@ -41,6 +46,12 @@ KNOCKOUT = dict(method="naive", windows=(3,), layers=(0, 2), pathways=("instruct
 def organism_samples(tmp_path_factory):
     data = write_data(tmp_path_factory.mktemp("remote") / "data", 8)
     return DataFolder.open(data).traced(ModelSpec("organism").adapter().tokenizer)
+
+
+@pytest.fixture(scope="module")
+def family_samples():
+    """Samples of the tiny families run remotely, half followed and half failed."""
+    return {spec: followed_and_failed(tiny_model(spec.split(":")[1], "sdpa")) for spec in ("tiny:qwen2_5_vl", "tiny:gemma3")}
 
 
 def assert_close(local: xr.Dataset, remote: xr.Dataset) -> None:
@@ -60,15 +71,59 @@ def _analyses(lens: xr.Dataset, image: bool = True) -> dict:
             **({"image-attention": ImageAttention(lens, top_k=2, n_random=1, n_boxes=2)} if image else {})}
 
 
-@pytest.mark.parametrize("spec", ["organism", "tiny:qwen2_5_vl"])
-def test_remote_analyses_equal_local(ndif_stack, spec, organism_samples, samples):  # noqa: F811
-    data = organism_samples[:4] + organism_samples[8:12] if spec == "organism" else samples  # held-in and out, two batches
-    local_lens = run(LensProfile(top_k=3), ModelSpec(spec), data, batch_size=4)
-    for name, analysis in _analyses(local_lens, image=spec == "organism").items():
-        local = local_lens if name == "lens" else run(analysis, ModelSpec(spec), data, batch_size=4)
-        remote = run(analysis, ModelSpec(spec, remote=True), data, batch_size=4)
-        assert remote.attrs["backend"] == f"ndif:{ndif_stack.host}", name
-        assert_close(local, remote)
+@contextmanager
+def sent(stack: ndif.LocalNdif, trusted: bool):
+    """Requests sent with the stack's trusted key (run in the model actor's process) or with an
+    ordinary key (run in ndif's process sandbox, as every ordinary API key's request is)."""
+    previous = CONFIG.API.APIKEY
+    CONFIG.API.APIKEY = stack.trusted_key if trusted else "an-ordinary-key"
+    try:
+        yield
+    finally:
+        CONFIG.API.APIKEY = previous
+
+
+@pytest.mark.parametrize("trusted", [False, True], ids=["sandboxed", "trusted"])
+@pytest.mark.parametrize("spec", ["organism", "tiny:qwen2_5_vl", "tiny:gemma3"])
+def test_remote_analyses_equal_local(ndif_stack, spec, trusted, organism_samples, family_samples):
+    """Sandboxed and trusted alike: readouts call modules instead of reading weights (a sandboxed
+    block sees a weightless model), so lens, knockout, intervene (and image attention and the
+    position controls on the organism) equal the local results within 1e-5. The model is loaded once (its norms measured in
+    one request); each editing run first passes the canary (one request). Sandboxed runs take one
+    batch (each request waits for a fresh sandbox process), trusted ones two."""
+    data = organism_samples[:4] + organism_samples[8:12] if spec == "organism" else family_samples[spec]
+    batch_size = 4 if trusted else 8
+    local_lens = run(LensProfile(top_k=3), ModelSpec(spec), data, batch_size=batch_size)
+    with sent(ndif_stack, trusted):
+        remote_model = ModelSpec(spec, remote=True).load()
+        for name, analysis in _analyses(local_lens, image=spec == "organism").items():
+            local = local_lens if name == "lens" else run(analysis, ModelSpec(spec), data, batch_size=batch_size)
+            remote = run(analysis, remote_model, data, batch_size=batch_size)
+            assert remote.attrs["backend"] == f"ndif:{ndif_stack.host}", name
+            assert_close(local, remote)
+        if spec == "organism":  # the position controls, naive (one request per variant)
+            controls, variants = PositionControls(method="naive", window=1, layers=(0, 2)), {"default": data,
+                                                                                           "swapped": data}
+            assert_close(run(controls, ModelSpec(spec), variants, batch_size=batch_size),
+                         run(controls, remote_model, variants, batch_size=batch_size))
+
+
+def test_a_deployment_that_ignores_mask_edits_is_refused_before_the_sweep(ndif_stack, organism_samples, tmp_path):
+    """A copy of the organism deployed with attention that never receives the 4-D mask (as flash
+    attention): the canary's knockout changes nothing, so the sweep is refused before its first
+    batch, naming the cause; head scaling still takes effect there and is not blamed. On the
+    organism's own deployment both edits move the answer."""
+    folder = Path(shutil.copytree(organism_path(), tmp_path / "maskless"))
+    pinned = {"attn_implementation": "causal-only", "pin_attention": True}  # kept whatever the client asks
+    (ndif_stack.folder / "deployments.json").write_text(json.dumps({str(folder): pinned}))
+    out = tmp_path / "knockout.nc"
+    with sent(ndif_stack, True), pytest.raises(EditsIgnoredError, match=r"ignores mask edits \(a knockout\): .*flash") as caught:
+        run(KnockoutProfile(**KNOCKOUT), ModelSpec(str(folder), remote=True), organism_samples[:4], out=out)
+    assert "head scaling" not in str(caught.value)
+    assert not out.exists() and not list((tmp_path / "knockout.nc.parts").glob("batch-*"))
+    with sent(ndif_stack, True):
+        moved = check_edits_reach(ModelSpec("organism", remote=True).load(), organism_samples[0])
+    assert min(moved.values()) > 1e-2, moved
 
 
 def test_remote_reply_per_batch_of_8_is_small(ndif_stack, organism_samples, monkeypatch, capsys):
@@ -78,6 +133,7 @@ def test_remote_reply_per_batch_of_8_is_small(ndif_stack, organism_samples, monk
     monkeypatch.setattr(RemoteBackend, "finalize", lambda self, content: received.append(len(content))
                         or finalize(self, content))
     lens = run(LensProfile(top_k=3), ModelSpec("organism"), organism_samples, batch_size=8)
+    monkeypatch.setattr(CONFIG.API, "APIKEY", ndif_stack.trusted_key)
     per_batch: dict[str, list[tuple[int, int]]] = {}
     for name, analysis in _analyses(lens).items():
         batches = per_batch[name] = []
@@ -94,8 +150,9 @@ def test_remote_reply_per_batch_of_8_is_small(ndif_stack, organism_samples, monk
               "; ".join(f"{k} {max(b for b, _ in v):,} B at most, {v[-1][1]} requests" for k, v in per_batch.items()))
     assert all(len(v) == -(-len(organism_samples) // 8) for v in per_batch.values())
     assert all(b <= 1 << 20 for v in per_batch.values() for b, _ in v), per_batch
-    # a lens batch is one request, and so is a naive knockout batch (the first also measures the norms)
-    assert per_batch["lens"][-1][1] == 1 and per_batch["knockout"][-1][1] == 1
+    # a lens batch is one request, and so is a naive knockout batch (the first also measures the norms);
+    # an intervene batch is two: the unedited batch, then every setting in one session
+    assert per_batch["lens"][-1][1] == 1 and per_batch["knockout"][-1][1] == 1 and per_batch["intervene"][-1][1] == 2
 
 
 def test_remote_refuses_methods_that_ship_activations_back(organism_samples):

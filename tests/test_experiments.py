@@ -26,13 +26,13 @@ def loaded():
     return tiny_model("qwen2_5_vl", "sdpa")
 
 
-@pytest.fixture(scope="module")
-def samples(loaded):
-    """Six samples whose compliant dictionary holds the model's greedy token for half of them, so
-    that both followed and failed samples exist."""
-    base = prompts(6, True, seed=11)
+def followed_and_failed(loaded, n: int = 6, seed: int = 11) -> list[TracedSample]:
+    """``n`` samples whose compliant dictionary holds ``loaded``'s greedy token for every other
+    one, so that both followed and failed samples exist; the first half instructed to follow the
+    text, the rest the image."""
+    base = prompts(n, True, seed=seed)
     batch = encode_batch(loaded.adapter, base)
-    space = Subspaces.from_ids(batch.sample_ids, [[1]] * 6, [[2]] * 6)
+    space = Subspaces.from_ids(batch.sample_ids, [[1]] * n, [[2]] * n)
     top = trace_batch(loaded, batch, space).top_token.tolist()
     out = []
     for i, (prompt, token) in enumerate(zip(base, top)):
@@ -41,8 +41,14 @@ def samples(loaded):
             compliant, competing = (token, *others[:5]), tuple(others[5:10])
         else:
             compliant, competing = tuple(others[:5]), (token, *others[5:10])
-        out.append(TracedSample(prompt, compliant, competing, task="color", instructed=("text", "vision")[i // 3]))
+        out.append(TracedSample(prompt, compliant, competing, task="color", instructed=("text", "vision")[2 * i // n]))
     return out
+
+
+@pytest.fixture(scope="module")
+def samples(loaded):
+    """Six samples of the tiny Qwen2.5-VL, half followed and half failed (:func:`followed_and_failed`)."""
+    return followed_and_failed(loaded)
 
 
 def _round_trip(dataset: xr.Dataset, tmp_path) -> None:
