@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/run.py
 	$(VENV)/bin/python benchmarks/atp_accuracy.py
 	$(VENV)/bin/python benchmarks/cli_startup.py
+	$(VENV)/bin/python benchmarks/dry_run.py
 	$(VENV)/bin/python benchmarks/explorer_load.py
 
 clean:

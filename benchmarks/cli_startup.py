@@ -1,6 +1,7 @@
 """How long the command line takes to answer without doing work: ``anchors --help``, a command's
 help, an argument error, and the cheap refusals a first run meets (a missing data folder, an
-unknown pathway, a result of the wrong kind, an output already complete): the median of repeated
+unknown pathway, a result of the wrong kind, an output already complete), and a dry run's plan
+(``--dry-run``, which reads the processor and the data and must leave nothing): the median of repeated
 subprocess runs, so Python's own start is included. Each refusal must exit 2 (the complete output
 0) and leave no output or ``.parts`` folder behind; the script fails otherwise.
 
@@ -35,6 +36,8 @@ def cases(root: Path) -> dict[str, tuple[list[str] | None, int]]:
         "intervene --lens <a knockout result>": (
             ["intervene", "--data", data, "--lens", str(FIXTURES / "knockout.nc"), "--out", out], 2),
         "lens, output already complete": (["lens", "--data", data, "--no-heads", "--out", str(root / "lens.nc")], 0),
+        "knockout --method reuse --dry-run": (["knockout", "--data", data, "--method", "reuse", "--dry-run", "--out",
+                                               str(root / "planned.nc")], 0),
         "python -c pass (interpreter start alone)": (None, 0),
     }
 

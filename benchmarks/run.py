@@ -75,13 +75,13 @@ def setup(model: str, batch: int) -> tuple[Any, Any, Any]:
     return (loaded, *encode(loaded, model, batch))
 
 
-def encode(loaded: Any, model: str, batch: int) -> tuple[Any, Any]:
-    """``batch`` prompts of different lengths (so the batch is padded), encoded, and their subspaces."""
+def samples(model: str, batch: int) -> list[TracedSample]:
+    """``batch`` samples whose prompts differ in length (so a batch is padded)."""
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    samples = []
+    out = []
     for i in range(batch):
         context = CONTEXT if model == "medium" else "The ball is red."
         words = context.split()[: len(context.split()) - (i % 4)]  # lengths differ: the batch is padded
@@ -89,8 +89,13 @@ def encode(loaded: Any, model: str, batch: int) -> tuple[Any, Any]:
         prompt = Prompt(f"b{i}", (("context", " ".join(words)), ("question", "What color is the ball?"),
                                   ("instruction_semantic", "Follow the text rather than the image."),
                                   ("instruction_format", "Answer with one word.")), image=image)
-        samples.append(TracedSample(prompt, (11, 12, 13), (14, 15, 16), task="color", instructed="text"))
-    return encode_samples(loaded.adapter, samples)
+        out.append(TracedSample(prompt, (11, 12, 13), (14, 15, 16), task="color", instructed="text"))
+    return out
+
+
+def encode(loaded: Any, model: str, batch: int) -> tuple[Any, Any]:
+    """:func:`samples`, encoded, and their subspaces."""
+    return encode_samples(loaded.adapter, samples(model, batch))
 
 
 @contextmanager
