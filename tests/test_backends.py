@@ -83,29 +83,30 @@ def sent(stack: ndif.LocalNdif, trusted: bool):
         CONFIG.API.APIKEY = previous
 
 
-@pytest.mark.parametrize("trusted", [False, True], ids=["sandboxed", "trusted"])
 @pytest.mark.parametrize("spec", ["organism", "tiny:qwen2_5_vl", "tiny:gemma3"])
-def test_remote_analyses_equal_local(ndif_stack, spec, trusted, organism_samples, family_samples):
+def test_remote_analyses_equal_local(ndif_stack, spec, organism_samples, family_samples):
     """Sandboxed and trusted alike: readouts call modules instead of reading weights (a sandboxed
     block sees a weightless model), so lens, knockout, intervene (and image attention and the
-    position controls on the organism) equal the local results within 1e-5. The model is loaded once (its norms measured in
-    one request); each editing run first passes the canary (one request). Sandboxed runs take one
-    batch (each request waits for a fresh sandbox process), trusted ones two."""
+    position controls on the organism) equal the local results, computed once in batches of 4,
+    within 1e-5. Per path the model is loaded once (its norms measured in one request); each
+    editing run first passes the canary (one request). Trusted runs take two batches of 4,
+    sandboxed ones one of 8 (each request waits for a fresh sandbox process)."""
     data = organism_samples[:4] + organism_samples[8:12] if spec == "organism" else family_samples[spec]
-    batch_size = 4 if trusted else 8
-    local_lens = run(LensProfile(top_k=3), ModelSpec(spec), data, batch_size=batch_size)
-    with sent(ndif_stack, trusted):
-        remote_model = ModelSpec(spec, remote=True).load()
-        for name, analysis in _analyses(local_lens, image=spec == "organism").items():
-            local = local_lens if name == "lens" else run(analysis, ModelSpec(spec), data, batch_size=batch_size)
-            remote = run(analysis, remote_model, data, batch_size=batch_size)
-            assert remote.attrs["backend"] == f"ndif:{ndif_stack.host}", name
-            assert_close(local, remote)
-        if spec == "organism":  # the position controls, naive (one request per variant)
-            controls, variants = PositionControls(method="naive", window=1, layers=(0, 2)), {"default": data,
-                                                                                           "swapped": data}
-            assert_close(run(controls, ModelSpec(spec), variants, batch_size=batch_size),
-                         run(controls, remote_model, variants, batch_size=batch_size))
+    local_lens = run(LensProfile(top_k=3), ModelSpec(spec), data, batch_size=4)
+    analyses = _analyses(local_lens, image=spec == "organism")
+    variants = {"default": data, "swapped": data}
+    if spec == "organism":  # the position controls, naive (one request per variant)
+        analyses["controls"] = PositionControls(method="naive", window=1, layers=(0, 2))
+    local = {name: local_lens if name == "lens" else run(analysis, ModelSpec(spec),
+                                                         variants if name == "controls" else data, batch_size=4)
+             for name, analysis in analyses.items()}
+    for trusted, batch_size in ((True, 4), (False, 8)):
+        with sent(ndif_stack, trusted):
+            remote_model = ModelSpec(spec, remote=True).load()
+            for name, analysis in analyses.items():
+                remote = run(analysis, remote_model, variants if name == "controls" else data, batch_size=batch_size)
+                assert remote.attrs["backend"] == f"ndif:{ndif_stack.host}", name
+                assert_close(local[name], remote)
 
 
 def test_a_deployment_that_ignores_mask_edits_is_refused_before_the_sweep(ndif_stack, organism_samples, tmp_path):
@@ -166,11 +167,13 @@ def test_remote_refuses_methods_that_ship_activations_back(organism_samples):
         run(PositionControls(variants=("default", "swapped")), ModelSpec("organism", remote=True), variants)
 
 
-def test_server_killed_mid_run_fails_naming_the_batch_then_resumes(ndif_stack, tmp_path, organism_samples):
+def test_server_killed_mid_run_fails_naming_the_batch_then_resumes(ndif_stack, tmp_path, organism_samples,
+                                                                  monkeypatch):
     """A private stack started with the CLI is stopped with the CLI after batch 2 of 4: the run
     retries, then fails naming batch 3; the session's server finishes it without recomputing batches
     1-2. ``down`` stops every process the stack started, found by the session ids it recorded, and
-    keeps the folder's logs."""
+    keeps the folder's logs. Requests go with each stack's trusted key (no sandbox start per
+    request; the sandbox is tested above)."""
     organism_samples = organism_samples[:8]
     out = tmp_path / "lens.nc"
     folder = Path(tempfile.mkdtemp(prefix="andif-", dir="/tmp"))  # short: Ray's socket paths
@@ -187,6 +190,7 @@ def test_server_killed_mid_run_fails_naming_the_batch_then_resumes(ndif_stack, t
             assert main(["ndif", "down", str(folder), "--quiet"]) == 0
 
     CONFIG.API.HOST = ndif.host_of(folder)
+    monkeypatch.setattr(CONFIG.API, "APIKEY", ndif.trusted_key_of(folder))
     try:
         with pytest.raises(RemoteBatchError, match=r"batch 3/4 \(samples .*\) failed on the server .* 2 times"):
             run(LensProfile(top_k=3), ModelSpec("organism", remote=True), organism_samples, batch_size=2, out=out,
@@ -201,6 +205,7 @@ def test_server_killed_mid_run_fails_naming_the_batch_then_resumes(ndif_stack, t
     assert sorted(p.name for p in (tmp_path / "lens.nc.parts").glob("batch-*.nc")) == ["batch-00000.nc",
                                                                                       "batch-00001.nc"]
     messages.clear()
+    monkeypatch.setattr(CONFIG.API, "APIKEY", ndif_stack.trusted_key)
     resumed = run(LensProfile(top_k=3), ModelSpec("organism", remote=True), organism_samples, batch_size=2, out=out,
                   log=messages.append)
     assert messages[:2] == ["batch 1/4: already done, skipped", "batch 2/4: already done, skipped"]

@@ -78,7 +78,7 @@ def _environment(folder: Path, ports: dict[str, int], trusted_key: str) -> dict[
         "NDIF_MODEL_IMPORT_PATH": "anchors.backends.ndif_server.CpuModelActor",
         "NDIF_CONTROLLER_IMPORT_PATH": "anchors.backends.ndif_server.ControllerActor",
         "NDIF_DEFAULT_DTYPE": "float32",
-        "NDIF_SANDBOX_POOL_SIZE": "1",
+        "NDIF_SANDBOX_POOL_SIZE": "2",
         "ANCHORS_NDIF_TRUSTED_KEY": trusted_key,
         "NDIF_HOME": str(folder),
         "AWS_ACCESS_KEY_ID": "anchors",

@@ -6,8 +6,8 @@ of the stack :mod:`.ndif` starts, never by the client.
   ndif's own ``SandboxModelActor`` it serves a trusted request in-process and an untrusted one (an
   ordinary API key's) through ndif's process sandbox: a fresh runner process per request executes
   the block against a weightless model and drives this actor's forward over a socket. The pool
-  keeps ``NDIF_SANDBOX_POOL_SIZE`` runners warm (1 here: each holds a torch import, and a 2-core
-  machine has no room for ndif's 7), and a runner may take up to :data:`RUNNER_START_S` to start.
+  keeps ``NDIF_SANDBOX_POOL_SIZE`` runners warm (2 in the local stack: each holds ≈0.8 GB, a torch
+  import and a meta model, and starting one takes ≈6 s of a CPU; ndif's 7 do not fit a 2-core machine), and a runner may take up to :data:`RUNNER_START_S` to start.
   A checkpoint folder named in the stack folder's ``deployments.json`` (``{folder: {option: value}}``)
   is loaded with those ``from_pretrained`` options; ``"pin_attention": true`` keeps its attention
   implementation although nnsight ≥0.8 asks the server to switch to the client's with every
@@ -108,7 +108,7 @@ class _CpuSandboxDeployment(SandboxHost, _CpuModelDeployment):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pool = _PatientPool(size=int(os.environ.get("NDIF_SANDBOX_POOL_SIZE", "1")), model_key=self.model_key,
+        self.pool = _PatientPool(size=int(os.environ.get("NDIF_SANDBOX_POOL_SIZE", "2")), model_key=self.model_key,
                                  trust_remote_code=self.kwargs.get("trust_remote_code", False))
         self.execution_sandbox = None
 
