@@ -1,7 +1,7 @@
 """What a run would cost, before paying for it: ``anchors <analysis> … --dry-run`` and :func:`dry_run`.
 
 From the config, the model's config and processor files (no weights) and the samples, and with
-the same checks a run makes first (:func:`~anchors.runner.resumable.plan`): the settings, the
+the same checks a run makes first (``anchors.runner.plan``): the settings, the
 forwards per batch and in all for the chosen method beside the naive count, for a remote model the
 requests and the bytes each batch brings back, the largest tensors a batch holds and the peak
 memory they add to the weights at the batch size in the model's dtype
@@ -91,7 +91,8 @@ def _size(n: int) -> str:
 
 def dry_run(analysis: Analysis, model: ModelSpec | LoadedModel | str, samples: Any, *, batch_size: int = 8,
             log: Callable[[str], None] = lambda message: None, **ignored: Any) -> DryRun:
-    """The :class:`DryRun` of ``run(analysis, model, samples, batch_size=…)``; takes :func:`run`'s
+    """The :class:`DryRun` of ``run(analysis, model, samples, batch_size=…)``; takes
+    :func:`~anchors.runner.resumable.run`'s
     arguments (those about writing are ignored), so it can stand in as ``run_folder``'s engine.
 
     >>> planned = anchors.dry_run(anchors.LensProfile(), anchors.ModelSpec("organism", remote=True), samples)

@@ -4,7 +4,7 @@ An attention implementation that never receives the 4-D mask (flash attention ge
 mask or None) would turn every knockout into a silent no-op: NSSD 0 everywhere, read as a finding.
 
 Locally the rule is checked from the config, before any weights load (``--attn-implementation``:
-:func:`~anchors.models.loading.check_attention`). A remote deployment's implementation is not
+``anchors.models.loading.check_attention``). A remote deployment's implementation is not
 known to the client, so before a remote sweep that edits, one request (:func:`check_edits_reach`)
 runs one sample three ways: unedited; with every prompt token cut from the answer position in
 every layer; with every softmax head scaled to zero. A deployment where an edit leaves the
