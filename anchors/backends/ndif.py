@@ -99,10 +99,10 @@ def _ray_head_command(ray: str, folder: Path, ports: dict[str, int], num_cpus: i
             f"--resources={json.dumps(resources)}", f"--temp-dir={folder / 'ray'}", "--disable-usage-stats"]
 
 
-def up(folder: str | Path | None = None, *, num_cpus: int = 8, timeout: float = 180.0) -> LocalNdif:
+def up(folder: str | Path | None = None, *, num_cpus: int = 4, timeout: float = 180.0) -> LocalNdif:
     """Start the stack in ``folder`` (a new temporary one by default) and wait until the API answers
-    and reaches the Ray cluster. ``num_cpus`` are Ray's logical CPUs: the controller takes one and
-    each deployed model one, so 8 serves up to 7 models at once on any machine.
+    and reaches the Ray cluster. ``num_cpus`` are Ray's logical CPUs (Ray starts that many idle
+    workers): the controller takes one and each deployed model half of one, so 4 serve 6 models.
 
     On any failure everything already started is stopped and the error carries the failing
     service's log tail."""

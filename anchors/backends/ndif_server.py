@@ -95,11 +95,22 @@ class _CpuModelDeployment(BaseModelDeployment):
 
 
 class _PatientPool(sandbox_host.Pool):
+    """ndif's pool, warmed on the first untrusted request rather than at deployment (a model only
+    ever served trusted starts no runner) and patient with a slow start."""
+
+    def __init__(self, size: int, **options: Any) -> None:
+        self.warm_size = size
+        super().__init__(size=0, **options)
+
     def _spawn(self) -> sandbox_host.Sandbox:
         return sandbox_host.spawn(python=self.python, quiet=self.quiet, peers=self.peers, model_key=self.model_key,
                                   trust_remote_code=self.trust_remote_code, timeout=RUNNER_START_S)
 
     def acquire(self, timeout: float = RUNNER_START_S) -> sandbox_host.Sandbox:
+        if self.size < self.warm_size:
+            self.size = self.warm_size
+            for _ in range(self.warm_size):
+                self.refill()
         return super().acquire(timeout)
 
 
@@ -122,7 +133,7 @@ class _CpuSandboxDeployment(SandboxHost, _CpuModelDeployment):
         return self.run_in_runner(request, None)
 
 
-CpuModelActor = ray.remote(num_cpus=1, max_restarts=-1)(_CpuSandboxDeployment)
+CpuModelActor = ray.remote(num_cpus=0.5, max_restarts=-1)(_CpuSandboxDeployment)
 
 
 def _local_folder(model_key: str) -> Path | None:
