@@ -37,7 +37,7 @@ from ndif.services.ray.deployments.controller import controller as ndif_controll
 from ndif.services.ray.deployments.controller.cluster.evaluator import CacheEntry, ModelEvaluator, _dtype_name
 from ndif.services.ray.deployments.modeling.base import BaseModelDeployment
 from ndif.services.ray.sandbox import host as sandbox_host
-from ndif.services.ray.sandbox.model import SandboxHost
+from ndif.services.ray.sandbox.model import SandboxModelDeployment
 from nnsight.modeling.huggingface import HuggingFaceModel
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -114,23 +114,14 @@ class _PatientPool(sandbox_host.Pool):
         return super().acquire(timeout)
 
 
-class _CpuSandboxDeployment(SandboxHost, _CpuModelDeployment):
-    """A trusted request runs in-process (the base); any other in a fresh sandbox runner."""
+class _CpuSandboxDeployment(SandboxModelDeployment, _CpuModelDeployment):
+    """ndif's sandbox deployment (a trusted request in-process, any other in a fresh runner) on the
+    CPU model deployment, with the patient, lazily warmed pool."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.pool = _PatientPool(size=int(os.environ.get("NDIF_SANDBOX_POOL_SIZE", "2")), model_key=self.model_key,
-                                 trust_remote_code=self.kwargs.get("trust_remote_code", False))
+    def open_pool(self, pool_size: int | None = None, peers: int = 1) -> None:
+        self.pool = _PatientPool(size=int(os.environ.get("NDIF_SANDBOX_POOL_SIZE", "2")), peers=peers,
+                                 model_key=self.model_key, trust_remote_code=self.kwargs.get("trust_remote_code", False))
         self.execution_sandbox = None
-
-    def interrupt(self) -> None:
-        self.discard_sandbox()
-        super().interrupt()
-
-    def execute(self, request: Any) -> Any:
-        if request.trusted:
-            return super().execute(request)
-        return self.run_in_runner(request, None)
 
 
 CpuModelActor = ray.remote(num_cpus=0.5, max_restarts=-1)(_CpuSandboxDeployment)

@@ -162,7 +162,8 @@ class Analysis(Generic[Item]):
         default one trace, and one request, per step, as an upper bound."""
         steps = self.steps(plan, chunk)
         prompts = [prompt for item in chunk for prompt in self.prompts(item)]
-        return Cost(steps, steps, steps, bound=True, settings=steps, length=int(encode_batch(adapter, prompts, allow_text_only=True).roles.shape[1]))
+        length = int(encode_batch(adapter, prompts, allow_text_only=True).roles.shape[1])
+        return Cost(steps, steps, steps, bound=True, settings=steps, length=length)
 
     def run_batch(self, plan: Any, loaded: LoadedModel, chunk: Sequence[Item], advance: Advance) -> xr.Dataset:
         """One batch's per-sample results under the resolved ``plan``."""

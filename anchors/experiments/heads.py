@@ -99,11 +99,30 @@ class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
     def steps(self, plan: InterventionPlan, chunk: Sequence[TracedSample]) -> int:
         return 1 + len(MODES) * len(plan.ks) * (2 + self.config.n_random) + len(plan.alphas)
 
+    def settings(self, plan: InterventionPlan) -> list[tuple[tuple, str, dict[str, Heads], float, int | None]]:
+        """Every setting a batch runs, as (cell, mode, heads per instructed modality, alpha, alpha
+        column): per mode and head count the targeted heads, each random draw and the shared heads,
+        then the amplification sweep. The cell says where its results go (``run_batch``)."""
+        config, out = self.config, []
+
+        def same(flat: Sequence[int]) -> dict[str, Heads]:
+            return {m: plan.heads(flat) for m in MODALITIES}
+
+        for m, mode in enumerate(MODES):
+            alpha = 0.0 if mode == "block" else config.amplify_alpha
+            for i, k in enumerate(plan.ks):
+                out.append((("targeted", m, i), mode, {mod: plan.top(mod, k) for mod in MODALITIES}, alpha, None))
+                out += [(("draw", m, d, i), mode, same(plan.random[d][i]), alpha, None) for d in range(config.n_random)]
+                if plan.shared:
+                    out.append((("shared", m, i), mode, same(plan.shared[:k]), alpha, None))
+        top = {mod: plan.top(mod, plan.alpha_k) for mod in MODALITIES}
+        return out + [(("alpha", a), "amplify", top, alpha, a) for a, alpha in enumerate(plan.alphas)]
+
     def cost(self, plan: InterventionPlan, adapter: Adapter, chunk: Sequence[TracedSample]) -> Cost:
         """The unedited trace, then per setting one trace per instructed modality in the batch whose
         samples the setting is evaluated on (blocking: followed; amplifying: failed); two requests.
         An upper bound, reached when each modality has followed and failed samples."""
-        settings = len(MODES) * len(plan.ks) * (1 + self.config.n_random + bool(plan.shared)) + len(plan.alphas)
+        settings = len(self.settings(plan))
         traces = 1 + settings * len({s.instructed for s in chunk})
         per_trace = (8 * len(chunk) if self.config.answer_from == "first-token"
                      else 8 * len(chunk) * self.config.max_new_tokens) + SAVED_TENSOR_OVERHEAD
@@ -113,16 +132,16 @@ class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
     def answers(self, loaded: LoadedModel, samples: Sequence[TracedSample], encoded: Any, space: Any,
                 spec: Sequence[HeadScale] = ()) -> list[str]:
         """Each sample's answer class under ``spec``, read as ``answer_from`` says."""
-        return self.classes(loaded, samples, space, self.outcome(loaded, encoded, space, spec)())
+        return self.classes(loaded, samples, space, self.outcome(loaded, encoded, space, spec)(None))
 
-    def outcome(self, loaded: LoadedModel, encoded: Any, space: Any, spec: Sequence[HeadScale],
-                remote: bool | None = None) -> Any:
-        """A call running the batch under ``spec`` that returns the tensor its answers are read
+    def outcome(self, loaded: LoadedModel, encoded: Any, space: Any, spec: Sequence[HeadScale]) -> Any:
+        """A call (given the ``remote`` its trace takes, as :func:`~anchors.tracer.remote.in_one_request`
+        passes it) running the batch under ``spec`` that returns the tensor its answers are read
         from: the top next token, or the generated tokens."""
         if self.config.answer_from == "first-token":
-            return lambda: trace_batch(loaded, encoded, space, spec, remote=remote).top_token
-        return lambda: generate_batch(loaded, encoded, space, spec, max_new_tokens=self.config.max_new_tokens,
-                                      remote=remote).tokens
+            return lambda remote: trace_batch(loaded, encoded, space, spec, remote=remote).top_token
+        return lambda remote: generate_batch(loaded, encoded, space, spec, max_new_tokens=self.config.max_new_tokens,
+                                             remote=remote).tokens
 
     def classes(self, loaded: LoadedModel, samples: Sequence[TracedSample], space: Any, outcome: Any) -> list[str]:
         """The answer classes an :meth:`outcome` tensor gives."""
@@ -146,38 +165,20 @@ class HeadIntervention(RankedHeadsAnalysis[TracedSample]):
                   for mode in MODES for m in MODALITIES}
         prepared = {key: encode_samples(loaded.adapter, [chunk[i] for i in rows]) for key, rows in groups.items() if rows}
         jobs: list[tuple[tuple[str, str], list[HeadScale]]] = []
-        settings: dict[tuple, tuple[str, int | None, range]] = {}  # cell -> mode, alpha column, its jobs
-
-        def queue(cell: tuple, mode: str, heads: dict[str, Heads], alpha: float, column: int | None = None) -> None:
-            """One setting: a trace per group of the mode's samples (text- and vision-instructed)."""
-            first = len(jobs)
+        cells: dict[tuple, tuple[int | None, range]] = {}  # cell -> alpha column, its jobs
+        for cell, mode, heads, alpha, column in self.settings(plan):
+            first = len(jobs)  # a trace per group of the mode's samples (text- and vision-instructed)
             jobs.extend((key, [HeadScale(heads[key[1]], alpha, config.role)] if heads[key[1]] else [])
                         for key in prepared if key[0] == mode)
-            settings[cell] = (mode, column, range(first, len(jobs)))
-
-        def same(flat: Sequence[int]) -> dict[str, Heads]:
-            return {m: plan.heads(flat) for m in MODALITIES}
-
-        for m, mode in enumerate(MODES):
-            alpha = 0.0 if mode == "block" else config.amplify_alpha
-            for i, k in enumerate(ks):
-                queue(("targeted", m, i), mode, {mod: plan.top(mod, k) for mod in MODALITIES}, alpha)
-                for d in range(config.n_random):
-                    queue(("draw", m, d, i), mode, same(plan.random[d][i]), alpha)
-                if plan.shared:
-                    queue(("shared", m, i), mode, same(plan.shared[:k]), alpha)
-        top = {mod: plan.top(mod, plan.alpha_k) for mod in MODALITIES}
-        for a, alpha in enumerate(plan.alphas):
-            queue(("alpha", a), "amplify", top, alpha, column=a)
-        remote = False if loaded.remote else None
-        outcomes = in_one_request(loaded, [self.outcome(loaded, *prepared[key], spec, remote) for key, spec in jobs])
+            cells[cell] = (column, range(first, len(jobs)))
+        outcomes = in_one_request(loaded, [self.outcome(loaded, *prepared[key], spec) for key, spec in jobs])
         advance(self.steps(plan, chunk) - 1)
         column = {name: n for n, name in enumerate(SELECTIONS)}
         under = np.full((len(chunk), len(MODES), len(SELECTIONS), len(ks)), np.nan)
         draws = np.full((len(chunk), len(MODES), config.n_random, len(ks)), np.nan)
         swept = np.full((len(chunk), len(plan.alphas)), np.nan)
         classes = np.full((len(chunk), len(plan.alphas)), "", dtype=object)
-        for cell, (mode, alpha_column, indices) in settings.items():
+        for cell, (alpha_column, indices) in cells.items():
             out = np.full(len(chunk), np.nan)
             for j in indices:
                 rows = groups[jobs[j][0]]

@@ -46,9 +46,9 @@ def check_edits_reach(loaded: LoadedModel, sample: TracedSample) -> dict[str, fl
     (['head scaling', 'mask edits (a knockout)'], True)"""
     encoded, space = encode_samples(loaded.adapter, [sample])
     edits = canary_edits(loaded)
-    remote = False if loaded.remote else None
-    clean, *edited = in_one_request(loaded, [lambda spec=spec: trace_batch(loaded, encoded, space, spec, remote=remote)
-                                             .answer_logits for spec in [[], *edits.values()]])
+    clean, *edited = in_one_request(loaded, [lambda remote, spec=spec: trace_batch(loaded, encoded, space, spec,
+                                                                                  remote=remote).answer_logits
+                                             for spec in [[], *edits.values()]])
     moved = {name: float((logits - clean).abs().max()) for name, logits in zip(edits, edited)}
     ignored = [name for name, change in moved.items() if not change >= MOVED]
     if ignored:

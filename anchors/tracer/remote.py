@@ -24,24 +24,22 @@ def remote_kwargs(loaded: LoadedModel, remote: bool | str | None = None) -> dict
     return {"remote": remote}
 
 
-def in_one_request(loaded: LoadedModel, calls: Sequence[Callable[[], T]]) -> list[T]:
-    """Each call's result, the calls run in order. On a remote model they go as **one** request
-    (an nnsight session, whose body the server runs): each call runs its own traces with
-    ``remote=False`` there and returns plain tensors, which come back together. Locally it is a loop.
+def in_one_request(loaded: LoadedModel, calls: Sequence[Callable[[bool | None], T]]) -> list[T]:
+    """Each call's result, the calls run in order, each given the ``remote`` its traces take. On a
+    remote model they go as **one** request (an nnsight session, whose body the server runs): each
+    call runs its traces with ``remote=False`` there and returns plain tensors, which come back
+    together. Locally it is a loop, the traces run as the model was loaded (``None``).
 
     >>> from anchors.readouts import Subspaces
     >>> space = Subspaces.from_ids(batch.sample_ids, [[5]] * 2, [[6]] * 2)
-    >>> top = lambda: anchors.trace_batch(view.loaded, batch, space, remote=False).top_token
+    >>> top = lambda remote: anchors.trace_batch(view.loaded, batch, space, remote=remote).top_token
     >>> [tuple(t.shape) for t in anchors.tracer.in_one_request(view.loaded, [top, top])]
     [(2,), (2,)]
     """
     if not loaded.remote:
-        return [call() for call in calls]
+        return [call(None) for call in calls]
     import nnsight
 
-    import anchors
-
-    nnsight.register(anchors)
-    with loaded.model.session(remote=loaded.remote):
-        results = nnsight.save([call() for call in calls])
+    with loaded.model.session(**remote_kwargs(loaded)):
+        results = nnsight.save([call(False) for call in calls])
     return list(results)
