@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -67,6 +68,7 @@ def assert_close(local: xr.Dataset, remote: xr.Dataset) -> None:
 def _analyses(lens: xr.Dataset, image: bool = True) -> dict:
     """The analyses run remotely; image attention (the same trace primitives) on the organism only."""
     return {"lens": LensProfile(top_k=3), "knockout": KnockoutProfile(**KNOCKOUT),
+            "knockout-reuse": KnockoutProfile(**{**KNOCKOUT, "method": "reuse"}),
             "intervene": HeadIntervention(lens, ks=(1, 2), alphas=(2.0,), n_random=2),
             **({"image-attention": ImageAttention(lens, top_k=2, n_random=1, n_boxes=2)} if image else {})}
 
@@ -95,8 +97,8 @@ def test_remote_analyses_equal_local(ndif_stack, spec, organism_samples, family_
     local_lens = run(LensProfile(top_k=3), ModelSpec(spec), data, batch_size=4)
     analyses = _analyses(local_lens, image=spec == "organism")
     variants = {"default": data, "swapped": data}
-    if spec == "organism":  # the position controls, naive (one request per variant)
-        analyses["controls"] = PositionControls(method="naive", window=1, layers=(0, 2))
+    if spec == "organism":  # the position controls (reuse: one request per variant)
+        analyses["controls"] = PositionControls(window=1, layers=(0, 2))
     local = {name: local_lens if name == "lens" else run(analysis, ModelSpec(spec),
                                                          variants if name == "controls" else data, batch_size=4)
              for name, analysis in analyses.items()}
@@ -156,24 +158,23 @@ def test_remote_reply_per_batch_of_8_is_small(ndif_stack, organism_samples, monk
     assert per_batch["lens"][-1][1] == 1 and per_batch["knockout"][-1][1] == 1 and per_batch["intervene"][-1][1] == 2
 
 
-def test_remote_refuses_methods_that_ship_activations_back(organism_samples):
-    """Refused before anything loads or is sent (no server runs for this test)."""
-    with pytest.raises(InputError, match="cannot run remotely"):
-        run(KnockoutProfile(method="reuse"), ModelSpec("organism", remote=True), organism_samples)
-    with pytest.raises(InputError, match="--method atp cannot run remotely"):
-        run(KnockoutProfile(method="atp"), ModelSpec("organism", remote=True), organism_samples)
-    variants = {"default": organism_samples[:2], "swapped": organism_samples[:2]}
-    with pytest.raises(InputError, match="--method reuse cannot run remotely"):
-        run(PositionControls(variants=("default", "swapped")), ModelSpec("organism", remote=True), variants)
+def test_remote_refuses_the_backward_pass(organism_samples):
+    """``atp`` reads gradients, which a sandboxed request cannot: refused before anything loads or
+    is sent (no server runs for this test), naming what runs instead."""
+    for method in ("atp", "atp+verify"):
+        with pytest.raises(InputError, match=rf"--method {re.escape(method)} cannot run remotely: .*gradients.*"
+                                             "use --method naive or reuse"):
+            run(KnockoutProfile(method=method), ModelSpec("organism", remote=True), organism_samples)
 
 
 def test_server_killed_mid_run_fails_naming_the_batch_then_resumes(ndif_stack, tmp_path, organism_samples,
                                                                   monkeypatch):
-    """A private stack started with the CLI is stopped with the CLI after batch 2 of 4: the run
-    retries, then fails naming batch 3; the session's server finishes it without recomputing batches
-    1-2. ``down`` stops every process the stack started, found by the session ids it recorded, and
-    keeps the folder's logs. Requests go with each stack's trusted key (no sandbox start per
-    request; the sandbox is tested above)."""
+    """A private stack started with the CLI is stopped with the CLI as the first of 4 batches
+    finishes, with 3 batches in flight (``in_flight=3``): the run retries, then fails naming a batch;
+    the batches that finished are kept, and the session's server finishes the rest (3 in flight
+    again) without recomputing them, equal to a local run. ``down`` stops every process the stack
+    started, found by the session ids it recorded, and keeps the folder's logs. Requests go with
+    each stack's trusted key (no sandbox start per request; the sandbox is tested above)."""
     organism_samples = organism_samples[:8]
     out = tmp_path / "lens.nc"
     folder = Path(tempfile.mkdtemp(prefix="andif-", dir="/tmp"))  # short: Ray's socket paths
@@ -186,29 +187,32 @@ def test_server_killed_mid_run_fails_naming_the_batch_then_resumes(ndif_stack, t
 
     def log(message: str) -> None:
         messages.append(message)
-        if message == "batch 2/4: done":
+        if message.endswith(": done") and sum(m.endswith(": done") for m in messages) == 1:
             assert main(["ndif", "down", str(folder), "--quiet"]) == 0
 
     CONFIG.API.HOST = ndif.host_of(folder)
     monkeypatch.setattr(CONFIG.API, "APIKEY", ndif.trusted_key_of(folder))
     try:
-        with pytest.raises(RemoteBatchError, match=r"batch 3/4 \(samples .*\) failed on the server .* 2 times"):
+        with pytest.raises(RemoteBatchError, match=r"batch [1-4]/4 \(samples .*\) failed on the server .* 2 times"):
             run(LensProfile(top_k=3), ModelSpec("organism", remote=True), organism_samples, batch_size=2, out=out,
-                log=log, retry=Retry(attempts=2, backoff=0.1))
+                log=log, retry=Retry(attempts=2, backoff=0.1), in_flight=3)
     finally:
         CONFIG.API.HOST = ndif_stack.host
-        ndif.down(folder)  # again: nothing happens if the run got as far as batch 2
-    assert any(m.startswith("batch 3/4") and "retrying" in m for m in messages)
+        ndif.down(folder)  # again: nothing happens if the run got as far as the first batch
+    assert any("retrying" in m for m in messages)
     assert not any(session_pids(s) for s in sessions) and group.alive() == []
     assert (folder / "api.log").is_file() and not (folder / "ray").exists()  # down by folder keeps the logs
     shutil.rmtree(folder)
-    assert sorted(p.name for p in (tmp_path / "lens.nc.parts").glob("batch-*.nc")) == ["batch-00000.nc",
-                                                                                      "batch-00001.nc"]
+    done = sorted(int(m.split("/")[0].split()[1]) for m in messages if m.endswith(": done"))
+    kept = sorted(p.name for p in (tmp_path / "lens.nc.parts").glob("batch-*.nc"))
+    assert 1 <= len(done) < 4 and kept == [f"batch-{i - 1:05d}.nc" for i in done]
     messages.clear()
     monkeypatch.setattr(CONFIG.API, "APIKEY", ndif_stack.trusted_key)
     resumed = run(LensProfile(top_k=3), ModelSpec("organism", remote=True), organism_samples, batch_size=2, out=out,
-                  log=messages.append)
-    assert messages[:2] == ["batch 1/4: already done, skipped", "batch 2/4: already done, skipped"]
+                  log=messages.append, in_flight=3)
+    assert [m for m in messages if m.endswith("skipped")] == [f"batch {i}/4: already done, skipped" for i in done]
+    assert sorted(m for m in messages if m.endswith(": done")) == [f"batch {i}/4: done" for i in range(1, 5)
+                                                                     if i not in done]
     assert_close(run(LensProfile(top_k=3), ModelSpec("organism"), organism_samples, batch_size=2), resumed)
 
 

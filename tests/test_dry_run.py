@@ -141,3 +141,14 @@ def test_a_7b_plan_under_the_paper_preset(organism_data, tmp_path, capsys):
     assert planned.peak_bytes > planned.weights_bytes and planned.forwards < planned.naive
     assert json.loads(json.dumps(planned.rows()))  # plain strings
     assert anchors.dry_run is dry_run
+
+
+def test_a_remote_reuse_plan_counts_the_second_clean_trace(organism_data):
+    """On a remote model ``reuse`` runs its clean trace twice (keys and values, then layer inputs):
+    one more forward per batch than locally; ``naive`` is the same on both."""
+    samples = DataFolder.open(organism_data).traced(ModelSpec("organism").adapter().tokenizer)
+    for method, extra in (("reuse", 1), ("naive", 0)):
+        analysis = KnockoutProfile(method=method, **KNOCKOUT)
+        here = dry_run(analysis, "organism", samples, batch_size=4)
+        there = dry_run(analysis, ModelSpec("organism", remote=True), samples, batch_size=4)
+        assert there.forwards == here.forwards + extra * len(here.costs) and there.requests == len(here.costs)

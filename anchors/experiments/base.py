@@ -54,7 +54,11 @@ class Cost:
     followed; which settings get verified); ``length``: the batch's tokens per row (padded);
     ``returned``: bytes a remote batch brings back (0: not estimated); under ``reuse``, the start
     layers whose inputs the clean run keeps and the rows of the largest stacked rerun; ``settings``:
-    the edits it compares with the unedited batch (knockouts, head scalings)."""
+    the edits it compares with the unedited batch (knockouts, head scalings); ``remote_forwards``:
+    the forwards on a remote model, where they differ (``reuse`` there runs its clean trace twice).
+
+    >>> Cost(forwards=5, naive=37, requests=1, remote_forwards=6).on(remote=True)
+    6"""
 
     forwards: int
     naive: int
@@ -65,6 +69,11 @@ class Cost:
     starts: int = 0
     rerun_rows: int = 0
     settings: int = 0
+    remote_forwards: int | None = None
+
+    def on(self, remote: bool) -> int:
+        """The forwards on a remote model (``remote``) or a local one."""
+        return self.remote_forwards if remote and self.remote_forwards is not None else self.forwards
 
 
 def head_count(value: int | str, total: int) -> int:

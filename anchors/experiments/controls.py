@@ -101,7 +101,8 @@ class PositionControls(Analysis[VariantGroup]):
                               plan.layers, plan.method, plan.max_batch_rows) for name in plan.variants]
         return Cost(sum(c.forwards for c in each), sum(c.naive for c in each), len(each), length=max(c.length for c in each),
                     returned=sum(c.returned for c in each), starts=max(c.starts for c in each),
-                    rerun_rows=max(c.rerun_rows for c in each), settings=sum(c.settings for c in each))
+                    rerun_rows=max(c.rerun_rows for c in each), settings=sum(c.settings for c in each),
+                    remote_forwards=sum(c.on(remote=True) for c in each))
 
     def run_batch(self, plan: ControlsPlan, loaded: LoadedModel, chunk: Sequence[VariantGroup],
                   advance: Advance) -> xr.Dataset:

@@ -57,7 +57,8 @@ def knockout_cost(adapter: Adapter, chunk: Sequence[TracedSample], pathways: Map
                   windows: Sequence[int], layers: Sequence[int], method: str, max_rows: int | None,
                   verify_top: int = 0) -> Cost:
     """:func:`knockout_batch`'s forwards, counted from the batch's roles (:func:`sweep_forwards`);
-    one request on a remote model (the other methods cannot run there)."""
+    one request per batch on a remote model (``naive``: a session of traces; ``reuse``: a session of
+    two clean traces, the reruns calling the decoder layers on the server; ``atp`` cannot run there)."""
     encoded, space = encode_samples(adapter, chunk)
     settings = [Knockout(source, target, layer, window) for source, target in pathways.values()
                 for window in windows for layer in layers]
@@ -66,7 +67,8 @@ def knockout_cost(adapter: Adapter, chunk: Sequence[TracedSample], pathways: Map
     starts = len({min(k.layers(shape.n_layers)) for k in settings})
     returned = (1 + len(settings)) * saved_bytes(rows, len(space.union), 0, shape.n_layers, shape.n_heads, full_kl=True)
     return Cost(forwards, 1 + len(settings), 1, bound, int(encoded.roles.shape[1]), returned, starts,
-                min(len(settings), per_rerun(rows, len(settings), max_rows)) * rows, len(settings))
+                min(len(settings), per_rerun(rows, len(settings), max_rows)) * rows, len(settings),
+                forwards + 1 if method == "reuse" else None)
 
 
 def _samples_first(values: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:

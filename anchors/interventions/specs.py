@@ -74,14 +74,15 @@ EXACT_KNOCKOUT_METHODS: tuple[str, ...] = ("reuse", "naive")
 KNOCKOUT_METHODS: tuple[str, ...] = EXACT_KNOCKOUT_METHODS + ("atp", "atp+verify")
 # On a remote server only ``naive`` keeps each batch's reply small: the others bring every layer's
 # inputs, keys and values back to the client.
-REMOTE_KNOCKOUT_METHODS: tuple[str, ...] = ("naive",)
+REMOTE_KNOCKOUT_METHODS: tuple[str, ...] = ("naive", "reuse")
 
 
 def check_remote_method(method: str) -> None:
     """Refuse a knockout method that cannot run on a remote (NDIF) server."""
     if method not in REMOTE_KNOCKOUT_METHODS:
-        raise InputError(f"--method {method} cannot run remotely: it brings every layer's inputs, keys and values "
-                         f"back from the server; use --method {' or '.join(REMOTE_KNOCKOUT_METHODS)} with --remote")
+        raise InputError(f"--method {method} cannot run remotely: its backward pass reads gradients at every layer, "
+                         "which a sandboxed NDIF request cannot (ndif runs the backward after the forward, past "
+                         f"the block's reads); use --method {' or '.join(REMOTE_KNOCKOUT_METHODS)} with --remote")
 Intervention = Knockout | HeadScale
 _KINDS: dict[str, type] = {"knockout": Knockout, "head_scale": HeadScale}
 

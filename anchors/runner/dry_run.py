@@ -45,7 +45,7 @@ class DryRun:
 
     @property
     def forwards(self) -> int:
-        return sum(c.forwards for c in self.costs)
+        return sum(c.on(self.remote) for c in self.costs)
 
     @property
     def naive(self) -> int:
@@ -62,12 +62,12 @@ class DryRun:
     def rows(self) -> list[tuple[str, str]]:
         """The plan as (what, value) rows, as ``--dry-run`` prints them."""
         most = "at most " if self.bound else ""
-        per_batch = max(self.costs, key=lambda c: c.forwards)
+        per_batch = max(self.costs, key=lambda c: c.on(self.remote))
         rows = [("experiment", self.experiment), ("model", f"{self.model} ({self.dtype})"),
                 ("samples", f"{self.samples} in {len(self.costs)} batches of up to {self.batch_size}"),
                 ("settings per batch", f"{self.settings} (edits compared with the unedited batch)"),
                 (f"forwards{f' (--method {self.method})' if self.method else ''}",
-                 f"{most}{self.forwards:,} in all, {most}{per_batch.forwards:,} per batch")]
+                 f"{most}{self.forwards:,} in all, {most}{per_batch.on(self.remote):,} per batch")]
         if self.method is not None:
             rows.append(("forwards by --method naive (one trace per setting)",
                          f"{self.naive:,} in all, {per_batch.naive:,} per batch"))

@@ -25,7 +25,6 @@ from typing import Any, Iterator, Sequence
 
 import nnsight
 import torch
-from transformers import DynamicCache
 
 from ..interventions.edits import role_mask
 from ..models.adapters import hf_module
@@ -34,8 +33,8 @@ from ..prompts.roles import ROLE_CODE, expand_role
 from ..readouts.metrics import subspace_mass
 from ..readouts.subspaces import Subspaces
 from .encode import EncodedBatch
-from .reuse import CleanRun, capture_layer, capture_output, captured
-from .trace import TraceOutputs, to_host
+from .reuse import CleanRun, capture_layer, capture_output, captured, clean_trace_options
+from .trace import to_host
 
 RolePair = tuple[str | tuple[str, ...], str | tuple[str, ...]]
 
@@ -88,9 +87,8 @@ def atp_knockouts(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces
 
     masks = [(mask(source), mask(target)) for source, target in pathways]
     space = subspaces.to(device)
-    cache = DynamicCache()
-    with torch.enable_grad(), eager_without_weight_grads(hf_module(model)), model.trace(batch.inputs.to(device), logits_to_keep=1,
-                                                                   past_key_values=cache, use_cache=True):
+    with torch.enable_grad(), eager_without_weight_grads(hf_module(model)), model.trace(batch.inputs.to(device),
+                                                                                        **clean_trace_options()):
         saved: dict[str, Any] = {"hidden": {}, "masks": [], "kwargs": [], "between": {}}
         probabilities = []
         for i in range(n_layers):
@@ -99,7 +97,8 @@ def atp_knockouts(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces
             capture_layer(model, adapter, i, start_layers, saved)
             probabilities.append(adapter.attention(model, i).output[1])
             capture_output(model, adapter, i, start_layers, saved)
-        final = model.output.logits[:, -1]
+        output = model.output
+        final = output.logits[:, -1]
         answer = final[:, space.union]
         metric = log_odds(answer.float(), space)
         effects = []
@@ -111,6 +110,6 @@ def atp_knockouts(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces
         saved["answer"] = {"answer_logits": answer.detach(), "top_token": final.argmax(-1), "log_probs": log_probs,
                            "subspace_mass": subspace_mass(log_probs[:, space.union], space)}
         saved["effects"] = torch.stack(effects[::-1], dim=1)
+        saved["cache"] = output.past_key_values
         saved = nnsight.save(saved)
-    outputs = TraceOutputs(valid=torch.ones(0), **{k: to_host(v) for k, v in saved["answer"].items()})
-    return captured(saved, cache, outputs, adapter), to_host(saved["effects"])
+    return captured(saved, {k: to_host(v) for k, v in saved["answer"].items()}, adapter), to_host(saved["effects"])

@@ -27,7 +27,6 @@ from transformers import DynamicCache
 from ..errors import AnchorsError
 from ..interventions.edits import knockout_mask, role_mask
 from ..interventions.specs import Knockout
-from ..models.adapters import hf_module
 from ..models.loading import LoadedModel
 from ..prompts.roles import ROLE_CODE, expand_role
 from ..readouts.lens import lens_logits
@@ -71,17 +70,14 @@ class CleanRun:
     between: dict[int, torch.Tensor]
 
 
-class PrefixKV:
-    """The cache a rerun's layers see: the clean prefix's keys and values, then the suffix's own."""
+def prefix_cache(clean: CleanRun, layer: int, rows: int, t0: int) -> DynamicCache:
+    """The cache decoder layer ``layer`` of a rerun sees: the clean run's keys and values of
+    positions ``…t0`` (each sample's repeated ``rows`` times), to which the layer appends the
+    suffix's own. A plain transformers cache, so it travels to a remote model's host and back."""
+    def prefix(x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, :t0].repeat(rows, 1, 1, 1)
 
-    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], rows: int, t0: int) -> None:
-        self.keys, self.values, self.rows, self.t0 = keys, values, rows, t0
-
-    def update(self, key: torch.Tensor, value: torch.Tensor, layer: int, *args: Any, **kwargs: Any):
-        def prefix(x: torch.Tensor) -> torch.Tensor:
-            return x[:, :, : self.t0].repeat(self.rows, 1, 1, 1)
-
-        return torch.cat([prefix(self.keys[layer]), key], dim=-2), torch.cat([prefix(self.values[layer]), value], dim=-2)
+    return DynamicCache([(None, None)] * layer + [(prefix(clean.keys[layer]), prefix(clean.values[layer]))])
 
 
 def capture_layer(model: Any, adapter: Any, index: int, start_layers: Sequence[int], saved: dict[str, Any]) -> None:
@@ -111,14 +107,16 @@ def capture_output(model: Any, adapter: Any, index: int, start_layers: Sequence[
         saved["previous"] = output[0] if isinstance(output, tuple) else output
 
 
-def captured(saved: dict[str, Any], cache: DynamicCache, outputs: TraceOutputs, adapter: Any) -> CleanRun:
-    """The :class:`CleanRun` from what :func:`capture_layer` saved and the trace's key/value cache."""
+def captured(saved: dict[str, Any], answer: dict[str, torch.Tensor], adapter: Any) -> CleanRun:
+    """The :class:`CleanRun` from what :func:`capture_layer` saved, the trace's key/value cache
+    (``saved["cache"]``) and the ``answer``'s readouts (:class:`TraceOutputs` fields)."""
     for name in {k for kw in saved["kwargs"] for k, v in kw.items() if isinstance(v, torch.Tensor)}:
         if name not in LAYER_KWARGS:
             raise ReuseError(f"decoder layers of {type(adapter).__name__} take {name!r}, which prefix reuse cannot "
                              "slice; use --method naive")
     pad = [None] * (adapter.shape.n_layers - len(saved["masks"]))
-    return CleanRun(outputs, saved["hidden"], [layer.keys.detach() for layer in cache.layers],
+    cache = saved["cache"]
+    return CleanRun(TraceOutputs(valid=torch.ones(0), **answer), saved["hidden"], [layer.keys.detach() for layer in cache.layers],
                     [layer.values.detach() for layer in cache.layers], pad + saved["masks"], pad + saved["kwargs"],
                     saved["between"])
 
@@ -126,22 +124,31 @@ def captured(saved: dict[str, Any], cache: DynamicCache, outputs: TraceOutputs, 
 def clean_run(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces, start_layers: Sequence[int]) -> CleanRun:
     """The clean trace: answer logits as :func:`trace_batch` returns them, plus every layer's
     inputs, keys and values from the earliest start layer on."""
-    model = loaded.model
-    union = subspaces.to(loaded.device).union
-    cache = DynamicCache()
-    with torch.no_grad(), model.trace(batch.inputs.to(loaded.device), logits_to_keep=1, past_key_values=cache,
-                                      use_cache=True):
-        saved: dict[str, Any] = {"hidden": {}, "masks": [], "kwargs": [], "between": {}}
-        for i in range(loaded.adapter.shape.n_layers):
-            capture_layer(model, loaded.adapter, i, start_layers, saved)
-            capture_output(model, loaded.adapter, i, start_layers, saved)
-        final = model.output.logits[:, -1]
-        log_probs = final.float().log_softmax(-1)
-        saved["answer"] = {"answer_logits": final[:, union], "top_token": final.argmax(-1), "log_probs": log_probs,
-                           "subspace_mass": subspace_mass(log_probs[:, union], subspaces.to(loaded.device))}
-        saved = nnsight.save(saved)
-    outputs = TraceOutputs(valid=torch.ones(0), **{k: to_host(v) for k, v in saved["answer"].items()})
-    return captured(saved, cache, outputs, loaded.adapter)
+    with torch.no_grad(), loaded.model.trace(batch.inputs.to(loaded.device), **clean_trace_options()):
+        saved = nnsight.save(clean_readouts(loaded.model, loaded.adapter, subspaces.to(loaded.device), start_layers))
+    return captured(saved, {k: to_host(v) for k, v in saved["answer"].items()}, loaded.adapter)
+
+
+def clean_trace_options() -> dict[str, Any]:
+    """Keyword arguments of the clean trace: the answer position's logits only, and a fresh cache
+    that keeps every layer's keys and values."""
+    return {"logits_to_keep": 1, "use_cache": True, "past_key_values": DynamicCache()}
+
+
+def clean_readouts(model: Any, adapter: Any, space: Subspaces, start_layers: Sequence[int]) -> dict[str, Any]:
+    """Inside a running clean trace (opened with :func:`clean_trace_options`): what :func:`captured` needs, the answer's readouts under
+    ``"answer"`` and the filled cache under ``"cache"``."""
+    saved: dict[str, Any] = {"hidden": {}, "masks": [], "kwargs": [], "between": {}}
+    for i in range(adapter.shape.n_layers):
+        capture_layer(model, adapter, i, start_layers, saved)
+        capture_output(model, adapter, i, start_layers, saved)
+    output = model.output
+    final = output.logits[:, -1]
+    log_probs = final.float().log_softmax(-1)
+    saved["answer"] = {"answer_logits": final[:, space.union], "top_token": final.argmax(-1), "log_probs": log_probs,
+                       "subspace_mass": subspace_mass(log_probs[:, space.union], space)}
+    saved["cache"] = output.past_key_values
+    return saved
 
 
 def first_query(roles: torch.Tensor, knockout: Knockout) -> int:
@@ -181,12 +188,13 @@ def _slice(value: Any, axes: tuple[int, int | None], t0: int, rows: int) -> Any:
     return value.repeat(*repeats)
 
 
-def rerun(loaded: LoadedModel, clean: CleanRun, roles: torch.Tensor, settings: Sequence[Knockout], start: int, t0: int,
-          subspaces: Subspaces) -> dict[str, torch.Tensor]:
+def rerun(adapter: Any, root: Any, clean: CleanRun, roles: torch.Tensor, settings: Sequence[Knockout], start: int,
+          t0: int, subspaces: Subspaces) -> dict[str, torch.Tensor]:
     """What ``settings`` (knockouts whose windows start at or after ``start``) do to the answer, from
     the clean run's layer ``start`` input, on positions ``t0…``: ``answer_logits`` (R, B, U) on the
-    dictionary ids, ``top_token``, ``subspace_mass`` and ``full_kl`` against the clean run (R, B)."""
-    module, adapter = hf_module(loaded.model), loaded.adapter
+    dictionary ids, ``top_token``, ``subspace_mass`` and ``full_kl`` against the clean run (R, B).
+    ``root`` is the plain module, or (on a remote model, inside its trace) the nnsight model, whose
+    layers are then called on the server."""
     n_layers, rows = adapter.shape.n_layers, len(settings)
     batch, length = roles.shape
     queries = length - t0
@@ -194,19 +202,18 @@ def rerun(loaded: LoadedModel, clean: CleanRun, roles: torch.Tensor, settings: S
              for k in settings]
     windows = [set(k.layers(n_layers)) for k in settings]
     hidden = clean.hidden[start][:, t0:].repeat(rows, 1, 1)
-    cache = PrefixKV(clean.keys, clean.values, rows, t0)
     for i in range(start, n_layers):
         mask = clean.masks[i]
         mask = None if mask is None else mask[..., t0:, :]
         edited = [knockout_mask(mask, roles, [codes[s]] if i in windows[s] else [], queries, hidden.dtype)
                   for s in range(rows)]
         kwargs = {k: _slice(v, LAYER_KWARGS[k], t0, rows) if k in LAYER_KWARGS else v for k, v in clean.kwargs[i].items()}
-        out = adapter.layers(module)[i](hidden, attention_mask=torch.cat(edited), past_key_values=cache, use_cache=True,
-                                        **kwargs)
+        out = adapter.layer(root, i)(hidden, attention_mask=torch.cat(edited), past_key_values=prefix_cache(clean, i, rows, t0),
+                                     use_cache=True, **kwargs)
         hidden = out[0] if isinstance(out, tuple) else out
         if i in clean.between:
             hidden = hidden + clean.between[i][:, t0:].repeat(rows, 1, 1)
-    logits = lens_logits(adapter, module, hidden[:, -1])
+    logits = lens_logits(adapter, root, hidden[:, -1])
     log_probs = logits.float().log_softmax(-1)
     space = Subspaces(subspaces.union, subspaces.compliant.repeat(rows, 1), subspaces.competing.repeat(rows, 1))
     reference = clean.outputs.log_probs.to(log_probs.device).repeat(rows, 1)

@@ -13,20 +13,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import nnsight
 import torch
 
 from ..errors import InputError
 from ..interventions.specs import EXACT_KNOCKOUT_METHODS, KNOCKOUT_METHODS, Knockout, check_remote_method
+from ..models.adapters import hf_module
 from ..models.loading import LoadedModel
 from ..readouts.metrics import nssd
 from ..readouts.subspaces import Subspaces
 from .attribution import atp_knockouts
 from .encode import EncodedBatch
 from .remote import remote_kwargs
-from .reuse import CleanRun, ReuseError, causal_prefix, clean_run, first_query, rerun
+from .reuse import (CleanRun, ReuseError, captured, causal_prefix, clean_readouts, clean_run, clean_trace_options,
+                    first_query, rerun)
 from .trace import TraceOutputs, to_host, trace_batch
 
 Method = Literal["reuse", "naive", "atp", "atp+verify"]  # one of KNOCKOUT_METHODS
@@ -100,6 +102,10 @@ def sweep_knockouts(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspac
         raise ReuseError(f"--method {method} reruns layers from a cached prefix, but this hybrid decoder's "
                          "linear-attention layers keep a recurrent state rather than keys and values; use --method naive")
     starts = sorted({min(k.layers(n_layers)) for k in knockouts})
+    if method == "reuse" and loaded.remote:
+        sweep = _reuse_in_one_request(loaded, batch, subspaces, knockouts, max_rows)
+        advance(1 + len(knockouts))
+        return sweep
     if method == "reuse":
         run = clean_run(loaded, batch, subspaces, starts)
         advance(1)
@@ -151,24 +157,57 @@ def count_reruns(groups: dict[tuple[int, int], list[int]], length: int, per_forw
 def rerun_exact(loaded: LoadedModel, run: CleanRun, batch: EncodedBatch, subspaces: Subspaces,
                 knockouts: Sequence[Knockout], chosen: Sequence[int], sweep: Sweep, max_rows: int | None,
                 advance: Advance) -> None:
-    """Fill in the exact results of the ``chosen`` knockouts, grouping those that share a start layer
-    and a first edited position into stacked reruns."""
-    n_layers, (rows, length) = loaded.adapter.shape.n_layers, batch.roles.shape
-    groups = rerun_groups(run.masks, batch.roles, knockouts, chosen, n_layers)
-    space, roles = subspaces.to(loaded.device), batch.roles.to(loaded.device)
+    """Fill in the exact results of the ``chosen`` knockouts (:func:`exact_reruns`, here)."""
+    for members, values in exact_reruns(loaded.adapter, hf_module(loaded.model), run, batch.roles.to(loaded.device),
+                                        subspaces.to(loaded.device), knockouts, chosen, max_rows):
+        sweep.fill(members, {k: to_host(v) for k, v in values.items()})
+        advance(len(members))
+
+
+def exact_reruns(adapter: Any, root: Any, run: CleanRun, roles: torch.Tensor, space: Subspaces,
+                 knockouts: Sequence[Knockout], chosen: Sequence[int],
+                 max_rows: int | None) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+    """The exact results of the ``chosen`` knockouts, as (settings, :func:`~.reuse.rerun`'s fields),
+    grouping those that share a start layer and a first edited position into stacked reruns.
+    ``root`` as :func:`~.reuse.rerun` takes it; ``roles`` and ``space`` on the model's device."""
+    n_layers, (rows, length) = adapter.shape.n_layers, roles.shape
     per_forward = per_rerun(rows, len(knockouts), max_rows)
     clean = run.outputs
-    for (start, t0), members in groups.items():
+    for (start, t0), members in rerun_groups(run.masks, roles, knockouts, chosen, n_layers).items():
         if t0 >= length:  # the knockout edits no query: the clean run's results
-            sweep.fill(members, {"answer_logits": clean.answer_logits, "top_token": clean.top_token,
-                                 "subspace_mass": clean.subspace_mass, "full_kl": torch.zeros(rows)})
-            advance(len(members))
+            yield members, {"answer_logits": clean.answer_logits, "top_token": clean.top_token,
+                            "subspace_mass": clean.subspace_mass, "full_kl": torch.zeros(rows)}
             continue
         for at in range(0, len(members), per_forward):
             chunk = members[at: at + per_forward]
-            result = rerun(loaded, run, roles, [knockouts[s] for s in chunk], start, t0, space)
-            sweep.fill(chunk, {k: to_host(v) for k, v in result.items()})
-            advance(len(chunk))
+            yield chunk, rerun(adapter, root, run, roles, [knockouts[s] for s in chunk], start, t0, space)
+
+
+def _reuse_in_one_request(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces,
+                          knockouts: Sequence[Knockout], max_rows: int | None) -> Sweep:
+    """A remote model's ``reuse`` sweep of one batch as one request (a session of two clean
+    traces): the first keeps every layer's keys and values, the second every layer's inputs, and
+    the reruns call the decoder layers on the server inside it (envoy calls, which ndif's sandbox
+    forwards to the model's host); only the readouts come back. Two traces because in the sandbox a
+    layer whose input the block reads runs on a copy of its inputs, so its key/value cache update
+    never reaches the cache the model returns."""
+    model, adapter = loaded.model, loaded.adapter
+    starts = sorted({min(k.layers(adapter.shape.n_layers)) for k in knockouts})
+    with torch.no_grad(), model.session(**remote_kwargs(loaded)):
+        with model.trace(batch.inputs, **clean_trace_options()):
+            cache = model.output.past_key_values
+        with model.trace(batch.inputs, logits_to_keep=1, use_cache=False):
+            space = subspaces.to(batch.roles.device)
+            saved = {**clean_readouts(model, adapter, space, starts), "cache": cache}
+            run = captured(saved, saved["answer"], adapter)
+            results = list(exact_reruns(adapter, model, run, batch.roles, space, knockouts, range(len(knockouts)),
+                                        max_rows))
+        result = nnsight.save((replace(run.outputs, log_probs=None), results))
+    clean, results = result
+    sweep = Sweep.estimated(clean, clean.answer_logits[None].repeat(len(knockouts), 1, 1))
+    for members, values in results:
+        sweep.fill(members, values)
+    return sweep
 
 
 def sweep_forwards(roles: torch.Tensor, knockouts: Sequence[Knockout], method: str, n_layers: int,
