@@ -27,7 +27,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 #: commands that work with the light install (no torch): they read result files only
 READS_RESULTS_ONLY = {cmd_heads, cmd_plot, cmd_report, cmd_explore, cmd_ray, cmd_ndif}
 CLI_ONLY = {"handler", "config", "quiet", "out", "overwrite", "command", "ray", "ray_workers", "ray_gpus_per_worker",
-            "retries", "dry_run"}
+            "retries", "in_flight", "dry_run"}
 
 
 def _cli_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def _engine(args: argparse.Namespace) -> Any:
     from .runner import Retry, run
 
     if args.ray is None:
-        return partial(run, retry=Retry(attempts=args.retries))
+        return partial(run, retry=Retry(attempts=args.retries), in_flight=args.in_flight)
     from .backends.ray_sweep import run_on_ray
 
     return partial(run_on_ray, address=args.ray, workers=args.ray_workers, gpus_per_worker=args.ray_gpus_per_worker)
@@ -57,6 +57,8 @@ def cmd_experiment(args: argparse.Namespace, console: Any) -> int:
     record = by_command(args.command)
     if args.ray is not None and args.remote:
         raise InputError("--ray and --remote do not mix: Ray workers load the model themselves")
+    if args.in_flight > 1 and not args.remote:
+        raise InputError(f"--in-flight {args.in_flight} overlaps the waits of remote batches: add --remote, or drop it")
     cli_config = _cli_config(args)
     inputs = check_inputs(record, args, cli_config)
     if not args.overwrite and not args.dry_run and already_complete(args.out, inputs):

@@ -52,6 +52,9 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                        "(nnsight's CONFIG.API.HOST; key from NDIF_API_KEY); weights stay on the server")
     group.add_argument("--retries", type=positive_int, default=3,
                        help="attempts per batch on a remote server before failing (default: 3)")
+    group.add_argument("--in-flight", type=positive_int, default=1, metavar="N",
+                       help="with --remote: batches sent at once, each written as it finishes; overlaps network "
+                       "and queue time, not the server's compute (default: 1)")
     group.add_argument("--ray", metavar="auto|ADDRESS", help="spread the batches over Ray actors of the cluster at "
                        "ADDRESS ('auto': the one this machine belongs to; 'anchors ray up' starts a local one)")
     group.add_argument("--ray-workers", type=positive_int, help="actors (model replicas; default: as many as fit)")

@@ -148,7 +148,7 @@ def test_results_are_saved_from_one_place():
              if not c.startswith("anchors/results/netcdf.py")]
     places = {c.split(":")[0] for c in calls}
     # write_result (every result), and the runner's per-batch parts (not results: merged by finish)
-    assert places == {"anchors/results/provenance.py", "anchors/runner/resumable.py"}, calls
+    assert places == {"anchors/results/provenance.py", "anchors/runner/batches.py"}, calls
     assert len([c for c in calls if c.startswith("anchors/runner")]) == 1
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,18 +21,20 @@ import xarray as xr
 
 from ..datasets.folder import DataFolder
 from ..datasets.subset import Subset
-from ..errors import AnchorsError, InputError
+from ..errors import InputError
 from ..experiments.base import Advance, Analysis, Resolved
 from ..models.loading import LoadedModel
 from ..models.spec import ModelSpec, adapter_of, as_spec, loaded_of
 from ..prompts.prompt import dictionary_hash
-from ..results.netcdf import check_writable, load, save
+from ..results.netcdf import check_writable, load
 from ..results.provenance import dumps, portable_path, write_result
 from ..results.variables import describe
 from ..tracer.batching import check_unique
 from ..tracer.canary import check_edits_reach
 from ..tracer.encode import check_context
 from ..tracer.token_table import samples_group
+from .batches import Retry, batch_result, keep_part
+from .in_flight import in_flight as in_flight_batches
 from .merge import merge_parts
 from .regions import mentions_region, region_items
 
@@ -42,24 +43,6 @@ Progress = Callable[[str, int, str], AbstractContextManager[Advance]]
 
 class ResumeConflict(InputError):
     """An existing output (or partial output) was made with another configuration or data."""
-
-
-class RemoteBatchError(AnchorsError):
-    """A batch kept failing on the remote server; the message names it. Finished batches are kept."""
-
-
-@dataclass(frozen=True)
-class Retry:
-    """How a remote batch that failed (server gone, connection dropped, job refused) is retried:
-    up to ``attempts`` tries in all, waiting ``backoff``·2^(n-1) seconds (at most ``max_wait``)
-    after the n-th failure."""
-
-    attempts: int = 3
-    backoff: float = 2.0
-    max_wait: float = 60.0
-
-    def wait(self, failures: int) -> float:
-        return min(self.max_wait, self.backoff * 2 ** (failures - 1))
 
 
 @contextmanager
@@ -166,34 +149,6 @@ def plan(analysis: Analysis, model: ModelSpec | LoadedModel | str, samples: Any,
     return sweep
 
 
-def compute_batch(sweep: Plan, loaded: LoadedModel, index: int, advance: Advance = lambda n: None, *,
-                  retry: Retry | None = None, log: Callable[[str], None] = lambda message: None) -> xr.Dataset:
-    """Batch ``index`` of ``sweep``, written atomically into the parts folder (if any) with the
-    model's provenance. A remote model's failed batch is retried per ``retry``."""
-    chunk = sweep.chunks[index]
-    retry = retry or Retry()
-    for attempt in range(1, retry.attempts + 1):
-        try:
-            part = sweep.analysis.run_batch(sweep.resolved, loaded, chunk, advance)
-            break
-        except AnchorsError:
-            raise
-        except Exception as error:
-            if not loaded.remote:
-                raise
-            where = f"batch {index + 1}/{len(sweep.chunks)} (samples {chunk[0].sample_id} … {chunk[-1].sample_id})"
-            if attempt == retry.attempts:
-                raise RemoteBatchError(f"{where} failed on the server at {loaded.provenance.get('backend')} "
-                                       f"{attempt} times; finished batches are kept, re-run to resume. Last error: "
-                                       f"{type(error).__name__}: {error}") from error
-            wait = retry.wait(attempt)
-            log(f"{where}: {type(error).__name__}: {error}; retrying in {wait:.1f} s")
-            time.sleep(wait)
-    part.attrs["model_provenance"] = json.dumps(loaded.provenance, sort_keys=True)
-    path = sweep.part_path(index)
-    return load(save(part, path)) if path is not None else part
-
-
 def finish(sweep: Plan, parts: Sequence[xr.Dataset], *, cli_config: dict | None = None,
            attrs: dict | None = None) -> xr.Dataset:
     """Merge the batches (in order), compute the aggregates, stamp provenance (the model's, as
@@ -230,6 +185,7 @@ def run(
     cli_config: dict | None = None,
     attrs: dict | None = None,
     retry: Retry | None = None,
+    in_flight: int = 1,
 ) -> xr.Dataset:
     """Run ``analysis`` on ``samples`` (what the analysis takes: traced samples, or variants for
     the position controls) and return the result; with ``out``, resumably into that NetCDF file.
@@ -239,8 +195,9 @@ def run(
     config and every prompt's length have been checked. ``progress(description, total, unit)``
     is a context manager yielding ``advance(n)``, called with the analysis's own step count.
     ``attrs`` are added to the result's (e.g. how the samples were drawn from a data folder).
-    A remote model's failed batch is retried per ``retry`` (:class:`~anchors.runner.resumable.Retry`),
-    then fails naming it.
+    A remote model's failed batch is retried per ``retry`` (:class:`~anchors.runner.batches.Retry`),
+    then fails naming it. On a remote model, up to ``in_flight`` batches are sent at once
+    (:mod:`~anchors.runner.in_flight`), each written as it finishes.
 
     >>> out = tmp / "lens.nc"
     >>> lens = anchors.run(anchors.LensProfile(heads=False), "organism", samples, out=out)
@@ -250,21 +207,29 @@ def run(
     sweep = plan(analysis, model, samples, out=out, batch_size=batch_size, overwrite=overwrite, log=log)
     if sweep.done is not None:
         return sweep.done
+    if in_flight > 1 and not sweep.model.remote:
+        raise InputError(f"in_flight={in_flight} (--in-flight) overlaps the waits of remote batches; this model runs "
+                         "here, where batches run one after another: drop the option or add --remote")
     loaded = loaded_of(sweep.model)
     if loaded.remote and analysis.edits:
         check_edits_reach(loaded, next(s for item in sweep.items for s in analysis.samples_of(item)))
     chunks = sweep.chunks
-    parts: list[xr.Dataset] = []
+    parts: dict[int, xr.Dataset] = {}
+    missing = sweep.missing()
     with progress(analysis.experiment, sum(sweep.steps(i) for i in range(len(chunks))), analysis.unit) as advance:
-        for index, chunk in enumerate(chunks):
-            path = sweep.part_path(index)
-            if path is not None and path.exists():
+        for index in range(len(chunks)):
+            if index not in missing:
                 log(f"batch {index + 1}/{len(chunks)}: already done, skipped")
                 advance(sweep.steps(index))
-                parts.append(load(path))
-                continue
-            parts.append(compute_batch(sweep, loaded, index, advance, retry=retry, log=log))
+                parts[index] = load(sweep.part_path(index))
+
+        def compute(index: int) -> xr.Dataset:
+            return batch_result(sweep, loaded, index, advance, retry=retry, log=log)
+
+        for index, part in in_flight_batches(compute, missing, in_flight):
+            parts[index] = keep_part(sweep, loaded, index, part)
             log(f"batch {index + 1}/{len(chunks)}: done")
+    parts = [parts[index] for index in range(len(chunks))]
     return finish(sweep, parts, cli_config=cli_config, attrs=attrs)
 
 
