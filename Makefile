@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/atp_accuracy.py
 	$(VENV)/bin/python benchmarks/cli_startup.py
 	$(VENV)/bin/python benchmarks/dry_run.py
+	$(VENV)/bin/python benchmarks/remote_sweeps.py
 	$(VENV)/bin/python benchmarks/explorer_load.py
 
 clean:

@@ -18,7 +18,10 @@ from anchors.experiments import HeadIntervention, KnockoutProfile, LensProfile
 from anchors.models import ModelSpec
 from anchors.organism.task import write_data
 from anchors.runner import dry_run, run
+from anchors.experiments.knockout import knockout_cost
+from anchors.interventions.specs import Knockout
 from anchors.tracer import sweep
+from anchors.tracer.batching import encode_samples
 
 from .test_experiments import followed_and_failed
 
@@ -143,12 +146,24 @@ def test_a_7b_plan_under_the_paper_preset(organism_data, tmp_path, capsys):
     assert anchors.dry_run is dry_run
 
 
-def test_a_remote_reuse_plan_counts_the_second_clean_trace(organism_data):
+def test_a_remote_reuse_plan_counts_what_the_remote_sweep_runs(organism_data):
     """On a remote model ``reuse`` runs its clean trace twice (keys and values, then layer inputs):
-    one more forward per batch than locally; ``naive`` is the same on both."""
-    samples = DataFolder.open(organism_data).traced(ModelSpec("organism").adapter().tokenizer)
-    for method, extra in (("reuse", 1), ("naive", 0)):
-        analysis = KnockoutProfile(method=method, **KNOCKOUT)
-        here = dry_run(analysis, "organism", samples, batch_size=4)
-        there = dry_run(analysis, ModelSpec("organism", remote=True), samples, batch_size=4)
-        assert there.forwards == here.forwards + extra * len(here.costs) and there.requests == len(here.costs)
+    the plan counts what runs, through nnsight's in-process simulation of a server
+    (``remote="local"``), counted as calls of the last decoder layer (which every forward and rerun
+    passes once)."""
+    loaded = ModelSpec("organism", remote="local").load()
+    samples = DataFolder.open(organism_data).traced(loaded.adapter.tokenizer)[:4]
+    batch, space = encode_samples(loaded.adapter, samples)
+    n_layers = loaded.adapter.shape.n_layers
+    knockouts = [Knockout(source, target, layer, 3) for source, target in (("visual", "instruction"),
+                                                                          ("instruction", "generated"))
+                 for layer in range(n_layers)]
+    calls = []
+    hook = loaded.adapter.layers(loaded.module)[-1].register_forward_hook(lambda *args: calls.append(1))
+    try:
+        sweep.sweep_knockouts(loaded, batch, space, knockouts, method="reuse")
+    finally:
+        hook.remove()
+    planned = knockout_cost(loaded.adapter, samples, {"a": ("visual", "instruction"), "b": ("instruction", "generated")},
+                            (3,), range(n_layers), "reuse", None)
+    assert len(calls) == planned.on(remote=True) == planned.forwards + 1
