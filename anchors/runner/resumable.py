@@ -197,7 +197,7 @@ def run(
     ``attrs`` are added to the result's (e.g. how the samples were drawn from a data folder).
     A remote model's failed batch is retried per ``retry`` (:class:`~anchors.runner.batches.Retry`),
     then fails naming it. On a remote model, up to ``in_flight`` batches are sent at once
-    (:mod:`~anchors.runner.in_flight`), each written as it finishes.
+    (``anchors.runner.in_flight``), each written as it finishes.
 
     >>> out = tmp / "lens.nc"
     >>> lens = anchors.run(anchors.LensProfile(heads=False), "organism", samples, out=out)
