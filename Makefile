@@ -21,16 +21,15 @@ system-packages:
 
 # The engines' tests (tests/test_backends.py: a real NDIF stack and Ray cluster) spend most of their
 # time waiting for services to start and stop, so they run in a second pytest process beside the
-# rest, which pytest-xdist spreads over two workers per core (whole files per worker: module
-# fixtures are built once; many tests wait on a browser, Java or a subprocess, and with one worker
-# per core a CI run used 1.1 of the 2 cores); their output follows the rest's, and either failing
-# fails the target. Every process computes on one thread: several processes whose torch threads
+# rest, which pytest-xdist spreads over one worker per core (whole files per worker: module
+# fixtures are built once; two workers per core were no faster: 19.3 min against 18.6); their
+# output follows the rest's, and either failing fails the target. Every process computes on one thread: several processes whose torch threads
 # spin-wait for each other's cores doubled the CPU time of a CI run (41 min of CPU against 21).
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 test: $(STAMP) system-packages
 	@$(TEST_ENV) $(VENV)/bin/python -m pytest -q --durations=20 -p no:cacheprovider tests/test_backends.py > .engines.log 2>&1 & \
 	engines=$$!; \
-	$(TEST_ENV) $(VENV)/bin/python -m pytest -q --durations=20 -n $$(( 2 * $$(nproc) )) --dist loadfile --ignore=tests/test_backends.py; rest=$$?; \
+	$(TEST_ENV) $(VENV)/bin/python -m pytest -q --durations=20 -n auto --dist loadfile --ignore=tests/test_backends.py; rest=$$?; \
 	wait $$engines; status=$$?; echo "--- tests/test_backends.py (run beside the rest) ---"; cat .engines.log; \
 	rm -f .engines.log; echo "pytest exit codes: the rest $$rest, tests/test_backends.py $$status"; \
 	exit $$(( rest || status ))
