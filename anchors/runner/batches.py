@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 
 import xarray as xr
 
-from ..errors import AnchorsError
+from ..errors import AnchorsError, InputError
 from ..experiments.base import Advance
 from ..models.loading import LoadedModel
 from ..results.netcdf import load, save
@@ -65,7 +65,7 @@ def batch_result(sweep: Plan, loaded: LoadedModel, index: int, advance: Advance 
             wait = retry.wait(attempt)
             log(f"{where}: {type(error).__name__}: {error}; retrying in {wait:.1f} s")
             time.sleep(wait)
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    raise InputError(f"Retry(attempts={retry.attempts}): a batch needs at least one attempt")
 
 
 def keep_part(sweep: Plan, loaded: LoadedModel, index: int, part: xr.Dataset) -> xr.Dataset:
