@@ -72,8 +72,8 @@ class HeadScale:
 # How a sweep of many knockouts is computed (exact: reuse, naive; estimated: atp, atp+verify).
 EXACT_KNOCKOUT_METHODS: tuple[str, ...] = ("reuse", "naive")
 KNOCKOUT_METHODS: tuple[str, ...] = EXACT_KNOCKOUT_METHODS + ("atp", "atp+verify")
-# On a remote server only ``naive`` keeps each batch's reply small: the others bring every layer's
-# inputs, keys and values back to the client.
+# The exact methods run on a remote server, each batch one request whose reply holds readouts only;
+# ``atp``'s backward pass cannot (check_remote_method says why).
 REMOTE_KNOCKOUT_METHODS: tuple[str, ...] = ("naive", "reuse")
 
 

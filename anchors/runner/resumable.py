@@ -204,12 +204,12 @@ def run(
     >>> anchors.run(anchors.LensProfile(heads=False), "organism", samples, out=out).identical(lens)  # resumed: complete
     True
     """
+    if in_flight > 1 and not as_spec(model).remote:  # before plan() encodes every prompt
+        raise InputError(f"in_flight={in_flight} (--in-flight) overlaps the waits of remote batches; this model runs "
+                         "here, where batches run one after another: drop the option or add --remote")
     sweep = plan(analysis, model, samples, out=out, batch_size=batch_size, overwrite=overwrite, log=log)
     if sweep.done is not None:
         return sweep.done
-    if in_flight > 1 and not sweep.model.remote:
-        raise InputError(f"in_flight={in_flight} (--in-flight) overlaps the waits of remote batches; this model runs "
-                         "here, where batches run one after another: drop the option or add --remote")
     loaded = loaded_of(sweep.model)
     if loaded.remote and analysis.edits:
         check_edits_reach(loaded, next(s for item in sweep.items for s in analysis.samples_of(item)))

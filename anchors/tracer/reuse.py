@@ -116,9 +116,9 @@ def captured(saved: dict[str, Any], answer: dict[str, torch.Tensor], adapter: An
                              "slice; use --method naive")
     pad = [None] * (adapter.shape.n_layers - len(saved["masks"]))
     cache = saved["cache"]
-    return CleanRun(TraceOutputs(valid=torch.ones(0), **answer), saved["hidden"], [layer.keys.detach() for layer in cache.layers],
-                    [layer.values.detach() for layer in cache.layers], pad + saved["masks"], pad + saved["kwargs"],
-                    saved["between"])
+    return CleanRun(TraceOutputs(valid=torch.ones(0), **answer), saved["hidden"],
+                    [layer.keys.detach() for layer in cache.layers], [layer.values.detach() for layer in cache.layers],
+                    pad + saved["masks"], pad + saved["kwargs"], saved["between"])
 
 
 def clean_run(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces, start_layers: Sequence[int]) -> CleanRun:
@@ -136,8 +136,8 @@ def clean_trace_options() -> dict[str, Any]:
 
 
 def clean_readouts(model: Any, adapter: Any, space: Subspaces, start_layers: Sequence[int]) -> dict[str, Any]:
-    """Inside a running clean trace (opened with :func:`clean_trace_options`): what :func:`captured` needs, the answer's readouts under
-    ``"answer"`` and the filled cache under ``"cache"``."""
+    """Inside a running clean trace (opened with :func:`clean_trace_options`): what :func:`captured`
+    needs, the answer's readouts under ``"answer"`` and the filled cache under ``"cache"``."""
     saved: dict[str, Any] = {"hidden": {}, "masks": [], "kwargs": [], "between": {}}
     for i in range(adapter.shape.n_layers):
         capture_layer(model, adapter, i, start_layers, saved)
@@ -208,8 +208,8 @@ def rerun(adapter: Any, root: Any, clean: CleanRun, roles: torch.Tensor, setting
         edited = [knockout_mask(mask, roles, [codes[s]] if i in windows[s] else [], queries, hidden.dtype)
                   for s in range(rows)]
         kwargs = {k: _slice(v, LAYER_KWARGS[k], t0, rows) if k in LAYER_KWARGS else v for k, v in clean.kwargs[i].items()}
-        out = adapter.layer(root, i)(hidden, attention_mask=torch.cat(edited), past_key_values=prefix_cache(clean, i, rows, t0),
-                                     use_cache=True, **kwargs)
+        out = adapter.layer(root, i)(hidden, attention_mask=torch.cat(edited),
+                                     past_key_values=prefix_cache(clean, i, rows, t0), use_cache=True, **kwargs)
         hidden = out[0] if isinstance(out, tuple) else out
         if i in clean.between:
             hidden = hidden + clean.between[i][:, t0:].repeat(rows, 1, 1)

@@ -103,7 +103,7 @@ def sweep_knockouts(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspac
                          "linear-attention layers keep a recurrent state rather than keys and values; use --method naive")
     starts = sorted({min(k.layers(n_layers)) for k in knockouts})
     if method == "reuse" and loaded.remote:
-        sweep = _reuse_in_one_request(loaded, batch, subspaces, knockouts, max_rows)
+        sweep = _reuse_in_one_request(loaded, batch, subspaces, knockouts, starts, max_rows)
         advance(1 + len(knockouts))
         return sweep
     if method == "reuse":
@@ -184,7 +184,7 @@ def exact_reruns(adapter: Any, root: Any, run: CleanRun, roles: torch.Tensor, sp
 
 
 def _reuse_in_one_request(loaded: LoadedModel, batch: EncodedBatch, subspaces: Subspaces,
-                          knockouts: Sequence[Knockout], max_rows: int | None) -> Sweep:
+                          knockouts: Sequence[Knockout], starts: Sequence[int], max_rows: int | None) -> Sweep:
     """A remote model's ``reuse`` sweep of one batch as one request (a session of two clean
     traces): the first keeps every layer's keys and values, the second every layer's inputs, and
     the reruns call the decoder layers on the server inside it (envoy calls, which ndif's sandbox
@@ -192,7 +192,6 @@ def _reuse_in_one_request(loaded: LoadedModel, batch: EncodedBatch, subspaces: S
     layer whose input the block reads runs on a copy of its inputs, so its key/value cache update
     never reaches the cache the model returns."""
     model, adapter = loaded.model, loaded.adapter
-    starts = sorted({min(k.layers(adapter.shape.n_layers)) for k in knockouts})
     with torch.no_grad(), model.session(**remote_kwargs(loaded)):
         with model.trace(batch.inputs, **clean_trace_options()):
             cache = model.output.past_key_values
